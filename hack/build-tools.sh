@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Builds the local cluster's binaries from the Go module proxy, cached by version.
+#
+# Output: $FERRY_CACHE/bin/<name>-<version> plus a plain <name> symlink, for
+#   kube-apiserver kube-controller-manager kube-scheduler kubelet (Kubernetes)
+#   kwok, minio, helm.
+# A binary already present for its pinned version is reused (warm start).
+# Versions live in hack/versions.env only.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=versions.env
+source "$here/versions.env"
+
+FERRY_CACHE="${FERRY_CACHE:-$HOME/.cache/ferry}"
+BIN="$FERRY_CACHE/bin"
+SRC="$FERRY_CACHE/src"
+mkdir -p "$BIN" "$SRC"
+export GOFLAGS="-mod=mod"
+export CGO_ENABLED=0
+export GOTOOLCHAIN=local
+
+want=("$@")
+[ ${#want[@]} -gt 0 ] || want=(kubernetes kwok minio helm)
+
+have() { [ -x "$BIN/$1-$2" ]; }
+link() { ln -sf "$1-$2" "$BIN/$1"; }
+stamp() { date +%s; }
+
+build_kubernetes() {
+  local v="$KUBERNETES_VERSION" staging="v0${KUBERNETES_VERSION#v1}"
+  local names=(kube-apiserver kube-controller-manager kube-scheduler kubelet)
+  local missing=0
+  for n in "${names[@]}"; do have "$n" "$v" || missing=1; done
+  if [ $missing = 0 ]; then
+    for n in "${names[@]}"; do link "$n" "$v"; done
+    echo "kubernetes $v: cached"; return
+  fi
+  local mod="$SRC/kubernetes-$v"
+  mkdir -p "$mod"
+  {
+    echo "module ferry.dev/localcluster"
+    echo "go 1.23"
+    echo "require k8s.io/kubernetes $v"
+    for m in api apiextensions-apiserver apimachinery apiserver cli-runtime client-go \
+      cloud-provider cluster-bootstrap code-generator component-base component-helpers \
+      controller-manager cri-api cri-client csi-translation-lib dynamic-resource-allocation \
+      endpointslice externaljwt kms kube-aggregator kube-controller-manager kube-proxy \
+      kube-scheduler kubectl kubelet metrics mount-utils pod-security-admission \
+      sample-apiserver sample-cli-plugin sample-controller; do
+      echo "replace k8s.io/$m => k8s.io/$m $staging"
+    done
+  } >"$mod/go.mod"
+  cat >"$mod/tools.go" <<'EOF'
+//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubelet"
+)
+EOF
+  local t0; t0=$(stamp)
+  (cd "$mod" && go mod tidy -e >/dev/null 2>&1 || true)
+  local ld="-s -w -X k8s.io/component-base/version.gitVersion=$v -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=32"
+  local out="$mod/out"; mkdir -p "$out"
+  local try
+  for try in 1 2 3; do
+    (cd "$mod" && go build -trimpath -ldflags "$ld" -o "$out/" \
+      k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+      k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubelet) && break
+    [ "$try" = 3 ] && return 1
+    echo "kubernetes build failed (attempt $try); retrying" >&2; sleep $((try * 10))
+  done
+  for n in "${names[@]}"; do mv "$out/$n" "$BIN/$n-$v"; link "$n" "$v"; done
+  echo "kubernetes $v: built in $(( $(stamp) - t0 ))s"
+}
+
+build_go_install() {  # name module-path version
+  local name="$1" pkg="$2" v="$3"
+  if have "$name" "$v"; then link "$name" "$v"; echo "$name $v: cached"; return; fi
+  local t0; t0=$(stamp)
+  local gobin="$SRC/gobin-$name-$v"; mkdir -p "$gobin"
+  local try
+  for try in 1 2 3 4; do
+    GOBIN="$gobin" go install -trimpath -ldflags "-s -w" "$pkg@$v" && break
+    [ "$try" = 4 ] && return 1
+    echo "go install $pkg failed (attempt $try); retrying" >&2; sleep $((try * 5))
+  done
+  mv "$gobin/$name" "$BIN/$name-$v"; link "$name" "$v"
+  echo "$name $v: built in $(( $(stamp) - t0 ))s"
+}
+
+for w in "${want[@]}"; do
+  case "$w" in
+    kubernetes) build_kubernetes ;;
+    kwok) build_go_install kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION" ;;
+    minio) build_go_install minio github.com/minio/minio "$MINIO_VERSION" ;;
+    helm) build_go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" ;;
+    *) echo "unknown tool: $w" >&2; exit 2 ;;
+  esac
+done

@@ -1,0 +1,206 @@
+"""The App kind: a registered, versioned application that Jobs run.
+
+Owns: App spec and status fields, their bounds and admission rules (as CEL in the schema).
+Must not: know about Jobs' lifecycle or talk to any server.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import ConfigDict, Field, model_validator
+
+from ferry.api.common import (
+    ENV_NAME,
+    IDENTIFIER,
+    MAX_RUN_SECONDS,
+    Condition,
+    Glob,
+    LabelName,
+    LongText,
+    Resources,
+    RuntimeType,
+    ShortText,
+    WireModel,
+)
+
+Scalar = str | int | float | bool
+
+
+def _list_map(key: str = "name") -> dict[str, Any]:
+    return {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": [key]}
+
+
+class ParameterType(StrEnum):
+    STRING = "string"
+    INTEGER = "integer"
+    NUMBER = "number"
+    BOOLEAN = "boolean"
+
+
+class Parameter(WireModel):
+    """One typed parameter a Job may set; referenced in templates as `{{params.NAME}}`."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.minimum) || !has(self.maximum)"
+                    " || self.minimum <= self.maximum",
+                    "message": "minimum must not exceed maximum",
+                },
+                {
+                    "rule": "!(has(self.minimum) || has(self.maximum))"
+                    " || self.type in ['integer', 'number']",
+                    "message": "minimum/maximum apply only to integer and number parameters",
+                },
+                {
+                    "rule": "!has(self.pattern) || self.type == 'string'",
+                    "message": "pattern applies only to string parameters",
+                },
+            ]
+        }
+    )
+
+    name: Annotated[str, Field(min_length=1, max_length=63, pattern=IDENTIFIER)] = Field(
+        description="Identifier used as {{params.NAME}} and as the key in Job.spec.parameters."
+    )
+    type: ParameterType = Field(
+        default=ParameterType.STRING, description="string, integer, number or boolean."
+    )
+    default: Scalar | None = Field(
+        default=None, description="Value used when the Job does not set the parameter."
+    )
+    required: bool = Field(default=False, description="A Job must set it (or a default exists).")
+    enum: Annotated[list[Scalar], Field(max_length=64)] | None = Field(
+        default=None, description="The only values allowed."
+    )
+    minimum: float | None = Field(default=None, description="Smallest allowed number.")
+    maximum: float | None = Field(default=None, description="Largest allowed number.")
+    pattern: Annotated[str, Field(max_length=256)] | None = Field(
+        default=None, description="Regular expression a string value must match in full."
+    )
+    description: ShortText | None = None
+
+
+class AppInput(WireModel):
+    """A named input an App consumes; staged to /ferry/inputs/NAME, `{{inputs.NAME}}`."""
+
+    name: LabelName = Field(description="DNS label; the staged path is /ferry/inputs/NAME.")
+    required: bool = Field(default=True, description="A Job must provide it.")
+    description: ShortText | None = None
+
+
+class Outputs(WireModel):
+    """Which files under the working directory are archived, as globs relative to it."""
+
+    include: Annotated[list[Glob], Field(max_length=64)] = Field(
+        default_factory=lambda: ["**"], description='Globs to archive; "**" is everything.'
+    )
+    exclude: Annotated[list[Glob], Field(max_length=64)] = Field(
+        default_factory=list, description="Globs left out even when included."
+    )
+
+
+class EnvVar(WireModel):
+    """An environment variable of the app container; the value may hold templates."""
+
+    name: Annotated[str, Field(min_length=1, max_length=253, pattern=ENV_NAME)]
+    value: LongText = ""
+
+
+class MPIImplementation(StrEnum):
+    OPENMPI = "OpenMPI"
+    INTEL = "Intel"
+    MPICH = "MPICH"
+
+
+class MPISpec(WireModel):
+    """Shape of an MPI run (a Kubeflow MPIJob): a launcher and this many workers."""
+
+    workers: Annotated[int, Field(ge=1, le=1024)] = 1
+    slots_per_worker: Annotated[int, Field(ge=1, le=256)] = 1
+    implementation: MPIImplementation = MPIImplementation.OPENMPI
+
+
+class Runtime(WireModel):
+    """How the app runs: a single Pod, or an MPI job through the Kubeflow MPI Operator."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.type == 'MPI' || !has(self.mpi)",
+                    "message": "mpi is set only when type is MPI",
+                }
+            ]
+        }
+    )
+
+    type: RuntimeType = Field(default="Pod", description="Pod or MPI.")
+    mpi: MPISpec | None = None
+
+
+class AppSpec(WireModel):
+    """What to run and how: image, command templates, typed parameters, inputs, outputs."""
+
+    version: Annotated[str, Field(max_length=64)] = Field(
+        default="", description="The App's version, recorded in every Job's status.app."
+    )
+    description: Annotated[str, Field(max_length=2048)] | None = None
+    image: Annotated[str, Field(min_length=1, max_length=512, pattern=r"^\S+$")] = Field(
+        description="Container image of the app."
+    )
+    command: Annotated[list[LongText], Field(max_length=64)] | None = Field(
+        default=None, description="Entrypoint; the image's own when unset. May hold templates."
+    )
+    args: Annotated[list[LongText], Field(max_length=256)] = Field(
+        default_factory=list,
+        description="Arguments; templates {{params.X}}, {{inputs.X}}, {{job.name}}, "
+        "{{job.namespace}}, {{job.attempt}}, {{workdir}} are substituted.",
+    )
+    env: Annotated[list[EnvVar], Field(max_length=64)] = Field(
+        default_factory=list, json_schema_extra=_list_map()
+    )
+    parameters: Annotated[list[Parameter], Field(max_length=64)] = Field(
+        default_factory=list, json_schema_extra=_list_map()
+    )
+    inputs: Annotated[list[AppInput], Field(max_length=32)] = Field(
+        default_factory=list, json_schema_extra=_list_map()
+    )
+    outputs: Outputs = Field(default_factory=Outputs)
+    resources: Resources = Field(default_factory=Resources)
+    runtime: Runtime = Field(default_factory=Runtime)
+    max_run_seconds: Annotated[int, Field(ge=1, le=MAX_RUN_SECONDS)] | None = Field(
+        default=None, description="Default time limit of this App's Jobs, in seconds."
+    )
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> AppSpec:
+        for field in ("env", "parameters", "inputs"):
+            names = [item.name for item in getattr(self, field)]
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"spec.{field}: duplicate name(s) {', '.join(dupes)}")
+        return self
+
+
+class AppStatus(WireModel):
+    """Whether the App is usable by Jobs, and which spec that verdict is about."""
+
+    observed_generation: int | None = None
+    spec_hash: Annotated[str, Field(max_length=64)] | None = None
+    conditions: Annotated[list[Condition], Field(max_length=16)] = Field(
+        default_factory=list, json_schema_extra=_list_map("type")
+    )
+
+
+class App(WireModel):
+    """A registered, versioned application."""
+
+    api_version: str = "ferry.dev/v1alpha1"
+    kind: str = "App"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: AppSpec
+    status: AppStatus | None = None

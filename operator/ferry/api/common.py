@@ -1,0 +1,123 @@
+"""Shared building blocks of Ferry's API: the wire model base, bounded types, conditions.
+
+Owns: the camelCase wire convention, the bounds every string and list carries, and the
+metav1.Condition shape. Must not: import anything outside pydantic and the standard library.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+GROUP = "ferry.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
+ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
+# A Kubernetes resource quantity, without a sign: "500m", "2", "4Gi", "1.5", "1e3".
+QUANTITY = (
+    r"^(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"(([KMGTPE]i)|[numkMGTPE]|([eE][+-]?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+SHA256_HEX = r"^[a-fA-F0-9]{64}$"
+
+#: A reference to an object in the same namespace (DNS-1123 subdomain).
+ObjectName = Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)]
+#: A name that ends up in a label value or a container name (DNS-1123 label).
+LabelName = Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL)]
+Quantity = Annotated[str, Field(max_length=64, pattern=QUANTITY)]
+ShortText = Annotated[str, Field(max_length=256)]
+LongText = Annotated[str, Field(max_length=4096)]
+Glob = Annotated[str, Field(min_length=1, max_length=512)]
+
+MAX_RUN_SECONDS = 30 * 24 * 3600
+MAX_CONDITION_MESSAGE = 1024
+
+
+class WireModel(BaseModel):
+    """Base of every API object part: camelCase on the wire, unknown fields refused."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        validate_assignment=False,
+        frozen=True,
+    )
+
+    def wire(self) -> dict[str, Any]:
+        """The object as it is written to the apiserver: camelCase, unset fields omitted."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Condition(WireModel):
+    """A metav1.Condition: one observed aspect of an object's state."""
+
+    type: Annotated[str, Field(min_length=1, max_length=316, pattern=r"^[A-Za-z][A-Za-z0-9]*$")]
+    status: ConditionStatus
+    observed_generation: Annotated[int, Field(ge=0)] | None = None
+    last_transition_time: datetime
+    reason: Annotated[
+        str,
+        Field(min_length=1, max_length=1024, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"),
+    ]
+    message: Annotated[str, Field(max_length=32768)] = ""
+
+
+class SecretKeyRef(WireModel):
+    """Names a Secret in the Job's namespace holding S3 credentials.
+
+    The Secret must carry the keys `accessKey` and `secretKey` (names can be changed with
+    `accessKeyKey` / `secretKeyKey`). Ferry never reads it: the keys reach the staging and
+    archive containers through secretKeyRef environment variables.
+    """
+
+    name: ObjectName
+    access_key_key: Annotated[str, Field(min_length=1, max_length=253, pattern=ENV_NAME)] = (
+        "accessKey"
+    )
+    secret_key_key: Annotated[str, Field(min_length=1, max_length=253, pattern=ENV_NAME)] = (
+        "secretKey"  # noqa: S105 - the name of a key, not a secret
+    )
+
+
+class S3Location(WireModel):
+    """Where objects live in an S3-compatible store. Endpoint and credentials default to
+    the operator's default store."""
+
+    bucket: Annotated[
+        str, Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    ]
+    endpoint: Annotated[str, Field(max_length=512, pattern=r"^https?://[^\s/]+(/.*)?$")] | None = (
+        Field(default=None, description="S3 endpoint URL, e.g. https://s3.example.org:9000.")
+    )
+    region: Annotated[str, Field(max_length=64)] | None = None
+    secret_ref: SecretKeyRef | None = Field(
+        default=None, description="Secret with the credentials; the default store's otherwise."
+    )
+
+
+class Resources(WireModel):
+    """Compute requests of the app container (also used as its limits)."""
+
+    cpu: Quantity | None = Field(default=None, description='CPU cores, e.g. "2" or "500m".')
+    memory: Quantity | None = Field(default=None, description='Memory, e.g. "4Gi".')
+    gpu: Annotated[int, Field(ge=0, le=64)] | None = Field(
+        default=None, description="Whole GPUs, requested as nvidia.com/gpu."
+    )
+
+
+RuntimeType = Literal["Pod", "MPI"]

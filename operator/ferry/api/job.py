@@ -1,0 +1,373 @@
+"""The Job kind: one execution of an App, its spec, its observed status and its states.
+
+Owns: Job spec and status fields, bounds, admission (CEL) rules, and the state vocabulary
+of DESIGN.md section 2. Must not: decide transitions (ferry.decisions does) or do I/O.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import ConfigDict, Field, model_validator
+
+from ferry.api.app import Scalar
+from ferry.api.common import (
+    IDENTIFIER,
+    MAX_RUN_SECONDS,
+    SHA256_HEX,
+    Condition,
+    Glob,
+    LabelName,
+    ObjectName,
+    Quantity,
+    Resources,
+    S3Location,
+    WireModel,
+)
+
+MAX_HISTORY = 50
+#: Job names end up in pod names "<job>-<attempt>-archive" and in label values.
+MAX_JOB_NAME = 52
+MAX_INLINE_BYTES = 65536
+
+
+class State(StrEnum):
+    PENDING = "Pending"
+    BLOCKED = "Blocked"
+    AWAITING_PARENTS = "AwaitingParents"
+    SUSPENDED = "Suspended"
+    QUEUED = "Queued"
+    STAGING_INPUTS = "StagingInputs"
+    RUNNING = "Running"
+    ARCHIVING = "Archiving"
+    RETRYING = "Retrying"
+    CANCELLING = "Cancelling"
+    FINISHED = "Finished"
+    FAILED = "Failed"
+    TIMED_OUT = "TimedOut"
+    CANCELLED = "Cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset({State.FINISHED, State.FAILED, State.TIMED_OUT, State.CANCELLED})
+
+
+class ConditionType(StrEnum):
+    ACCEPTED = "Accepted"
+    INPUTS_STAGED = "InputsStaged"
+    ARCHIVED = "Archived"
+    SUCCEEDED = "Succeeded"
+    RECONCILING = "Reconciling"
+    STALLED = "Stalled"
+    READY = "Ready"
+
+
+def _list_map(key: str = "name") -> dict[str, Any]:
+    return {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": [key]}
+
+
+def _immutable(what: str) -> dict[str, Any]:
+    return {
+        "x-kubernetes-validations": [
+            {"rule": "self == oldSelf", "message": f"{what} is immutable after creation"}
+        ]
+    }
+
+
+class AppRef(WireModel):
+    """The App to run, in the Job's namespace."""
+
+    name: ObjectName
+
+
+class S3Source(S3Location):
+    """An object (key) or every object under a prefix (prefix) in an S3-compatible store."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.key) != has(self.prefix)",
+                    "message": "exactly one of key or prefix must be set",
+                }
+            ]
+        }
+    )
+
+    key: Annotated[str, Field(min_length=1, max_length=1024)] | None = None
+    prefix: Annotated[str, Field(min_length=1, max_length=1024)] | None = None
+
+    @model_validator(mode="after")
+    def _key_or_prefix(self) -> S3Source:
+        if (self.key is None) == (self.prefix is None):
+            raise ValueError("exactly one of key or prefix must be set")
+        return self
+
+
+class HttpSource(WireModel):
+    """A file fetched over HTTP(S); loopback, link-local and metadata addresses are refused."""
+
+    url: Annotated[str, Field(min_length=1, max_length=2048, pattern=r"^https?://[^\s]+$")]
+    sha256: Annotated[str, Field(pattern=SHA256_HEX)] | None = Field(
+        default=None, description="Expected SHA-256 (hex); staging fails on a mismatch."
+    )
+
+
+class PvcSource(WireModel):
+    """A file or directory in a PersistentVolumeClaim of the Job's namespace, read-only."""
+
+    claim_name: ObjectName
+    path: Annotated[str, Field(min_length=1, max_length=1024)] = Field(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!self.startsWith('/') && !self.split('/').exists(p, p == '..')",
+                    "message": "path must be relative and must not contain '..'",
+                }
+            ]
+        }
+    )
+
+
+class ConfigMapSource(WireModel):
+    """One key of a ConfigMap in the Job's namespace."""
+
+    name: ObjectName
+    key: Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")]
+
+
+class InputSource(WireModel):
+    """Where an input comes from: exactly one of s3, http, pvc, configMap, inline."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "[has(self.s3), has(self.http), has(self.pvc), has(self.configMap),"
+                    " has(self.inline)].filter(x, x).size() == 1",
+                    "message": "exactly one of s3, http, pvc, configMap, inline must be set",
+                }
+            ]
+        }
+    )
+
+    s3: S3Source | None = None
+    http: HttpSource | None = None
+    pvc: PvcSource | None = None
+    config_map: ConfigMapSource | None = None
+    inline: Annotated[str, Field(max_length=MAX_INLINE_BYTES)] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> InputSource:
+        kinds = [
+            k for k in ("s3", "http", "pvc", "config_map", "inline") if getattr(self, k) is not None
+        ]
+        if len(kinds) != 1:
+            raise ValueError("exactly one of s3, http, pvc, configMap, inline must be set")
+        return self
+
+    @property
+    def kind(self) -> str:
+        for name, value in (
+            ("s3", self.s3),
+            ("http", self.http),
+            ("pvc", self.pvc),
+            ("configMap", self.config_map),
+        ):
+            if value is not None:
+                return name
+        return "inline"
+
+
+class JobInput(WireModel):
+    """An input of the App, bound to a source."""
+
+    name: LabelName
+    source: InputSource
+
+
+class Retry(WireModel):
+    """Retry budgets, counted separately for the app's own failures and the platform's."""
+
+    app_failures: Annotated[int, Field(ge=0, le=20)] = Field(
+        default=0, description="Retries after the app exits non-zero."
+    )
+    infra_failures: Annotated[int, Field(ge=0, le=20)] = Field(
+        default=3,
+        description="Retries after eviction, node loss, preemption or a deleted pod.",
+    )
+
+
+class Archive(WireModel):
+    """Where and what to archive after each attempt."""
+
+    s3: S3Location | None = Field(
+        default=None, description="The operator's default store when unset."
+    )
+    prefix: Annotated[str, Field(max_length=512)] | None = Field(
+        default=None, description="Key prefix inside the bucket."
+    )
+    include: Annotated[list[Glob], Field(max_length=64)] | None = Field(
+        default=None, description="Globs relative to the workdir; the App's outputs when unset."
+    )
+    exclude: Annotated[list[Glob], Field(max_length=64)] | None = None
+    on_failure: bool = Field(default=True, description="Archive logs and outputs on failure too.")
+
+
+class Workspace(WireModel):
+    """The per-attempt PersistentVolumeClaim that holds inputs and the working directory."""
+
+    size: Quantity = "1Gi"
+    storage_class_name: ObjectName | None = None
+
+
+class JobSpec(WireModel):
+    """What to run: the App, its parameters and inputs, and the policies around the run."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": f"has(self.{f}) == has(oldSelf.{f})",
+                    "message": f"{f} cannot be added or removed after creation",
+                }
+                for f in ("resources", "archive", "workspace", "retry")
+            ]
+        }
+    )
+
+    app_ref: AppRef = Field(json_schema_extra=_immutable("appRef"))
+    parameters: Annotated[
+        dict[Annotated[str, Field(pattern=IDENTIFIER)], Scalar], Field(max_length=64)
+    ] = Field(
+        default_factory=dict,
+        description="Values of the App's parameters, by name.",
+        json_schema_extra=_immutable("parameters"),
+    )
+    inputs: Annotated[list[JobInput], Field(max_length=32)] = Field(
+        default_factory=list,
+        json_schema_extra={**_list_map(), **_immutable("inputs")},
+    )
+    resources: Resources | None = Field(
+        default=None,
+        description="Overrides the App's resources.",
+        json_schema_extra=_immutable("resources"),
+    )
+    parents: Annotated[list[ObjectName], Field(max_length=32)] = Field(
+        default_factory=list,
+        description="Jobs in this namespace that must be Finished before this one starts.",
+        json_schema_extra={"x-kubernetes-list-type": "set", **_immutable("parents")},
+    )
+    max_run_seconds: Annotated[int, Field(ge=1, le=MAX_RUN_SECONDS)] | None = Field(
+        default=None, description="Time limit of the app's run; may be raised while running."
+    )
+    retry: Retry | None = Field(default=None, json_schema_extra=_immutable("retry"))
+    archive: Archive | None = Field(default=None, json_schema_extra=_immutable("archive"))
+    workspace: Workspace | None = Field(default=None, json_schema_extra=_immutable("workspace"))
+    suspend: bool = Field(default=False, description="Hold before start; stop and resume later.")
+    cancel: bool = Field(default=False, description="true ends the Job as Cancelled.")
+    ttl_seconds_after_finished: Annotated[int, Field(ge=0, le=MAX_RUN_SECONDS)] | None = Field(
+        default=None, description="Delete the Job this long after it reaches a terminal state."
+    )
+
+    @model_validator(mode="after")
+    def _unique(self) -> JobSpec:
+        names = [i.name for i in self.inputs]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"spec.inputs: duplicate name(s) {', '.join(dupes)}")
+        if len(set(self.parents)) != len(self.parents):
+            raise ValueError("spec.parents: duplicate names")
+        return self
+
+    @property
+    def effective_retry(self) -> Retry:
+        return self.retry or Retry()
+
+
+class AppSnapshot(WireModel):
+    """The App as it was when the Job was accepted."""
+
+    name: str
+    version: str = ""
+    image: str
+    spec_hash: str
+
+
+class Outputs(WireModel):
+    """Where an attempt's outputs were archived, and how much."""
+
+    uri: str
+    files: int = 0
+    bytes: int = 0
+    manifest: str = ""
+
+
+class HistoryEntry(WireModel):
+    state: State
+    time: datetime
+    reason: str = ""
+    message: Annotated[str, Field(max_length=1024)] = ""
+
+
+class RetryCounts(WireModel):
+    """Failures counted against each retry budget so far."""
+
+    app_failures: int = 0
+    infra_failures: int = 0
+
+
+class RunOutcome(StrEnum):
+    """How the current attempt's run ended, kept until the attempt is archived and judged."""
+
+    SUCCEEDED = "Succeeded"
+    APP_FAILED = "AppFailed"
+    TIMED_OUT = "TimedOut"
+
+
+class JobStatus(WireModel):
+    """What Ferry observed of the Job; written by the operator only."""
+
+    state: State | None = None
+    reason: str | None = None
+    message: str | None = None
+    observed_generation: int | None = None
+    attempt: int | None = None
+    app: AppSnapshot | None = None
+    submit_time: datetime | None = None
+    start_time: datetime | None = None
+    completion_time: datetime | None = None
+    run_end_time: datetime | None = None
+    runtime: str | None = Field(default=None, description="How long the app ran, e.g. 1m20s.")
+    exit_code: int | None = None
+    pod_name: str | None = None
+    outputs: Outputs | None = None
+    run_outcome: RunOutcome | None = Field(
+        default=None, description="How the current attempt's run ended (before archiving)."
+    )
+    retries: RetryCounts | None = None
+    archive_try: int | None = Field(default=None, description="Archive pods tried this attempt.")
+    history: Annotated[list[HistoryEntry], Field(max_length=MAX_HISTORY)] = Field(
+        default_factory=list
+    )
+    conditions: Annotated[list[Condition], Field(max_length=16)] = Field(
+        default_factory=list, json_schema_extra=_list_map("type")
+    )
+
+    def condition(self, type_: str) -> Condition | None:
+        return next((c for c in self.conditions if c.type == type_), None)
+
+
+class Job(WireModel):
+    """One execution of an App."""
+
+    api_version: str = "ferry.dev/v1alpha1"
+    kind: str = "Job"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: JobSpec
+    status: JobStatus | None = None

@@ -1,0 +1,209 @@
+"""What the lifecycle decision sees: the Job, its App, its parents, its pods, and the time.
+
+Owns: the immutable observation value types and the pure parsing of pod dictionaries (as
+the apiserver returns them) into `PodView`s. Must not: fetch anything; handlers gather the
+objects and hand them over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from ferry.api.app import AppSpec
+from ferry.api.job import JobSpec, JobStatus, State
+from ferry.config import OperatorConfig
+
+LABEL_JOB = "ferry.dev/job"
+LABEL_ATTEMPT = "ferry.dev/attempt"
+LABEL_ROLE = "ferry.dev/role"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY = "ferry"
+
+APP_CONTAINER = "app"
+ARCHIVE_CONTAINER = "archive"
+
+Role = Literal["run", "archive"]
+Phase = Literal["Pending", "Running", "Succeeded", "Failed", "Unknown"]
+
+
+@dataclass(frozen=True)
+class ContainerView:
+    name: str
+    state: Literal["waiting", "running", "terminated"] | None = None
+    exit_code: int | None = None
+    reason: str = ""
+    message: str = ""
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    restart_count: int = 0
+
+
+@dataclass(frozen=True)
+class PodView:
+    """The parts of a pod the lifecycle cares about."""
+
+    name: str
+    attempt: int
+    role: Role
+    phase: Phase = "Pending"
+    deleting: bool = False
+    scheduled: bool = False
+    schedule_message: str = ""
+    reason: str = ""
+    message: str = ""
+    disruption: str = ""
+    init: tuple[ContainerView, ...] = ()
+    main: ContainerView | None = None
+    archive_try: int = 0
+
+    @property
+    def live(self) -> bool:
+        """Not yet ended: it holds, or may still hold, resources."""
+        return self.phase not in ("Succeeded", "Failed")
+
+
+@dataclass(frozen=True)
+class JobView:
+    name: str
+    namespace: str
+    uid: str
+    generation: int
+    creation_time: datetime
+    spec: JobSpec | None
+    status: JobStatus
+    spec_error: str = ""
+    deleting: bool = False
+
+
+@dataclass(frozen=True)
+class AppView:
+    """The App named by the Job, as found (spec None when it does not parse)."""
+
+    name: str
+    spec: AppSpec | None
+    spec_hash: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class ParentView:
+    name: str
+    state: State | None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Everything `decide` needs; nothing else influences it."""
+
+    job: JobView
+    now: datetime
+    config: OperatorConfig
+    app: AppView | None = None
+    parents: Mapping[str, ParentView | None] = field(default_factory=dict)
+    pods: tuple[PodView, ...] = ()
+    pvcs: frozenset[str] = frozenset()
+    mpi_available: bool = True
+
+
+def _time(value: Any) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def _container(status: Mapping[str, Any]) -> ContainerView:
+    state = status.get("state") or {}
+    name = str(status.get("name", ""))
+    restarts = int(status.get("restartCount") or 0)
+    if state.get("terminated"):
+        t = state["terminated"]
+        return ContainerView(
+            name=name,
+            state="terminated",
+            exit_code=int(t.get("exitCode", 0)),
+            reason=str(t.get("reason") or ""),
+            message=str(t.get("message") or ""),
+            started_at=_time(t.get("startedAt")),
+            finished_at=_time(t.get("finishedAt")),
+            restart_count=restarts,
+        )
+    if state.get("running"):
+        return ContainerView(
+            name=name,
+            state="running",
+            started_at=_time(state["running"].get("startedAt")),
+            restart_count=restarts,
+        )
+    if state.get("waiting") is not None:
+        w = state["waiting"] or {}
+        return ContainerView(
+            name=name,
+            state="waiting",
+            reason=str(w.get("reason") or ""),
+            message=str(w.get("message") or ""),
+            restart_count=restarts,
+        )
+    return ContainerView(name=name, restart_count=restarts)
+
+
+def pod_view(pod: Mapping[str, Any]) -> PodView | None:
+    """Parse a pod made by Ferry; None for a pod without Ferry's labels."""
+    meta = pod.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    try:
+        attempt = int(labels.get(LABEL_ATTEMPT, ""))
+    except ValueError:
+        return None
+    role = labels.get(LABEL_ROLE)
+    if role not in ("run", "archive"):
+        return None
+    status = pod.get("status") or {}
+    conditions = {c.get("type"): c for c in status.get("conditions") or []}
+    scheduled = conditions.get("PodScheduled", {})
+    disruption = conditions.get("DisruptionTarget", {})
+    main_name = APP_CONTAINER if role == "run" else ARCHIVE_CONTAINER
+    main = next(
+        (
+            _container(c)
+            for c in status.get("containerStatuses") or []
+            if c.get("name") == main_name
+        ),
+        None,
+    )
+    init_specs = [c.get("name") for c in (pod.get("spec") or {}).get("initContainers") or []]
+    init_statuses = {
+        c.get("name"): _container(c) for c in status.get("initContainerStatuses") or []
+    }
+    init = tuple(init_statuses.get(n) or ContainerView(name=str(n)) for n in init_specs)
+    try:
+        archive_try = int((meta.get("annotations") or {}).get("ferry.dev/archive-try", "0"))
+    except ValueError:
+        archive_try = 0
+    raw_phase = str(status.get("phase") or "Pending")
+    phase: Phase = "Unknown"
+    for known in ("Pending", "Running", "Succeeded", "Failed"):
+        if raw_phase == known:
+            phase = known
+    disrupted = disruption.get("status") == "True"
+    return PodView(
+        name=str(meta.get("name", "")),
+        attempt=attempt,
+        role=role,
+        phase=phase,
+        deleting=bool(meta.get("deletionTimestamp")),
+        scheduled=scheduled.get("status") == "True"
+        or bool((pod.get("spec") or {}).get("nodeName")),
+        schedule_message=str(scheduled.get("message") or scheduled.get("reason") or ""),
+        reason=str(status.get("reason") or ""),
+        message=str(status.get("message") or ""),
+        disruption=str(disruption.get("reason") or "") if disrupted else "",
+        init=init,
+        main=main,
+        archive_try=archive_try,
+    )
