@@ -2,8 +2,8 @@
 # Builds the local cluster's binaries from the Go module proxy, cached by version.
 #
 # Output: $FERRY_CACHE/bin/<name>-<version> plus a plain <name> symlink, for
-#   kube-apiserver kube-controller-manager kube-scheduler kubelet (Kubernetes)
-#   kwok, minio, helm.
+#   kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl (Kubernetes)
+#   etcd, kwok, minio, helm.
 # A binary already present for its pinned version is reused (warm start).
 # Versions live in hack/versions.env only.
 set -euo pipefail
@@ -21,7 +21,7 @@ export CGO_ENABLED=0
 export GOTOOLCHAIN=local
 
 want=("$@")
-[ ${#want[@]} -gt 0 ] || want=(kubernetes kwok minio helm)
+[ ${#want[@]} -gt 0 ] || want=(kubernetes etcd kwok minio helm)
 
 have() { [ -x "$BIN/$1-$2" ]; }
 link() { ln -sf "$1-$2" "$BIN/$1"; }
@@ -29,7 +29,7 @@ stamp() { date +%s; }
 
 build_kubernetes() {
   local v="$KUBERNETES_VERSION" staging="v0${KUBERNETES_VERSION#v1}"
-  local names=(kube-apiserver kube-controller-manager kube-scheduler kubelet)
+  local names=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl)
   local missing=0
   for n in "${names[@]}"; do have "$n" "$v" || missing=1; done
   if [ $missing = 0 ]; then
@@ -61,6 +61,7 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubelet"
+	_ "k8s.io/kubernetes/cmd/kubectl"
 )
 EOF
   local t0; t0=$(stamp)
@@ -71,7 +72,8 @@ EOF
   for try in 1 2 3; do
     (cd "$mod" && go build -trimpath -ldflags "$ld" -o "$out/" \
       k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-      k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubelet) && break
+      k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubelet \
+      k8s.io/kubernetes/cmd/kubectl) && break
     [ "$try" = 3 ] && return 1
     echo "kubernetes build failed (attempt $try); retrying" >&2; sleep $((try * 10))
   done
@@ -94,9 +96,29 @@ build_go_install() {  # name module-path version
   echo "$name $v: built in $(( $(stamp) - t0 ))s"
 }
 
+build_etcd() {
+  # etcd's server module has replace directives, so `go install mod@v` refuses it: build it
+  # from a wrapper module instead (as for Kubernetes).
+  local v="$ETCD_VERSION"
+  if have etcd "$v"; then link etcd "$v"; echo "etcd $v: cached"; return; fi
+  local t0; t0=$(stamp)
+  local mod="$SRC/etcd-$v"; mkdir -p "$mod"
+  printf 'module ferry.dev/etcdbuild\ngo 1.23\nrequire go.etcd.io/etcd/server/v3 %s\n' "$v" >"$mod/go.mod"
+  printf '//go:build tools\n\npackage tools\n\nimport _ "go.etcd.io/etcd/server/v3"\n' >"$mod/tools.go"
+  local try
+  for try in 1 2 3 4; do
+    (cd "$mod" && go mod tidy >/dev/null 2>&1; go build -trimpath -ldflags "-s -w" -o "$BIN/etcd-$v" go.etcd.io/etcd/server/v3) && break
+    [ "$try" = 4 ] && return 1
+    echo "etcd build failed (attempt $try); retrying" >&2; sleep $((try * 5))
+  done
+  link etcd "$v"
+  echo "etcd $v: built in $(( $(stamp) - t0 ))s"
+}
+
 for w in "${want[@]}"; do
   case "$w" in
     kubernetes) build_kubernetes ;;
+    etcd) build_etcd ;;
     kwok) build_go_install kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION" ;;
     minio) build_go_install minio github.com/minio/minio "$MINIO_VERSION" ;;
     helm) build_go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" ;;

@@ -1,0 +1,52 @@
+# Ferry — the two commands a user needs are `make demo` and `make test` (see README.md).
+SHELL := /bin/bash
+PY := .venv/bin/python
+export PATH := $(HOME)/.cache/ferry/bin:$(PATH)
+
+.PHONY: help deps venv tools crds check-crds lint typecheck layers unit integration e2e test demo demo-down clean
+
+help:
+	@echo "make demo   - local cluster + MinIO + operator, run the hello example, show its timeline"
+	@echo "make test   - install what is missing, then lint, type-check, layer check and every test"
+	@echo "make crds   - regenerate crds/ and charts/ferry/crds/ from the pydantic models"
+
+deps:
+	hack/install-deps.sh
+
+crds:
+	$(PY) -m ferry.crdgen
+
+check-crds:
+	$(PY) -m ferry.crdgen --check
+
+lint:
+	.venv/bin/ruff check operator tests hack bench
+	.venv/bin/ruff format --check operator tests hack bench
+
+typecheck:
+	.venv/bin/mypy
+
+layers:
+	.venv/bin/lint-imports
+
+unit:
+	$(PY) -m pytest -m unit -q
+
+integration:
+	$(PY) -m pytest -m integration -q
+
+e2e:
+	$(PY) -m pytest -m e2e -q
+
+# The README's test command: everything, nothing skipped.
+test: deps check-crds lint typecheck layers
+	$(PY) -m pytest -q -p no:cacheprovider
+
+demo: deps
+	hack/demo.sh
+
+demo-down:
+	hack/cluster down
+
+clean:
+	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache .cluster
