@@ -25,12 +25,6 @@ Schema = dict[str, Any]
 _SCALAR_TYPES = {"string", "integer", "number", "boolean"}
 _DROP = {"title", "propertyNames"}
 
-SCALAR_RULE = {
-    "rule": "type(self) == string || type(self) == int || type(self) == uint"
-    " || type(self) == double || type(self) == bool",
-    "message": "must be a string, number or boolean",
-}
-
 
 def _resolve(node: Any, defs: dict[str, Schema], keep_defaults: bool) -> Any:
     if isinstance(node, list):
@@ -50,10 +44,11 @@ def _resolve(node: Any, defs: dict[str, Schema], keep_defaults: bool) -> Any:
             return _resolve({**options[0], **node}, defs, keep_defaults)
         types = {o.get("type") for o in options}
         if types <= _SCALAR_TYPES:
-            rules = [*node.pop("x-kubernetes-validations", []), SCALAR_RULE]
+            # A string, number or boolean. Structural schemas cannot say so and CEL cannot
+            # type-check untyped nodes, so the value is free-form here and the operator
+            # refuses non-scalars (InvalidSpec / App not Ready) with the field path.
             scalar = {k: v for k, v in node.items() if k not in _DROP | {"default"}}
             scalar["x-kubernetes-preserve-unknown-fields"] = True
-            scalar["x-kubernetes-validations"] = rules
             return _resolve(scalar, defs, keep_defaults)
         raise ValueError(f"cannot express union {options} structurally")
     if "patternProperties" in node:
@@ -111,14 +106,11 @@ def _crd(
 ) -> Schema:
     spec_schema = structural_schema(spec, keep_defaults=True)
     if kind == "Job":
-        # Key names of spec.parameters follow the App's parameter names.
+        # A map of scalars: CEL can compare it (immutability) only as a free-form object.
+        # Keys and values are checked by the operator against the App (InvalidSpec).
         params = spec_schema["properties"]["parameters"]
-        params.setdefault("x-kubernetes-validations", []).append(
-            {
-                "rule": "self.all(k, k.matches('^[A-Za-z_][A-Za-z0-9_]*$') && size(k) <= 63)",
-                "message": "parameter names are identifiers of at most 63 characters",
-            }
-        )
+        params.pop("additionalProperties", None)
+        params["x-kubernetes-preserve-unknown-fields"] = True
     root: Schema = {
         "type": "object",
         "description": description,

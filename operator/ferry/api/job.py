@@ -113,7 +113,7 @@ class HttpSource(WireModel):
     """A file fetched over HTTP(S); loopback, link-local and metadata addresses are refused."""
 
     url: Annotated[str, Field(min_length=1, max_length=2048, pattern=r"^https?://[^\s]+$")]
-    sha256: Annotated[str, Field(pattern=SHA256_HEX)] | None = Field(
+    sha256: Annotated[str, Field(max_length=64, pattern=SHA256_HEX)] | None = Field(
         default=None, description="Expected SHA-256 (hex); staging fails on a mismatch."
     )
 
@@ -203,14 +203,22 @@ class Retry(WireModel):
     )
 
 
+class ArchiveLocation(S3Location):
+    """The store outputs are archived to, and the key prefix inside its bucket."""
+
+    prefix: Annotated[str, Field(max_length=512)] | None = Field(
+        default=None, description="Key prefix inside the bucket, e.g. bridge/."
+    )
+
+
 class Archive(WireModel):
     """Where and what to archive after each attempt."""
 
-    s3: S3Location | None = Field(
+    s3: ArchiveLocation | None = Field(
         default=None, description="The operator's default store when unset."
     )
     prefix: Annotated[str, Field(max_length=512)] | None = Field(
-        default=None, description="Key prefix inside the bucket."
+        default=None, description="Key prefix inside the bucket (s3.prefix takes precedence)."
     )
     include: Annotated[list[Glob], Field(max_length=64)] | None = Field(
         default=None, description="Globs relative to the workdir; the App's outputs when unset."
@@ -236,7 +244,15 @@ class JobSpec(WireModel):
                     "rule": f"has(self.{f}) == has(oldSelf.{f})",
                     "message": f"{f} cannot be added or removed after creation",
                 }
-                for f in ("resources", "archive", "workspace", "retry")
+                for f in (
+                    "resources",
+                    "archive",
+                    "workspace",
+                    "retry",
+                    "parameters",
+                    "inputs",
+                    "parents",
+                )
             ]
         }
     )

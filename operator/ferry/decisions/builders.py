@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ferry.api.app import AppSpec, Scalar
@@ -57,6 +57,16 @@ class JobMeta:
     name: str
     namespace: str
     uid: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+
+#: Prefixes of the Job's own metadata that are not copied onto its children.
+RESERVED_PREFIXES = ("ferry.dev/", "kubectl.kubernetes.io/", "app.kubernetes.io/managed-by")
+
+
+def _user_metadata(values: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in values.items() if not k.startswith(RESERVED_PREFIXES)}
 
 
 def labels(job: JobMeta, attempt: int, role: str) -> dict[str, str]:
@@ -80,12 +90,17 @@ def owner_reference(job: JobMeta) -> dict[str, Any]:
 
 
 def _metadata(job: JobMeta, name: str, attempt: int, role: str) -> dict[str, Any]:
-    return {
+    """Children carry the Job's own labels and annotations, then Ferry's (which win)."""
+    meta: dict[str, Any] = {
         "name": name,
         "namespace": job.namespace,
-        "labels": labels(job, attempt, role),
+        "labels": {**_user_metadata(job.labels), **labels(job, attempt, role)},
         "ownerReferences": [owner_reference(job)],
     }
+    annotations = _user_metadata(job.annotations)
+    if annotations:
+        meta["annotations"] = annotations
+    return meta
 
 
 def restricted_container_context() -> dict[str, Any]:
@@ -327,7 +342,11 @@ def archive_destination(job: JobMeta, spec: JobSpec, attempt: int, config: Opera
     """s3://bucket/<prefix><namespace>/<job>/<job-uid>/attempt-<n>/"""
     archive = spec.archive
     bucket = archive.s3.bucket if archive and archive.s3 else config.default_s3_bucket
-    prefix = (archive.prefix if archive else None) or ""
+    prefix = (
+        (archive.s3.prefix if archive and archive.s3 else None)
+        or (archive.prefix if archive else None)
+        or ""
+    )
     if prefix and not prefix.endswith("/"):
         prefix += "/"
     return f"s3://{bucket}/{prefix}{job.namespace}/{job.name}/{job.uid}/attempt-{attempt}/"
@@ -361,7 +380,7 @@ def archive_pod(
         {"name": WORKSPACE_VOLUME, "mountPath": "/ferry/workspace", "readOnly": True}
     ]
     meta = _metadata(job, archive_pod_name(job.name, attempt, try_), attempt, "archive")
-    meta["annotations"] = {"ferry.dev/archive-try": str(try_)}
+    meta["annotations"] = {**meta.get("annotations", {}), "ferry.dev/archive-try": str(try_)}
     return {
         "apiVersion": "v1",
         "kind": "Pod",

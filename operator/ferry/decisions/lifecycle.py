@@ -134,6 +134,11 @@ def spec_hash(spec: AppSpec) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _meta(obs: Observation) -> builders.JobMeta:
+    job = obs.job
+    return builders.JobMeta(job.name, job.namespace, job.uid, job.labels, job.annotations)
+
+
 # --------------------------------------------------------------------------- public entry
 
 
@@ -244,7 +249,7 @@ def _accept(
 def _template_errors(
     obs: Observation, app: AppSpec, spec: JobSpec, values: dict[str, Scalar]
 ) -> list[str]:
-    meta = builders.JobMeta(obs.job.name, obs.job.namespace, obs.job.uid)
+    meta = _meta(obs)
     ctx = builders.template_context(meta, app, spec, values, 1)
     errors = []
     fields = [("spec.command", c) for c in app.command or []]
@@ -299,10 +304,12 @@ def _progress(
         if isinstance(observed, _Draft):
             return observed
         outcome, updates = observed
-        draft = _after_run(obs, spec, app, params, run, outcome)
+        draft = _after_run(
+            obs, spec, app, params, run, outcome, updates.get("exit_code", st.exit_code)
+        )
         draft.updates = {**updates, **draft.updates}
         return draft
-    return _after_run(obs, spec, app, params, run, outcome)
+    return _after_run(obs, spec, app, params, run, outcome, st.exit_code)
 
 
 def _pod(obs: Observation, attempt: int, role: str, try_: int | None = None) -> PodView | None:
@@ -359,7 +366,7 @@ def _start(
             "AppNotFound",
             f"App {name!r} not found; needed to start attempt {attempt}",
         )
-    meta = builders.JobMeta(obs.job.name, obs.job.namespace, obs.job.uid)
+    meta = _meta(obs)
     try:
         pod = builders.run_pod(meta, app, spec, params, attempt, obs.config)
     except templating.TemplateError as exc:
@@ -407,7 +414,8 @@ def _infra_failure(
             "InfraFailure",
             f"attempt {n}: {why}; starting attempt {n + 1} (infrastructure retry {used}/{budget})",
         )
-        draft.updates["retries"] = counts.model_copy(update={"infra_failures": used})
+        if draft.state == State.RETRYING:  # not when the restart is Blocked (App gone)
+            draft.updates["retries"] = counts.model_copy(update={"infra_failures": used})
     else:
         draft = _Draft(
             State.FAILED,
@@ -556,8 +564,9 @@ def _after_run(
     params: dict[str, Scalar],
     run: PodView | None,
     outcome: RunOutcome,
+    exit_code: int | None,
 ) -> _Draft:
-    """Archive the attempt if wanted, then judge it."""
+    """Archive the attempt if wanted, then judge it (`exit_code`: the run's, as observed)."""
     st = obs.job.status
     n = st.attempt or 0
     on_failure = spec.archive.on_failure if spec.archive else True
@@ -570,13 +579,14 @@ def _after_run(
         draft.updates = {**base_updates, **draft.updates}
         if draft.archived is None or draft.archived[0] != ConditionStatus.TRUE:
             return draft
-        verdict = _verdict(obs, spec, app, params, outcome, n)
+        verdict = _verdict(obs, spec, app, params, outcome, n, exit_code)
         verdict.updates = {**draft.updates, **verdict.updates}
-        verdict.archived = draft.archived
+        if verdict.archived is None:  # a retry resets Archived for its new attempt
+            verdict.archived = draft.archived
         return verdict
-    verdict = _verdict(obs, spec, app, params, outcome, n)
+    verdict = _verdict(obs, spec, app, params, outcome, n, exit_code)
     verdict.updates = {**base_updates, **verdict.updates}
-    if not wanted:
+    if not wanted and verdict.archived is None:
         verdict.archived = (ConditionStatus.FALSE, "NotArchived", "archive.onFailure is false")
     if run is not None and run.live and not run.deleting:
         verdict.actions.insert(0, DeleteObject("Pod", run.name))
@@ -609,7 +619,7 @@ def _archive(
                 "AppNotFound",
                 f"App {spec.app_ref.name!r} not found; needed to archive",
             )
-        meta = builders.JobMeta(obs.job.name, obs.job.namespace, obs.job.uid)
+        meta = _meta(obs)
         extra = _manifest_extra(obs, app, params, outcome)
         manifest = builders.archive_pod(meta, app, spec, n, try_, extra, obs.config)
         draft = _Draft(
@@ -624,9 +634,7 @@ def _archive(
         draft = _Draft(State.ARCHIVING, "Archived", "archived")
         outputs = _outputs(
             pod,
-            builders.archive_destination(
-                builders.JobMeta(obs.job.name, obs.job.namespace, obs.job.uid), spec, n, obs.config
-            ),
+            builders.archive_destination(_meta(obs), spec, n, obs.config),
         )
         draft.updates["outputs"] = outputs
         draft.archived = (
@@ -669,7 +677,7 @@ def _archive_again(
         return _Draft(
             State.BLOCKED, "AppNotFound", f"App {spec.app_ref.name!r} not found; needed to archive"
         )
-    meta = builders.JobMeta(obs.job.name, obs.job.namespace, obs.job.uid)
+    meta = _meta(obs)
     manifest = builders.archive_pod(
         meta, app, spec, n, try_, _manifest_extra(obs, app, params, outcome), obs.config
     )
@@ -731,6 +739,7 @@ def _verdict(
     params: dict[str, Scalar],
     outcome: RunOutcome,
     n: int,
+    code: int | None,
 ) -> _Draft:
     st = obs.job.status
     if outcome == RunOutcome.SUCCEEDED:
@@ -742,7 +751,6 @@ def _verdict(
             "MaxRunSecondsExceeded",
             f"attempt {n} ran longer than maxRunSeconds ({limit}s)",
         )
-    code = st.exit_code
     counts = st.retries or RetryCounts()
     budget = spec.effective_retry.app_failures
     if counts.app_failures < budget:
@@ -758,7 +766,8 @@ def _verdict(
             f"attempt {n}: app exited with code {code}; "
             f"starting attempt {n + 1} (app retry {used}/{budget})",
         )
-        draft.updates["retries"] = counts.model_copy(update={"app_failures": used})
+        if draft.state == State.RETRYING:  # not when the restart is Blocked (App gone)
+            draft.updates["retries"] = counts.model_copy(update={"app_failures": used})
         return draft
     return _Draft(State.FAILED, "AppFailed", f"attempt {n}: app exited with code {code}")
 

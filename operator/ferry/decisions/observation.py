@@ -76,6 +76,8 @@ class JobView:
     status: JobStatus
     spec_error: str = ""
     deleting: bool = False
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
