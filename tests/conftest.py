@@ -1,0 +1,152 @@
+"""Shared fixtures: the real local cluster and MinIO for integration and e2e tests.
+
+The cluster is started once per test session (hack/localcluster.py), unless
+FERRY_TEST_CLUSTER_DIR names one already running (`hack/cluster up`), which is then reused.
+Only loopback clusters are accepted: a kubeconfig pointing anywhere else is refused, so the
+tests never touch a real cluster by mistake. A missing prerequisite fails with a message that
+says how to get it; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "hack"))
+
+from localcluster import ClusterError, ClusterState, LocalCluster, kubectl_binary  # noqa: E402
+
+
+class Kube:
+    """kubectl bound to the test cluster, with JSON helpers."""
+
+    def __init__(self, state: ClusterState) -> None:
+        self.state = state
+        self.kubeconfig = str(state.kubeconfig)
+        server = urlparse(state.server)
+        if server.hostname not in ("127.0.0.1", "localhost", "::1"):
+            raise RuntimeError(f"refusing to test against a non-loopback cluster: {state.server}")
+
+    def run(
+        self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [kubectl_binary(), "--kubeconfig", self.kubeconfig, *args],
+            input=stdin,
+            text=True,
+            capture_output=True,
+            timeout=timeout,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}{proc.stdout}"
+            )
+        return proc
+
+    def apply(
+        self, obj: dict[str, Any] | str, *extra: str, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        text = obj if isinstance(obj, str) else json.dumps(obj)
+        return self.run("apply", "-f", "-", *extra, stdin=text, check=check)
+
+    def create(
+        self, obj: dict[str, Any] | str, *extra: str, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        text = obj if isinstance(obj, str) else json.dumps(obj)
+        return self.run("create", "-f", "-", *extra, stdin=text, check=check)
+
+    def get(self, kind: str, name: str, namespace: str) -> dict[str, Any]:
+        out = self.run("get", kind, name, "-n", namespace, "-o", "json").stdout
+        result: dict[str, Any] = json.loads(out)
+        return result
+
+    def list(self, kind: str, namespace: str, *selector: str) -> list[dict[str, Any]]:
+        out = self.run("get", kind, "-n", namespace, "-o", "json", *selector).stdout
+        items: list[dict[str, Any]] = json.loads(out)["items"]
+        return items
+
+    def wait_for(
+        self, predicate: Any, timeout: float = 60, interval: float = 0.3, what: str = ""
+    ) -> Any:
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            last = predicate()
+            if last:
+                return last
+            time.sleep(interval)
+        raise AssertionError(
+            f"timed out after {timeout}s waiting for {what or predicate}; last: {last}"
+        )
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterState]:
+    existing = os.environ.get("FERRY_TEST_CLUSTER_DIR")
+    if existing:
+        yield ClusterState.load(Path(existing))
+        return
+    root = tmp_path_factory.mktemp("cluster")
+    local = LocalCluster(root)
+    try:
+        state = local.up()
+    except ClusterError as exc:
+        pytest.fail(
+            f"the local cluster did not start: {exc}\n(run `make deps` to build what it needs)"
+        )
+    print(f"\nlocal cluster up in {state.started_seconds}s at {state.server}", file=sys.stderr)
+    try:
+        yield state
+    finally:
+        local.down()
+
+
+@pytest.fixture(scope="session")
+def kube(cluster: ClusterState) -> Kube:
+    k = Kube(cluster)
+    k.run("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    k.run(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/apps.ferry.dev",
+        "crd/jobs.ferry.dev",
+    )
+    return k
+
+
+@pytest.fixture
+def namespace(kube: Kube) -> Iterator[str]:
+    """A fresh namespace per test, with the default object store's Secret in it."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    kube.run("create", "namespace", name)
+    kube.wait_for(
+        lambda: (
+            kube.run("get", "serviceaccount", "default", "-n", name, check=False).returncode == 0
+        ),
+        what=f"default ServiceAccount in {name}",
+    )
+    state = kube.state
+    kube.run(
+        "create",
+        "secret",
+        "generic",
+        "ferry-s3",
+        "-n",
+        name,
+        f"--from-literal=accessKey={state.minio_access_key}",
+        f"--from-literal=secretKey={state.minio_secret_key}",
+    )
+    yield name
+    kube.run("delete", "namespace", name, "--wait=false", check=False)
