@@ -151,10 +151,15 @@ def decide(obs: Observation) -> Plan:
     if job.deleting:
         return Plan(status=status, changed=False)
     if job.spec is None:
-        return _finalize(
-            obs, _Draft(State.FAILED, "InvalidSpec", job.spec_error or "spec is invalid")
-        )
-    return _finalize(obs, _active(obs, job.spec))
+        draft = _Draft(State.FAILED, "InvalidSpec", job.spec_error or "spec is invalid")
+    else:
+        draft = _active(obs, job.spec)
+    if draft.state.terminal:
+        # The pass that ends the Job also releases what it holds, so a Job recorded as
+        # terminal never needs its children looked at again (only its TTL).
+        _release(obs, draft)
+        _expire(obs, draft, obs.now)
+    return _finalize(obs, draft)
 
 
 # --------------------------------------------------------------------------- terminal
@@ -164,20 +169,32 @@ def _terminal(obs: Observation) -> _Draft:
     st = obs.job.status
     assert st.state is not None
     draft = _Draft(st.state, st.reason or st.state.value, st.message or "")
+    _release(obs, draft)
+    if st.completion_time is not None:
+        _expire(obs, draft, st.completion_time)
+    return draft
+
+
+def _release(obs: Observation, draft: _Draft) -> None:
+    """Stop live pods and delete workspaces; finished pods stay for `kubectl logs`."""
+    targeted = {a.name for a in draft.actions if isinstance(a, DeleteObject)}
     for pod in obs.pods:
-        if pod.live and not pod.deleting:
+        if pod.live and not pod.deleting and pod.name not in targeted:
             draft.actions.append(DeleteObject("Pod", pod.name))
     for pvc in sorted(obs.pvcs):
         draft.actions.append(DeleteObject("PersistentVolumeClaim", pvc))
+
+
+def _expire(obs: Observation, draft: _Draft, ended: datetime) -> None:
+    """ttlSecondsAfterFinished: delete the Job when due, else come back then."""
     spec = obs.job.spec
-    ended = st.completion_time
-    if spec is not None and spec.ttl_seconds_after_finished is not None and ended is not None:
-        due = ended + timedelta(seconds=spec.ttl_seconds_after_finished)
-        if obs.now >= due:
-            draft.actions.append(DeleteJob())
-        else:
-            draft.requeue_after = (due - obs.now).total_seconds()
-    return draft
+    if spec is None or spec.ttl_seconds_after_finished is None:
+        return
+    due = ended + timedelta(seconds=spec.ttl_seconds_after_finished)
+    if obs.now >= due:
+        draft.actions.append(DeleteJob())
+    else:
+        draft.requeue_after = (due - obs.now).total_seconds()
 
 
 # --------------------------------------------------------------------------- active

@@ -1,0 +1,242 @@
+"""Kubernetes API access for the operator: the only module that imports `kubernetes`.
+
+Owns: loading credentials (kubeconfig or in-cluster), a client-side QPS limit shared by every
+call, and the handful of reads and writes the reconciler needs, each mapping "already done"
+answers (AlreadyExists on create, NotFoundError on delete) to success. Must not: decide anything.
+Calls are blocking; the reconciler runs them in worker threads.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from ferry.api.common import GROUP, VERSION
+
+Obj = dict[str, Any]
+
+
+class ConflictError(Exception):
+    """The object changed since it was read (optimistic lock lost); read again and retry."""
+
+
+class NotFoundError(Exception):
+    """The object does not exist."""
+
+
+class RateLimiter:
+    """A token bucket: at most `qps` calls per second on average, bursts up to `burst`."""
+
+    def __init__(self, qps: float, burst: int) -> None:
+        self.qps = qps
+        self.burst = float(burst)
+        self.tokens = float(burst)
+        self.updated = time.monotonic()
+        self.lock = threading.Lock()
+
+    def acquire(self) -> None:
+        while True:
+            with self.lock:
+                now = time.monotonic()
+                self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.qps)
+                self.updated = now
+                if self.tokens >= 1:
+                    self.tokens -= 1
+                    return
+                wait = (1 - self.tokens) / self.qps
+            time.sleep(wait)
+
+
+@dataclass
+class WriteCounter:
+    """API calls made, by verb and resource (for the benchmark and the metrics)."""
+
+    counts: dict[str, int]
+
+    def add(self, verb: str, resource: str) -> None:
+        key = f"{verb} {resource}"
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+
+def load_config(kubeconfig: str | None = None) -> client.ApiClient:
+    """An ApiClient from a kubeconfig file, else the in-cluster service account."""
+    configuration = client.Configuration()
+    if kubeconfig:
+        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    else:
+        try:
+            config.load_incluster_config(client_configuration=configuration)
+        except config.ConfigException:
+            config.load_kube_config(client_configuration=configuration)
+    configuration.connection_pool_maxsize = 32
+    return client.ApiClient(configuration)
+
+
+def _status(exc: ApiException) -> int:
+    return int(exc.status or 0)
+
+
+class KubeClient:
+    """The operator's reads and writes, rate limited and counted."""
+
+    def __init__(self, api: client.ApiClient, qps: float, burst: int) -> None:
+        self.api = api
+        self.core = client.CoreV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+        self.ext = client.ApiextensionsV1Api(api)
+        self.limiter = RateLimiter(qps, burst)
+        self.calls = WriteCounter({})
+
+    def _call(self, verb: str, resource: str) -> None:
+        self.limiter.acquire()
+        self.calls.add(verb, resource)
+
+    # ---------------------------------------------------------------- reads
+
+    def get_job(self, namespace: str, name: str) -> Obj:
+        self._call("get", "jobs")
+        try:
+            obj: Obj = self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, "jobs", name
+            )
+        except ApiException as exc:
+            if _status(exc) == 404:
+                raise NotFoundError(f"Job {namespace}/{name}") from exc
+            raise
+        return obj
+
+    def list_children(self, namespace: str, job: str) -> tuple[list[Obj], list[Obj]]:
+        """The Job's pods and PVCs, read from the apiserver (never a stale cache)."""
+        selector = f"ferry.dev/job={job}"
+        self._call("list", "pods")
+        pods = self.core.list_namespaced_pod(namespace, label_selector=selector)
+        self._call("list", "persistentvolumeclaims")
+        pvcs = self.core.list_namespaced_persistent_volume_claim(namespace, label_selector=selector)
+        sanitize = self.api.sanitize_for_serialization
+        return [sanitize(p) for p in pods.items], [sanitize(p) for p in pvcs.items]
+
+    def crd_exists(self, name: str) -> bool:
+        self._call("get", "customresourcedefinitions")
+        try:
+            self.ext.read_custom_resource_definition(name)
+        except ApiException as exc:
+            if _status(exc) == 404:
+                return False
+            raise
+        return True
+
+    # ---------------------------------------------------------------- writes
+
+    def create(self, manifest: Obj) -> bool:
+        """Create a Pod or PVC; False when it already existed."""
+        kind = manifest["kind"]
+        namespace = manifest["metadata"]["namespace"]
+        try:
+            if kind == "Pod":
+                self._call("create", "pods")
+                self.core.create_namespaced_pod(namespace, manifest)
+            elif kind == "PersistentVolumeClaim":
+                self._call("create", "persistentvolumeclaims")
+                self.core.create_namespaced_persistent_volume_claim(namespace, manifest)
+            else:
+                raise ValueError(f"cannot create {kind}")
+        except ApiException as exc:
+            if _status(exc) == 409:
+                return False
+            raise
+        return True
+
+    def delete(self, kind: str, namespace: str, name: str) -> bool:
+        """Delete a Pod or PVC; False when it was already gone."""
+        try:
+            if kind == "Pod":
+                self._call("delete", "pods")
+                self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=30)
+            elif kind == "PersistentVolumeClaim":
+                self._call("delete", "persistentvolumeclaims")
+                self.core.delete_namespaced_persistent_volume_claim(name, namespace)
+            else:
+                raise ValueError(f"cannot delete {kind}")
+        except ApiException as exc:
+            if _status(exc) == 404:
+                return False
+            raise
+        return True
+
+    def delete_job(self, namespace: str, name: str, uid: str) -> None:
+        self._call("delete", "jobs")
+        body = client.V1DeleteOptions(
+            propagation_policy="Background", preconditions=client.V1Preconditions(uid=uid)
+        )
+        try:
+            self.custom.delete_namespaced_custom_object(
+                GROUP, VERSION, namespace, "jobs", name, body=body
+            )
+        except ApiException as exc:
+            if _status(exc) not in (404, 409):
+                raise
+
+    def replace_status(self, kind_plural: str, obj: Obj, status: Obj) -> Obj:
+        """Write `status` onto `obj` with its resourceVersion: ConflictError if it moved on."""
+        meta = obj["metadata"]
+        body = {
+            "apiVersion": obj["apiVersion"],
+            "kind": obj["kind"],
+            "metadata": {
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "resourceVersion": meta["resourceVersion"],
+            },
+            "spec": obj.get("spec", {}),
+            "status": status,
+        }
+        self._call("update", f"{kind_plural}/status")
+        try:
+            result: Obj = self.custom.replace_namespaced_custom_object_status(
+                GROUP, VERSION, meta["namespace"], kind_plural, meta["name"], body
+            )
+        except ApiException as exc:
+            if _status(exc) == 409:
+                raise ConflictError(f"{kind_plural} {meta['namespace']}/{meta['name']}") from exc
+            if _status(exc) == 404:
+                raise NotFoundError(f"{kind_plural} {meta['namespace']}/{meta['name']}") from exc
+            raise
+        return result
+
+    def post_event(self, obj: Obj, type_: str, reason: str, message: str, component: str) -> None:
+        """A core/v1 Event about `obj` (best effort: a lost Event never fails a reconcile)."""
+        meta = obj["metadata"]
+        now = datetime.now(UTC)
+        event = client.CoreV1Event(
+            metadata=client.V1ObjectMeta(
+                generate_name=f"{meta['name']}.", namespace=meta["namespace"]
+            ),
+            involved_object=client.V1ObjectReference(
+                api_version=obj["apiVersion"],
+                kind=obj["kind"],
+                name=meta["name"],
+                namespace=meta["namespace"],
+                uid=meta["uid"],
+                resource_version=meta.get("resourceVersion"),
+            ),
+            reason=reason,
+            message=message[:1024],
+            type=type_,
+            first_timestamp=now,
+            last_timestamp=now,
+            count=1,
+            source=client.V1EventSource(component=component),
+            reporting_component=component,
+            reporting_instance=component,
+        )
+        self._call("create", "events")
+        try:
+            self.core.create_namespaced_event(meta["namespace"], event)
+        except ApiException:
+            return

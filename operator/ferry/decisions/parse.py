@@ -1,0 +1,102 @@
+"""Turning objects as the apiserver returns them into the views decisions work on.
+
+Owns: parsing Job and App dictionaries into `JobView` / `AppView` / `ParentView`, reporting
+every validation error with its field path (`spec.parameters.steps: ...`). Must not: do I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from ferry.api.app import AppSpec
+from ferry.api.job import JobSpec, JobStatus, State
+from ferry.decisions.observation import AppView, JobView, ParentView
+
+
+def format_errors(exc: ValidationError, prefix: str) -> str:
+    """One line per error: `spec.inputs[0].source: message`."""
+    lines = []
+    for err in exc.errors():
+        path = prefix
+        for part in err["loc"]:
+            if isinstance(part, int):
+                path += f"[{part}]"
+            elif str(part).startswith(("function-after", "function-before")):
+                continue
+            else:
+                path += f".{part}"
+        message = str(err["msg"]).removeprefix("Value error, ")
+        lines.append(f"{path}: {message}")
+    return "; ".join(lines)
+
+
+def _time(value: Any) -> datetime:
+    if not value:
+        return datetime.fromtimestamp(0, UTC)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def job_view(obj: Mapping[str, Any]) -> JobView:
+    meta = obj.get("metadata") or {}
+    spec: JobSpec | None = None
+    error = ""
+    try:
+        spec = JobSpec.model_validate(obj.get("spec") or {})
+    except ValidationError as exc:
+        error = format_errors(exc, "spec")
+    try:
+        status = JobStatus.model_validate(obj.get("status") or {})
+    except ValidationError:
+        # A status Ferry cannot read (written by someone else) is started afresh.
+        status = JobStatus()
+    return JobView(
+        name=str(meta.get("name", "")),
+        namespace=str(meta.get("namespace", "")),
+        uid=str(meta.get("uid", "")),
+        generation=int(meta.get("generation") or 0),
+        creation_time=_time(meta.get("creationTimestamp")),
+        spec=spec,
+        status=status,
+        spec_error=error,
+        deleting=bool(meta.get("deletionTimestamp")),
+        labels=dict(meta.get("labels") or {}),
+        annotations=dict(meta.get("annotations") or {}),
+    )
+
+
+def app_spec_hash(spec: Mapping[str, Any]) -> str:
+    """A stable short hash of an App's spec as stored."""
+    text = json.dumps(spec, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def app_view(obj: Mapping[str, Any]) -> AppView:
+    meta = obj.get("metadata") or {}
+    raw = obj.get("spec") or {}
+    try:
+        spec: AppSpec | None = AppSpec.model_validate(raw)
+        error = ""
+    except ValidationError as exc:
+        spec, error = None, format_errors(exc, "spec")
+    return AppView(
+        name=str(meta.get("name", "")), spec=spec, spec_hash=app_spec_hash(raw), error=error
+    )
+
+
+def parent_view(obj: Mapping[str, Any]) -> ParentView:
+    meta = obj.get("metadata") or {}
+    status = obj.get("status") or {}
+    raw_state = status.get("state")
+    try:
+        state = State(raw_state) if raw_state else None
+    except ValueError:
+        state = None
+    return ParentView(
+        name=str(meta.get("name", "")), state=state, reason=str(status.get("reason") or "")
+    )

@@ -1,0 +1,83 @@
+"""kopf wiring: settings at start-up, watch events into the reconciler. Nothing else.
+
+Owns: the explicit kopf settings (finalizer name, progress and diff-base storage, posting of
+handler chatter off, watch timeouts, namespaces) and one handler per watched kind, each a
+line that hands the event to the `Reconciler`. Must not: decide or talk to the API itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import kopf
+
+from ferry.clients.kube import KubeClient, load_config
+from ferry.config import OperatorConfig
+from ferry.handlers.reconciler import Reconciler
+
+log = logging.getLogger("ferry.operator")
+
+GROUP = "ferry.dev"
+VERSION = "v1alpha1"
+
+
+def configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
+    """Every kopf setting Ferry relies on, set explicitly."""
+    settings.persistence.finalizer = config.finalizer
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="ferry.dev")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="ferry.dev", key="last-handled-configuration"
+    )
+    # kopf's per-handler chatter ("Handler ... succeeded") would be one Event write per
+    # handler call; Ferry posts its own Events on state transitions only.
+    settings.posting.enabled = False
+    settings.watching.server_timeout = config.watch_timeout_seconds
+    settings.watching.client_timeout = config.watch_client_timeout_seconds
+    settings.watching.connect_timeout = 30
+    settings.networking.request_timeout = 60
+    settings.batching.worker_limit = 1000
+    settings.scanning.disabled = True  # the CRDs are installed with the operator
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    config = OperatorConfig.from_env(os.environ)
+    configure(settings, config)
+    kube = KubeClient(load_config(os.environ.get("FERRY_KUBECONFIG")), config.qps, config.burst)
+    reconciler = Reconciler(kube, config)
+    await reconciler.start()
+    memo["reconciler"] = reconciler
+    log.info(
+        "Ferry operator started: %d workers, QPS %.0f, namespaces %s",
+        config.workers,
+        config.qps,
+        ",".join(config.namespaces) or "all",
+    )
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    reconciler: Reconciler | None = memo.get("reconciler")
+    if reconciler is not None:
+        await reconciler.stop()
+
+
+@kopf.on.event(GROUP, VERSION, "jobs")
+def job_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    memo["reconciler"].job_event(event.get("type"), dict(event["object"]))
+
+
+@kopf.on.event(GROUP, VERSION, "apps")
+async def app_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    reconciler: Reconciler = memo["reconciler"]
+    obj = dict(event["object"])
+    reconciler.app_event(event.get("type"), obj)
+    if event.get("type") != "DELETED":
+        await reconciler.reconcile_app(obj)
+
+
+@kopf.on.event("", "v1", "pods", labels={"app.kubernetes.io/managed-by": "ferry"})
+def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    memo["reconciler"].pod_event(dict(event["object"]))

@@ -1,0 +1,335 @@
+"""The Job reconciler: a work queue of Jobs, each pass observe → decide → act → record.
+
+Owns: turning watch events into queued Job keys (deduplicated; a key changed while being
+worked on is queued again afterwards), the per-Job pass, delayed requeues (timeouts, TTL,
+resync), and the caches of Jobs and Apps fed by the watches. A pass performs the plan's
+actions (idempotent: deterministic names, AlreadyExists / NotFoundError are fine), then writes the
+status once with optimistic locking, then posts Events. Must not: decide anything itself;
+`ferry.decisions.lifecycle.decide` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from ferry.api.app import AppStatus
+from ferry.clients.kube import ConflictError, KubeClient, NotFoundError
+from ferry.config import OperatorConfig
+from ferry.decisions import apps, lifecycle, parse
+from ferry.decisions.lifecycle import CreateObject, DeleteJob, DeleteObject
+from ferry.decisions.observation import Observation, ParentView, pod_view
+
+log = logging.getLogger("ferry.reconciler")
+
+Key = tuple[str, str]
+Obj = dict[str, Any]
+T = TypeVar("T")
+
+MPI_CRD = "mpijobs.kubeflow.org"
+COMPONENT = "ferry-operator"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _rv(obj: Obj | None) -> int:
+    try:
+        return int((obj or {}).get("metadata", {}).get("resourceVersion", "0"))
+    except ValueError:
+        return 0
+
+
+@dataclass
+class Stats:
+    """Counters the metrics endpoint and the benchmark read."""
+
+    reconciles: int = 0
+    errors: int = 0
+    conflicts: int = 0
+    transitions: dict[str, int] = field(default_factory=dict)
+    reconcile_seconds: float = 0.0
+
+
+class Reconciler:
+    def __init__(
+        self,
+        kube: KubeClient,
+        config: OperatorConfig,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.kube = kube
+        self.config = config
+        self.clock = clock
+        self.jobs: dict[Key, Obj] = {}
+        self.apps: dict[Key, Obj] = {}
+        self.queue: asyncio.Queue[Key] = asyncio.Queue()
+        self.pending: set[Key] = set()
+        self.active: set[Key] = set()
+        self.dirty: set[Key] = set()
+        self.timers: dict[Key, tuple[float, asyncio.TimerHandle]] = {}
+        self.executor = ThreadPoolExecutor(
+            max_workers=config.workers * 2, thread_name_prefix="ferry-api"
+        )
+        self.tasks: list[asyncio.Task[None]] = []
+        self.stats = Stats()
+        self._mpi_checked = (0.0, False)
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        for i in range(self.config.workers):
+            self.tasks.append(asyncio.create_task(self._worker(), name=f"ferry-worker-{i}"))
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for _, handle in self.timers.values():
+            handle.cancel()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _io(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    # ---------------------------------------------------------------- queue
+
+    def enqueue(self, key: Key, delay: float = 0.0) -> None:
+        if delay > 0:
+            loop = asyncio.get_running_loop()
+            due = loop.time() + delay
+            current = self.timers.get(key)
+            if current is not None and current[0] <= due:
+                return
+            if current is not None:
+                current[1].cancel()
+            self.timers[key] = (due, loop.call_at(due, self._fire, key))
+            return
+        if key in self.active:
+            self.dirty.add(key)
+        elif key not in self.pending:
+            self.pending.add(key)
+            self.queue.put_nowait(key)
+
+    def _fire(self, key: Key) -> None:
+        self.timers.pop(key, None)
+        self.enqueue(key)
+
+    async def _worker(self) -> None:
+        while True:
+            key = await self.queue.get()
+            self.pending.discard(key)
+            self.active.add(key)
+            started = time.monotonic()
+            try:
+                await self.reconcile(key)
+            except ConflictError:
+                self.stats.conflicts += 1
+                self.jobs.pop(key, None)  # read it afresh
+                self.dirty.add(key)
+            except Exception:
+                self.stats.errors += 1
+                log.exception("Job %s/%s: reconcile failed; retrying in 5s", *key)
+                self.enqueue(key, 5.0)
+            finally:
+                self.stats.reconciles += 1
+                self.stats.reconcile_seconds += time.monotonic() - started
+                self.active.discard(key)
+                if key in self.dirty:
+                    self.dirty.discard(key)
+                    self.enqueue(key)
+
+    # ---------------------------------------------------------------- watch events
+
+    def job_event(self, kind: str | None, obj: Obj) -> None:
+        meta = obj.get("metadata", {})
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        if kind == "DELETED":
+            self.jobs.pop(key, None)
+            timer = self.timers.pop(key, None)
+            if timer:
+                timer[1].cancel()
+        else:
+            if _rv(obj) >= _rv(self.jobs.get(key)):
+                self.jobs[key] = obj
+            self.enqueue(key)
+        # Children waiting on this Job as a parent look again.
+        for child in self._children_of(key):
+            self.enqueue(child)
+
+    def app_event(self, kind: str | None, obj: Obj) -> list[Key]:
+        meta = obj.get("metadata", {})
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        if kind == "DELETED":
+            self.apps.pop(key, None)
+        else:
+            self.apps[key] = obj
+        users = [
+            k
+            for k, j in self.jobs.items()
+            if k[0] == key[0] and _app_name(j) == key[1] and not _terminal(j)
+        ]
+        for user in users:
+            self.enqueue(user)
+        return users
+
+    def pod_event(self, obj: Obj) -> None:
+        meta = obj.get("metadata", {})
+        job = (meta.get("labels") or {}).get("ferry.dev/job")
+        if job:
+            self.enqueue((meta.get("namespace", ""), job))
+
+    def _children_of(self, key: Key) -> list[Key]:
+        ns, name = key
+        return [
+            k
+            for k, j in self.jobs.items()
+            if k[0] == ns
+            and name in ((j.get("spec") or {}).get("parents") or [])
+            and not _terminal(j)
+        ]
+
+    # ---------------------------------------------------------------- one pass
+
+    async def _mpi_available(self) -> bool:
+        checked_at, value = self._mpi_checked
+        if time.monotonic() - checked_at < 30:
+            return value
+        value = await self._io(self.kube.crd_exists, MPI_CRD)
+        self._mpi_checked = (time.monotonic(), value)
+        return value
+
+    async def reconcile(self, key: Key) -> None:
+        ns, name = key
+        obj = self.jobs.get(key)
+        if obj is None:
+            try:
+                obj = await self._io(self.kube.get_job, ns, name)
+            except NotFoundError:
+                return
+            self.jobs[key] = obj
+        view = parse.job_view(obj)
+        terminal = view.status.state is not None and view.status.state.terminal
+        pods: list[Obj] = []
+        pvcs: list[Obj] = []
+        if not terminal:
+            # Fresh from the apiserver: a cache that lags our own creates would make a pod
+            # we just made look lost.
+            pods, pvcs = await self._io(self.kube.list_children, ns, name)
+        app_obj = self.apps.get((ns, view.spec.app_ref.name)) if view.spec else None
+        parents: dict[str, ParentView | None] = {}
+        if view.spec is not None:
+            for parent in view.spec.parents:
+                parent_obj = self.jobs.get((ns, parent))
+                parents[parent] = parse.parent_view(parent_obj) if parent_obj else None
+        app = parse.app_view(app_obj) if app_obj else None
+        mpi = True
+        if app is not None and app.spec is not None and app.spec.runtime.type == "MPI":
+            mpi = await self._mpi_available()
+        views = [v for v in (pod_view(p) for p in pods) if v is not None]
+        obs = Observation(
+            job=view,
+            now=self.clock(),
+            config=self.config,
+            app=app,
+            parents=parents,
+            pods=tuple(views),
+            pvcs=frozenset(
+                p["metadata"]["name"] for p in pvcs if not p["metadata"].get("deletionTimestamp")
+            ),
+            mpi_available=mpi,
+        )
+        plan = lifecycle.decide(obs)
+        for action in plan.actions:
+            if isinstance(action, CreateObject):
+                made = await self._io(self.kube.create, action.manifest)
+                if made:
+                    log.info("Job %s/%s: created %s %s", ns, name, action.kind, action.name)
+            elif isinstance(action, DeleteObject):
+                gone = await self._io(self.kube.delete, action.kind, ns, action.name)
+                if gone:
+                    log.info("Job %s/%s: deleted %s %s", ns, name, action.kind, action.name)
+            elif isinstance(action, DeleteJob):
+                log.info("Job %s/%s: ttlSecondsAfterFinished elapsed; deleting the Job", ns, name)
+                await self._io(self.kube.delete_job, ns, name, view.uid)
+                return
+        if plan.changed:
+            written = await self._io(self.kube.replace_status, "jobs", obj, plan.status.wire())
+            if _rv(written) >= _rv(self.jobs.get(key)):
+                self.jobs[key] = written
+            if plan.status.state != view.status.state:
+                state = plan.status.state.value if plan.status.state else ""
+                self.stats.transitions[state] = self.stats.transitions.get(state, 0) + 1
+                log.info(
+                    "Job %s/%s: %s -> %s (%s) %s",
+                    ns,
+                    name,
+                    view.status.state.value if view.status.state else "-",
+                    state,
+                    plan.status.reason,
+                    plan.status.message,
+                )
+            for event in plan.events:
+                await self._io(
+                    self.kube.post_event,
+                    written,
+                    event.type,
+                    event.reason,
+                    event.message,
+                    COMPONENT,
+                )
+        delay = plan.requeue_after
+        if not plan.state.terminal:
+            delay = (
+                min(delay, self.config.resync_seconds)
+                if delay is not None
+                else self.config.resync_seconds
+            )
+        if delay is not None:
+            self.enqueue(key, max(delay, 0.05))
+
+    # ---------------------------------------------------------------- apps
+
+    async def reconcile_app(self, obj: Obj) -> None:
+        """Record whether the App is usable (Ready) and why not."""
+        meta = obj["metadata"]
+        view = parse.app_view(obj)
+        try:
+            current = AppStatus.model_validate(obj.get("status") or {})
+        except ValueError:
+            current = AppStatus()
+        status, changed = apps.app_status(
+            view, current, int(meta.get("generation") or 0), self.clock()
+        )
+        if not changed:
+            return
+        try:
+            await self._io(self.kube.replace_status, "apps", obj, status.wire())
+        except (ConflictError, NotFoundError):
+            return  # a newer event follows
+        log.info(
+            "App %s/%s: %s",
+            meta["namespace"],
+            meta["name"],
+            status.conditions[-1].message if status.conditions else "",
+        )
+
+
+def _app_name(obj: Obj) -> str:
+    return str(((obj.get("spec") or {}).get("appRef") or {}).get("name", ""))
+
+
+def _terminal(obj: Obj) -> bool:
+    return ((obj.get("status") or {}).get("state")) in (
+        "Finished",
+        "Failed",
+        "TimedOut",
+        "Cancelled",
+    )
