@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 export PATH := $(HOME)/.cache/ferry/bin:$(PATH)
 
-.PHONY: help deps venv tools crds check-crds lint typecheck layers unit integration e2e test demo demo-down clean
+.PHONY: help deps venv tools crds check-crds lint typecheck layers launcher unit integration e2e test demo demo-down clean
 
 help:
 	@echo "make demo   - local cluster + MinIO + operator, run the hello example, show its timeline"
@@ -29,6 +29,11 @@ typecheck:
 layers:
 	.venv/bin/lint-imports
 
+# The launcher that runs inside app containers (Go, static).
+launcher:
+	cd operator/launcher && gofmt -l . | (! grep .) && go vet ./... && go test ./...
+	cd operator/launcher && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o ../../build/ferry-launch .
+
 unit:
 	$(PY) -m pytest -m unit -q
 
@@ -39,13 +44,14 @@ e2e:
 	$(PY) -m pytest -m e2e -q
 
 # The README's test command: everything, nothing skipped.
-test: deps check-crds lint typecheck layers
+test: deps check-crds lint typecheck layers launcher
 	$(PY) -m pytest -q -p no:cacheprovider
 
 demo: deps
 	hack/demo.sh
 
 demo-down:
+	-[ -f .cluster/operator.pid ] && kill $$(cat .cluster/operator.pid) 2>/dev/null; rm -f .cluster/operator.pid
 	hack/cluster down
 
 clean:

@@ -1,0 +1,3 @@
+module ferry.dev/launcher
+
+go 1.23

@@ -1,0 +1,116 @@
+// Command ferry-launch runs a Job's app inside the app's own image: it starts the command,
+// copies its stdout and stderr both to the container's streams (for `kubectl logs`) and to a
+// log file in the workspace (archived as logs/app.log), forwards termination signals, and
+// exits with the app's exit code (128+signal when the app was killed by a signal).
+//
+// It is a static binary with no dependencies so it runs in any image; the run pod's setup
+// init container copies it from Ferry's tools image into a shared emptyDir.
+//
+// Usage: ferry-launch --log PATH -- COMMAND [ARG...]
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+)
+
+// lockedWriter serialises writes so stdout and stderr lines do not interleave mid-write.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func parseArgs(args []string) (logPath string, command []string, err error) {
+	for i := 0; i < len(args); i++ {
+		switch args[i] {
+		case "--log":
+			if i+1 >= len(args) {
+				return "", nil, errors.New("--log needs a path")
+			}
+			logPath = args[i+1]
+			i++
+		case "--":
+			command = args[i+1:]
+			if len(command) == 0 {
+				return "", nil, errors.New("no command after --")
+			}
+			return logPath, command, nil
+		default:
+			return "", nil, fmt.Errorf("unknown argument %q", args[i])
+		}
+	}
+	return "", nil, errors.New("usage: ferry-launch --log PATH -- COMMAND [ARG...]")
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	logPath, command, err := parseArgs(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "ferry-launch: %v\n", err)
+		return 2
+	}
+	var logFile io.Writer = io.Discard
+	if logPath != "" {
+		if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+			fmt.Fprintf(stderr, "ferry-launch: cannot create %s: %v\n", filepath.Dir(logPath), err)
+			return 2
+		}
+		f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			fmt.Fprintf(stderr, "ferry-launch: cannot open %s: %v\n", logPath, err)
+			return 2
+		}
+		defer f.Close()
+		logFile = f
+	}
+	mu := &sync.Mutex{}
+	cmd := exec.Command(command[0], command[1:]...)
+	cmd.Stdin = os.Stdin
+	cmd.Stdout = lockedWriter{mu, io.MultiWriter(stdout, logFile)}
+	cmd.Stderr = lockedWriter{mu, io.MultiWriter(stderr, logFile)}
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(stderr, "ferry-launch: cannot run %s: %v\n", command[0], err)
+		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
+			return 127
+		}
+		return 126
+	}
+	signals := make(chan os.Signal, 4)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT)
+	go func() {
+		for s := range signals {
+			_ = cmd.Process.Signal(s)
+		}
+	}()
+	err = cmd.Wait()
+	signal.Stop(signals)
+	close(signals)
+	if err == nil {
+		return 0
+	}
+	var exitErr *exec.ExitError
+	if errors.As(err, &exitErr) {
+		if status, ok := exitErr.Sys().(syscall.WaitStatus); ok && status.Signaled() {
+			return 128 + int(status.Signal())
+		}
+		return exitErr.ExitCode()
+	}
+	fmt.Fprintf(stderr, "ferry-launch: %v\n", err)
+	return 1
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
