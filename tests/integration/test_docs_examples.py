@@ -1,0 +1,58 @@
+"""Every YAML example in the README, docs/ and examples/ is applied to the real apiserver:
+examples must be accepted (server-side dry run), and blocks marked `# refused: TEXT` must be
+refused with TEXT in the message."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, Kube
+
+pytestmark = pytest.mark.integration
+
+FENCE = re.compile(r"^```yaml\n(.*?)^```", re.S | re.M)
+
+
+def _blocks() -> list[tuple[str, str]]:
+    found = []
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for i, match in enumerate(FENCE.finditer(doc.read_text())):
+            found.append((f"{doc.relative_to(ROOT)}#{i}", match.group(1)))
+    for path in sorted((ROOT / "examples").rglob("*.yaml")):
+        found.append((str(path.relative_to(ROOT)), path.read_text()))
+    return found
+
+
+BLOCKS = _blocks()
+
+
+def test_there_are_examples() -> None:
+    assert len(BLOCKS) >= 6
+    assert any(name.startswith("examples/") for name, _ in BLOCKS)
+
+
+@pytest.mark.parametrize("text", [t for _, t in BLOCKS], ids=[n for n, _ in BLOCKS])
+def test_example(kube: Kube, namespace: str, text: str) -> None:
+    docs = [d for d in yaml.safe_load_all(text) if d]
+    assert docs, "empty example"
+    refused = re.match(r"#\s*refused:\s*(.+)", text.strip())
+    proc = kube.run(
+        "apply",
+        "--dry-run=server",
+        "--validate=strict",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        stdin=text,
+        check=False,
+    )
+    if refused:
+        assert proc.returncode != 0, "a refused example was accepted"
+        assert refused.group(1).strip() in proc.stderr, proc.stderr
+    else:
+        assert proc.returncode == 0, proc.stderr
