@@ -30,7 +30,8 @@ echo "== starting the operator (log: $DIR/operator.log)"
 if [ -f "$DIR/operator.pid" ] && kill -0 "$(cat "$DIR/operator.pid")" 2>/dev/null; then
   kill "$(cat "$DIR/operator.pid")"; sleep 1
 fi
-FERRY_KUBECONFIG="$KUBECONFIG" FERRY_HEALTH_PORT=0 FERRY_DEFAULT_S3_ENDPOINT="http://127.0.0.1:$PORT" \
+METRICS_PORT=$(.venv/bin/python -c "import socket;s=socket.socket();s.bind(('127.0.0.1',0));print(s.getsockname()[1])")
+FERRY_KUBECONFIG="$KUBECONFIG" FERRY_HEALTH_PORT=0 FERRY_METRICS_PORT="$METRICS_PORT" FERRY_DEFAULT_S3_ENDPOINT="http://127.0.0.1:$PORT" \
   setsid .venv/bin/python -m ferry operator run >"$DIR/operator.log" 2>&1 &
 echo $! >"$DIR/operator.pid"
 
@@ -46,6 +47,9 @@ KUBECONFIG="$KUBECONFIG" .venv/bin/ferry timeline hello-1 -n "$NS"
 echo
 echo "== archived outputs (status.outputs)"
 kubectl get fjob hello-1 -n "$NS" -o jsonpath='{.status.outputs}'; echo
+echo
+echo "== operator metrics (http://127.0.0.1:$METRICS_PORT/metrics)"
+curl -s "http://127.0.0.1:$METRICS_PORT/metrics" | grep -E '^ferry_(jobs|job_transitions_total|api_requests_total)' | head -20
 echo
 echo "demo finished in $(( $(date +%s) - t0 ))s."
 echo "Pods on this cluster's kwok nodes are simulated: the data path runs for real on the local"

@@ -25,7 +25,13 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "hack"))
 
-from localcluster import ClusterError, ClusterState, LocalCluster, kubectl_binary  # noqa: E402
+from localcluster import (  # noqa: E402
+    ClusterError,
+    ClusterState,
+    LocalCluster,
+    free_port,
+    kubectl_binary,
+)
 
 
 class Kube:
@@ -150,3 +156,73 @@ def namespace(kube: Kube) -> Iterator[str]:
     )
     yield name
     kube.run("delete", "namespace", name, "--wait=false", check=False)
+
+
+class OperatorProcess:
+    """The Ferry operator as a real process against the test cluster; killable and restartable."""
+
+    def __init__(self, state: ClusterState, log_dir: Path) -> None:
+        self.state = state
+        self.log_dir = log_dir
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+        self.metrics_port = free_port()
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
+        env.update(
+            FERRY_KUBECONFIG=str(self.state.kubeconfig),
+            FERRY_HEALTH_PORT="0",
+            FERRY_METRICS_PORT=str(self.metrics_port),
+            FERRY_RESYNC_SECONDS="10",
+            FERRY_DEFAULT_S3_ENDPOINT=self.state.minio_endpoint,
+        )
+        return env
+
+    def start(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            return
+        self.starts += 1
+        log = open(self.log_dir / f"operator-{self.starts}.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ferry", "operator", "run"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.env(),
+            cwd=str(ROOT),
+        )
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, as when a node dies."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+    def log_text(self) -> str:
+        return "".join(
+            p.read_text(errors="replace") for p in sorted(self.log_dir.glob("operator-*.log"))
+        )
+
+
+@pytest.fixture(scope="session")
+def _operator_process(
+    kube: Kube, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    op = OperatorProcess(kube.state, tmp_path_factory.mktemp("operator"))
+    yield op
+    op.stop()
+
+
+@pytest.fixture
+def operator(_operator_process: OperatorProcess) -> OperatorProcess:
+    """The operator, running (restarted if an earlier test killed it)."""
+    _operator_process.start()
+    return _operator_process

@@ -78,6 +78,40 @@ def load_config(kubeconfig: str | None = None) -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
+@dataclass(frozen=True)
+class Credentials:
+    """How an ApiClient reaches the apiserver, for kopf's own watches (its login handler)."""
+
+    server: str
+    ca_path: str | None
+    insecure: bool
+    scheme: str | None
+    token: str | None
+    certificate_path: str | None
+    private_key_path: str | None
+
+
+def credentials(api: client.ApiClient) -> Credentials:
+    """The server, TLS files and bearer token an ApiClient was configured with."""
+    conf = api.configuration
+    header = conf.get_api_key_with_prefix("BearerToken") or conf.get_api_key_with_prefix(
+        "authorization"
+    )
+    parts = header.split(" ", 1) if header else []
+    scheme, token = (
+        (None, None) if not parts else (None, parts[0]) if len(parts) == 1 else (parts[0], parts[1])
+    )
+    return Credentials(
+        server=conf.host,
+        ca_path=conf.ssl_ca_cert,
+        insecure=not conf.verify_ssl,
+        scheme=scheme,
+        token=token,
+        certificate_path=conf.cert_file,
+        private_key_path=conf.key_file,
+    )
+
+
 def _status(exc: ApiException) -> int:
     return int(exc.status or 0)
 
@@ -120,6 +154,16 @@ class KubeClient:
         pvcs = self.core.list_namespaced_persistent_volume_claim(namespace, label_selector=selector)
         sanitize = self.api.sanitize_for_serialization
         return [sanitize(p) for p in pods.items], [sanitize(p) for p in pvcs.items]
+
+    def list_job_versions(self, limit: int) -> dict[tuple[str, str], int]:
+        """(namespace, name) -> resourceVersion for up to `limit` Jobs, read fresh."""
+        self._call("list", "jobs")
+        result = self.custom.list_cluster_custom_object(GROUP, VERSION, "jobs", limit=limit)
+        out: dict[tuple[str, str], int] = {}
+        for item in result.get("items", []):
+            meta = item["metadata"]
+            out[(meta["namespace"], meta["name"])] = int(meta["resourceVersion"])
+        return out
 
     def crd_exists(self, name: str) -> bool:
         self._call("get", "customresourcedefinitions")

@@ -13,8 +13,9 @@ from typing import Any
 
 import kopf
 
-from ferry.clients.kube import KubeClient, load_config
+from ferry.clients.kube import KubeClient, credentials, load_config
 from ferry.config import OperatorConfig
+from ferry.handlers.metrics import Metrics
 from ferry.handlers.reconciler import Reconciler
 
 log = logging.getLogger("ferry.operator")
@@ -41,12 +42,35 @@ def configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
     settings.scanning.disabled = True  # the CRDs are installed with the operator
 
 
+@kopf.on.login()
+def login(settings: kopf.OperatorSettings, **kwargs: Any) -> kopf.ConnectionInfo | None:
+    """kopf's watches use the same credentials as Ferry's client: FERRY_KUBECONFIG when set
+    (kopf alone would only look at KUBECONFIG and in-cluster), else kopf's usual login."""
+    path = os.environ.get("FERRY_KUBECONFIG")
+    if not path:
+        info: kopf.ConnectionInfo | None = kopf.login_via_client(settings=settings, **kwargs)
+        return info
+    creds = credentials(load_config(path))
+    return kopf.ConnectionInfo(
+        server=creds.server,
+        ca_path=creds.ca_path,
+        insecure=creds.insecure,
+        scheme=creds.scheme,
+        token=creds.token,
+        certificate_path=creds.certificate_path,
+        private_key_path=creds.private_key_path,
+        trust_env=settings.networking.trust_env,
+    )
+
+
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     config = OperatorConfig.from_env(os.environ)
     configure(settings, config)
     kube = KubeClient(load_config(os.environ.get("FERRY_KUBECONFIG")), config.qps, config.burst)
-    reconciler = Reconciler(kube, config)
+    metrics = Metrics()
+    reconciler = Reconciler(kube, config, metrics=metrics)
+    metrics.serve(config.metrics_port)
     await reconciler.start()
     memo["reconciler"] = reconciler
     log.info(
@@ -62,6 +86,18 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     reconciler: Reconciler | None = memo.get("reconciler")
     if reconciler is not None:
         await reconciler.stop()
+
+
+@kopf.on.probe(id="jobWatch")
+async def job_watch_probe(memo: kopf.Memo, **_: Any) -> str:
+    """Liveness: fails when the Job watch stopped delivering changes (not when idle)."""
+    reconciler: Reconciler = memo["reconciler"]
+    stale = await reconciler.stale_watch_keys()
+    if stale:
+        raise RuntimeError(
+            f"Job watch is stale: {len(stale)} Job(s) changed but not seen, e.g. {stale[0]}"
+        )
+    return "fresh"
 
 
 @kopf.on.event(GROUP, VERSION, "jobs")

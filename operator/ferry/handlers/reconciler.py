@@ -15,7 +15,6 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -25,6 +24,7 @@ from ferry.config import OperatorConfig
 from ferry.decisions import apps, lifecycle, parse
 from ferry.decisions.lifecycle import CreateObject, DeleteJob, DeleteObject
 from ferry.decisions.observation import Observation, ParentView, pod_view
+from ferry.handlers.metrics import Metrics, WatchFreshness
 
 log = logging.getLogger("ferry.reconciler")
 
@@ -47,23 +47,13 @@ def _rv(obj: Obj | None) -> int:
         return 0
 
 
-@dataclass
-class Stats:
-    """Counters the metrics endpoint and the benchmark read."""
-
-    reconciles: int = 0
-    errors: int = 0
-    conflicts: int = 0
-    transitions: dict[str, int] = field(default_factory=dict)
-    reconcile_seconds: float = 0.0
-
-
 class Reconciler:
     def __init__(
         self,
         kube: KubeClient,
         config: OperatorConfig,
         clock: Callable[[], datetime] = utcnow,
+        metrics: Metrics | None = None,
     ) -> None:
         self.kube = kube
         self.config = config
@@ -79,7 +69,9 @@ class Reconciler:
             max_workers=config.workers * 2, thread_name_prefix="ferry-api"
         )
         self.tasks: list[asyncio.Task[None]] = []
-        self.stats = Stats()
+        self.metrics = metrics or Metrics()
+        self.metrics.attach(self.jobs, kube.calls.counts)
+        self.freshness = WatchFreshness()
         self._mpi_checked = (0.0, False)
 
     # ---------------------------------------------------------------- lifecycle
@@ -131,16 +123,15 @@ class Reconciler:
             try:
                 await self.reconcile(key)
             except ConflictError:
-                self.stats.conflicts += 1
+                self.metrics.conflicts.inc()
                 self.jobs.pop(key, None)  # read it afresh
                 self.dirty.add(key)
             except Exception:
-                self.stats.errors += 1
+                self.metrics.reconcile_errors.inc()
                 log.exception("Job %s/%s: reconcile failed; retrying in 5s", *key)
                 self.enqueue(key, 5.0)
             finally:
-                self.stats.reconciles += 1
-                self.stats.reconcile_seconds += time.monotonic() - started
+                self.metrics.reconcile_seconds.observe(time.monotonic() - started)
                 self.active.discard(key)
                 if key in self.dirty:
                     self.dirty.discard(key)
@@ -223,6 +214,7 @@ class Reconciler:
             # Fresh from the apiserver: a cache that lags our own creates would make a pod
             # we just made look lost.
             pods, pvcs = await self._io(self.kube.list_children, ns, name)
+            self.metrics.observe_container_summaries(pods)
         app_obj = self.apps.get((ns, view.spec.app_ref.name)) if view.spec else None
         parents: dict[str, ParentView | None] = {}
         if view.spec is not None:
@@ -266,7 +258,7 @@ class Reconciler:
                 self.jobs[key] = written
             if plan.status.state != view.status.state:
                 state = plan.status.state.value if plan.status.state else ""
-                self.stats.transitions[state] = self.stats.transitions.get(state, 0) + 1
+                self.metrics.transitions.labels(state, plan.status.reason or "").inc()
                 log.info(
                     "Job %s/%s: %s -> %s (%s) %s",
                     ns,
@@ -294,6 +286,15 @@ class Reconciler:
             )
         if delay is not None:
             self.enqueue(key, max(delay, 0.05))
+
+    # ---------------------------------------------------------------- health
+
+    async def stale_watch_keys(self) -> list[Key]:
+        """Jobs newer on the server than in the watch cache for longer than the grace period
+        (a sample of up to 200): non-empty means the Job watch has stopped delivering."""
+        listed = await self._io(self.kube.list_job_versions, 200)
+        cached = {k: _rv(v) for k, v in self.jobs.items()}
+        return self.freshness.check(listed, cached)
 
     # ---------------------------------------------------------------- apps
 

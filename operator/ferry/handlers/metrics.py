@@ -1,0 +1,154 @@
+"""Prometheus metrics of the operator and the dead-watch check behind its liveness probe.
+
+Owns: the metric families (Jobs by state, transitions, reconcile latency, API calls,
+staged and archived bytes and seconds), filling them from the reconciler, serving them on
+FERRY_METRICS_PORT, and `WatchFreshness`, which tells a watch that silently stopped from an
+idle one. Must not: decide anything about Jobs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from ferry.api.job import State
+
+
+class Metrics:
+    """Every metric Ferry exports, in its own registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.transitions = Counter(
+            "ferry_job_transitions",
+            "Job state transitions, by new state and reason",
+            ["state", "reason"],
+            registry=self.registry,
+        )
+        self.reconcile_seconds = Histogram(
+            "ferry_reconcile_duration_seconds",
+            "Time of one reconcile pass of a Job",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+        self.reconcile_errors = Counter(
+            "ferry_reconcile_errors", "Reconcile passes that raised", registry=self.registry
+        )
+        self.conflicts = Counter(
+            "ferry_status_conflicts",
+            "Status writes refused by the optimistic lock",
+            registry=self.registry,
+        )
+        self.data_bytes = Counter(
+            "ferry_data_bytes",
+            "Bytes staged in or archived, by direction",
+            ["direction"],
+            registry=self.registry,
+        )
+        self.data_seconds = Counter(
+            "ferry_data_seconds",
+            "Seconds spent staging in or archiving, by direction",
+            ["direction"],
+            registry=self.registry,
+        )
+        self._seen: set[str] = set()
+
+    def attach(self, jobs: dict[Any, dict[str, Any]], calls: dict[str, int]) -> None:
+        """Export the Jobs-by-state gauge and the API call counter from live data."""
+        self.registry.register(JobStates(jobs))
+        self.registry.register(ApiCalls(calls))
+
+    def serve(self, port: int) -> None:
+        if port:
+            start_http_server(port, registry=self.registry)
+
+    def observe_container_summaries(self, pods: Iterable[dict[str, Any]]) -> None:
+        """Count bytes and seconds from the stager's termination messages, once per container."""
+        for pod in pods:
+            status = pod.get("status") or {}
+            for c in (status.get("initContainerStatuses") or []) + (
+                status.get("containerStatuses") or []
+            ):
+                name = str(c.get("name", ""))
+                if not (name.startswith("stage-") or name == "archive"):
+                    continue
+                term = (c.get("state") or {}).get("terminated") or {}
+                key = f"{pod['metadata'].get('uid')}/{name}"
+                if term.get("exitCode") != 0 or key in self._seen:
+                    continue
+                self._seen.add(key)
+                try:
+                    summary = json.loads(term.get("message") or "{}")
+                except ValueError:
+                    continue
+                if not isinstance(summary, dict):
+                    continue
+                direction = "in" if name.startswith("stage-") else "out"
+                if isinstance(summary.get("bytes"), int):
+                    self.data_bytes.labels(direction).inc(summary["bytes"])
+                if isinstance(summary.get("seconds"), int | float):
+                    self.data_seconds.labels(direction).inc(summary["seconds"])
+        if len(self._seen) > 100_000:
+            self._seen.clear()
+
+
+class JobStates(Collector):
+    """ferry_jobs{state}: Jobs known to the operator, by state, computed at scrape time."""
+
+    def __init__(self, jobs: dict[Any, dict[str, Any]]) -> None:
+        self.jobs = jobs
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily("ferry_jobs", "Jobs by state", labels=["state"])
+        counts = dict.fromkeys((s.value for s in State), 0)
+        for obj in list(self.jobs.values()):
+            state = (obj.get("status") or {}).get("state") or "Pending"
+            counts[state] = counts.get(state, 0) + 1
+        for state, n in sorted(counts.items()):
+            family.add_metric([state], n)
+        yield family
+
+
+class ApiCalls(Collector):
+    """ferry_api_requests_total{verb,resource}: calls the operator made to the apiserver."""
+
+    def __init__(self, counts: dict[str, int]) -> None:
+        self.counts = counts
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "ferry_api_requests", "API requests made", labels=["verb", "resource"]
+        )
+        for key, n in sorted(self.counts.items()):
+            verb, _, resource = key.partition(" ")
+            family.add_metric([verb, resource], n)
+        yield family
+
+
+@dataclass
+class WatchFreshness:
+    """Detects a watch that stopped delivering: an object newer on the server than in the
+    watch cache for longer than `grace` seconds. An idle cluster is healthy (nothing newer)."""
+
+    grace: float = 120.0
+    stale_since: dict[Any, float] = field(default_factory=dict)
+
+    def check(
+        self, server: dict[Any, int], cache: dict[Any, int], now: float | None = None
+    ) -> list[Any]:
+        """Keys stale past the grace period, given resourceVersions on the server and in cache."""
+        now = time.monotonic() if now is None else now
+        stale_now = {k for k, rv in server.items() if rv > cache.get(k, 0)}
+        for key in list(self.stale_since):
+            if key not in stale_now:
+                del self.stale_since[key]
+        for key in stale_now:
+            self.stale_since.setdefault(key, now)
+        return sorted(k for k, since in self.stale_since.items() if now - since >= self.grace)
