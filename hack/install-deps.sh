@@ -6,12 +6,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The real node's parts (tests/e2e needs them): on by default for root, which the node needs;
+# FERRY_WITH_NODE=0 skips them.
+if [ "$(id -u)" = 0 ]; then FERRY_WITH_NODE="${FERRY_WITH_NODE:-1}"; fi
+
 need_apt=()
 command -v openssl >/dev/null || need_apt+=(openssl)
 if [ "${FERRY_WITH_NODE:-0}" = 1 ]; then
-  command -v containerd >/dev/null || need_apt+=(containerd)
+  # The real node (hack/cluster up --real-node) and its images (hack/images.py).
+  command -v containerd >/dev/null || need_apt+=(containerd)  # also brings ctr
   command -v runc >/dev/null || need_apt+=(runc)
-  [ -d /usr/lib/cni ] || need_apt+=(containernetworking-plugins)
+  # Debian puts the CNI plugins in /usr/lib/cni (not /opt/cni/bin).
+  [ -x /usr/lib/cni/bridge ] && [ -x /usr/lib/cni/host-local ] || need_apt+=(containernetworking-plugins)
+  command -v iptables >/dev/null || need_apt+=(iptables)  # the portmap plugin
+  command -v ip >/dev/null || need_apt+=(iproute2)
+  dpkg -s busybox-static >/dev/null 2>&1 || need_apt+=(busybox-static)
+  command -v debootstrap >/dev/null || need_apt+=(debootstrap)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need_apt[*]}"
@@ -32,3 +42,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
 fi
 
 hack/build-tools.sh kubernetes etcd kwok minio helm
+if [ "${FERRY_WITH_NODE:-0}" = 1 ]; then
+  # The real node's images (cached by their inputs in ~/.cache/ferry/images).
+  "$PY" hack/images.py build >/dev/null
+fi

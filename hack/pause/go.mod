@@ -1,0 +1,3 @@
+module ferry.dev/pause
+
+go 1.23
