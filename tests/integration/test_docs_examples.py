@@ -6,7 +6,6 @@ are checked to be well-formed."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 import yaml

@@ -33,10 +33,14 @@ def _to_lua(lua: LuaRuntime, value: Any) -> Any:
     return value
 
 
-def job(state: State | None, reason: str = "", generation: int = 1, observed: int = 1) -> dict[str, Any]:
+def job(
+    state: State | None, reason: str = "", generation: int = 1, observed: int = 1
+) -> dict[str, Any]:
     obj: dict[str, Any] = {"metadata": {"name": "x", "generation": generation}, "spec": {}}
     if state is not None:
-        status = JobStatus(state=state, reason=reason or state.value, message="m", observed_generation=observed)
+        status = JobStatus(
+            state=state, reason=reason or state.value, message="m", observed_generation=observed
+        )
         obj["status"] = status.wire()
     return obj
 

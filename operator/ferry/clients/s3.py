@@ -1,0 +1,356 @@
+"""S3 access for the stager: the only module that imports `minio`.
+
+Owns: building a client from an endpoint URL and credentials, streaming an object to a file
+(hashing it on the way), listing a prefix, uploading a file (multipart for large ones, hashing
+the bytes as they are read) or a small byte string, and mapping every failure to one of the
+exceptions below with a message a person can act on. Must not: retry (the caller decides how
+long to keep trying: StoreUnavailableError is the only retryable error) or decide what to copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
+from urllib.parse import urlsplit
+
+import certifi
+import urllib3
+from minio import Minio
+from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
+
+#: Parts of multipart uploads; a file larger than this is uploaded in parts.
+PART_SIZE = 64 * 1024 * 1024
+#: Parts of one multipart upload sent at the same time.
+PART_PARALLEL = 2
+CHUNK = 1024 * 1024
+
+_T = TypeVar("_T")
+
+_NOT_FOUND = frozenset({"NoSuchKey", "NoSuchBucket", "NoSuchObject", "ResourceNotFound"})
+_DENIED = frozenset(
+    {
+        "AccessDenied",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "InvalidToken",
+        "ExpiredToken",
+        "AllAccessDisabled",
+        "AccountProblem",
+        "InvalidSecurity",
+    }
+)
+_RETRYABLE = frozenset(
+    {
+        "InternalError",
+        "ServiceUnavailable",
+        "SlowDown",
+        "RequestTimeout",
+        "XMinioServerNotInitialized",
+        "XMinioReadQuorum",
+        "XMinioWriteQuorum",
+        "OperationTimedOut",
+    }
+)
+
+
+class StoreError(Exception):
+    """An object-store operation failed; the message says what and why, on one line."""
+
+
+class StoreNotFoundError(StoreError):
+    """The bucket or the object does not exist."""
+
+
+class StoreAccessDeniedError(StoreError):
+    """The credentials were refused (AccessDenied, InvalidAccessKeyId, SignatureDoesNotMatch)."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store could not be reached or answered with a transient error; worth retrying."""
+
+
+@dataclass(frozen=True)
+class Digest:
+    """What was transferred: its size and SHA-256 (hex)."""
+
+    bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+
+
+def parse_endpoint(endpoint: str) -> tuple[str, bool]:
+    """`http://host:port` → ("host:port", secure=False); https (or no scheme) → secure."""
+    text = endpoint.strip()
+    if "://" not in text:
+        text = "https://" + text
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise StoreError(f"S3 endpoint {endpoint!r} is not an http(s)://host[:port] URL")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise StoreError(f"S3 endpoint {endpoint!r} must not have a path")
+    if "@" in parts.netloc:
+        raise StoreError("S3 endpoint must not carry credentials; use the access/secret keys")
+    return parts.netloc, parts.scheme == "https"
+
+
+#: Objects larger than this are hashed in a second thread while the first writes.
+BACKGROUND_HASH = 8 * 1024 * 1024
+
+
+class _Hasher:
+    def __init__(self) -> None:
+        self.hash = hashlib.sha256()
+
+    def update(self, data: bytes) -> None:
+        self.hash.update(data)
+
+    def hexdigest(self) -> str:
+        return self.hash.hexdigest()
+
+
+class _BackgroundHasher(_Hasher):
+    """SHA-256 in a worker thread (hashlib releases the GIL on large buffers), so hashing
+    overlaps the socket reads and file writes instead of adding to them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+        self.thread = threading.Thread(target=self._run, name="sha256", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (data := self.queue.get()) is not None:
+            self.hash.update(data)
+
+    def update(self, data: bytes) -> None:
+        self.queue.put(data)
+
+    def hexdigest(self) -> str:
+        if self.thread.is_alive():
+            self.queue.put(None)
+            self.thread.join()
+        return self.hash.hexdigest()
+
+
+class _HashingReader:
+    """A read-only file wrapper that hashes every byte read (reads are sequential)."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.hash = hashlib.sha256()
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self.hash.update(data)
+        self.count += len(data)
+        return data
+
+
+class S3Client:
+    """A small, typed face over the minio client, with errors mapped to StoreError kinds."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        access_key: str,
+        secret_key: str,
+        region: str | None = None,
+        *,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 120.0,
+        pool_size: int = 16,
+    ) -> None:
+        host, secure = parse_endpoint(endpoint)
+        self.endpoint = endpoint
+        # No retries inside urllib3: the caller owns the retry budget, so it is predictable.
+        http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
+            maxsize=pool_size,
+            retries=urllib3.Retry(total=0, connect=0, read=0, redirect=0, status=0),
+            cert_reqs="CERT_REQUIRED",
+            ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
+        )
+        self._minio = Minio(
+            host,
+            access_key=access_key or None,
+            secret_key=secret_key or None,
+            secure=secure,
+            region=region or None,
+            http_client=http,
+        )
+
+    # -- reads -------------------------------------------------------------------------
+
+    def get_object_to_file(self, bucket: str, key: str, path: Path) -> Digest:
+        """Stream s3://bucket/key into `path` (via path.part, renamed at the end)."""
+        where = f"s3://{bucket}/{key}"
+        part = path.with_name(path.name + ".part")
+
+        def run() -> Digest:
+            response = self._minio.get_object(bucket, key)
+            length = int(response.headers.get("Content-Length") or 0)
+            digest: _Hasher = _BackgroundHasher() if length > BACKGROUND_HASH else _Hasher()
+            count = 0
+            try:
+                with open(part, "wb") as out:
+                    # Raw bytes as stored (no Content-Encoding decoding), which also skips
+                    # urllib3's decode buffer.
+                    for data in response.stream(CHUNK, decode_content=False):
+                        digest.update(data)
+                        out.write(data)
+                        count += len(data)
+            finally:
+                sha256 = digest.hexdigest()
+                response.close()
+                response.release_conn()
+            os.replace(part, path)
+            return Digest(count, sha256)
+
+        try:
+            return self._call(where, run)
+        finally:
+            part.unlink(missing_ok=True)
+
+    def get_bytes(self, bucket: str, key: str) -> bytes:
+        def run() -> bytes:
+            response = self._minio.get_object(bucket, key)
+            try:
+                return bytes(response.read())
+            finally:
+                response.close()
+                response.release_conn()
+
+        return self._call(f"s3://{bucket}/{key}", run)
+
+    def list_objects(self, bucket: str, prefix: str) -> list[ObjectInfo]:
+        """Every object whose key starts with `prefix` (recursively), in key order."""
+
+        def run() -> list[ObjectInfo]:
+            found: Iterator[Any] = self._minio.list_objects(bucket, prefix=prefix, recursive=True)
+            return [ObjectInfo(str(o.object_name), int(o.size or 0)) for o in found if not o.is_dir]
+
+        return self._call(f"s3://{bucket}/{prefix}", run)
+
+    def bucket_exists(self, bucket: str) -> bool:
+        return self._call(f"s3://{bucket}", lambda: bool(self._minio.bucket_exists(bucket)))
+
+    # -- writes ------------------------------------------------------------------------
+
+    def make_bucket(self, bucket: str) -> None:
+        def run() -> None:
+            if not self._minio.bucket_exists(bucket):
+                self._minio.make_bucket(bucket)
+
+        self._call(f"s3://{bucket}", run)
+
+    def put_stream(
+        self,
+        bucket: str,
+        key: str,
+        stream: BinaryIO,
+        length: int,
+        content_type: str = "application/octet-stream",
+    ) -> Digest:
+        """Upload `length` bytes of `stream`, as fput_object does (multipart above PART_SIZE,
+        PART_PARALLEL parts at a time), hashing the bytes as they are read."""
+        reader = _HashingReader(stream)
+
+        def run() -> Digest:
+            self._minio.put_object(
+                bucket,
+                key,
+                reader,  # type: ignore[arg-type]  # duck-typed: only read() is used
+                length,
+                content_type=content_type,
+                part_size=PART_SIZE,
+                num_parallel_uploads=PART_PARALLEL,
+            )
+            return Digest(reader.count, reader.hash.hexdigest())
+
+        return self._call(f"s3://{bucket}/{key}", run)
+
+    def put_file(
+        self, bucket: str, key: str, path: Path, content_type: str = "application/octet-stream"
+    ) -> Digest:
+        with open(path, "rb") as stream:
+            return self.put_stream(
+                bucket, key, stream, os.fstat(stream.fileno()).st_size, content_type
+            )
+
+    def put_bytes(
+        self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream"
+    ) -> Digest:
+        return self.put_stream(bucket, key, io.BytesIO(data), len(data), content_type)
+
+    # -- errors ------------------------------------------------------------------------
+
+    def _call(self, where: str, fn: Callable[[], _T]) -> _T:
+        try:
+            return fn()
+        except S3Error as exc:
+            raise _from_s3_error(where, exc) from None
+        except ServerError as exc:
+            raise StoreUnavailableError(
+                f"{where}: the store answered HTTP {exc.status_code} ({_first_line(exc)})"
+            ) from None
+        except InvalidResponseError as exc:
+            raise StoreUnavailableError(
+                f"{where}: unexpected answer from the store: {exc}"
+            ) from None
+        except urllib3.exceptions.HTTPError as exc:
+            raise StoreUnavailableError(
+                f"{where}: cannot reach {self.endpoint}: {_connection_reason(exc)}"
+            ) from None
+        except (ConnectionError, TimeoutError) as exc:
+            raise StoreUnavailableError(f"{where}: cannot reach {self.endpoint}: {exc}") from None
+        except MinioException as exc:
+            raise StoreError(f"{where}: {_first_line(exc)}") from None
+        except ValueError as exc:  # minio's own argument checks (bucket/object names)
+            raise StoreError(f"{where}: {exc}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _connection_reason(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None)
+    if reason is not None and reason is not exc:
+        return _connection_reason(reason)
+    text = _first_line(exc)
+    if "Connection refused" in text:
+        return "connection refused"
+    if "timed out" in text.lower():
+        return "timed out"
+    if "Name or service not known" in text or "nodename nor servname" in text:
+        return "unknown host"
+    return text
+
+
+def _from_s3_error(where: str, exc: S3Error) -> StoreError:
+    code = exc.code or "Error"
+    message = (exc.message or "").strip()
+    detail = f"{code}: {message}" if message else code
+    if code in _NOT_FOUND:
+        what = "not found: the bucket does not exist" if code == "NoSuchBucket" else "not found"
+        return StoreNotFoundError(f"{where} {what} ({detail})")
+    if code in _DENIED:
+        return StoreAccessDeniedError(f"{where}: access denied ({detail})")
+    status = exc.response.status if exc.response is not None else 0
+    if code in _RETRYABLE or status >= 500:
+        return StoreUnavailableError(f"{where}: the store answered {detail}")
+    return StoreError(f"{where}: {detail}")
