@@ -141,16 +141,41 @@ class ConfigMapSource(WireModel):
     key: Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")]
 
 
+_RELATIVE_PATH_RULE: dict[str, Any] = {
+    "rule": "!self.startsWith('/') && !self.split('/').exists(p, p == '..')",
+    "message": "path must be relative and must not contain '..'",
+}
+
+
+class JobOutputSource(WireModel):
+    """A file (or, with a trailing slash, a directory) archived by a parent Job, relative to
+    its last attempt's archive. The Job must list it in spec.parents; Ferry resolves the
+    location from the parent's status.outputs when it starts the attempt."""
+
+    job: ObjectName = Field(description="A Job named in spec.parents.")
+    path: Annotated[str, Field(min_length=1, max_length=1024)] = Field(
+        description="e.g. results/mesh.h5, or results/ for a directory.",
+        json_schema_extra={"x-kubernetes-validations": [_RELATIVE_PATH_RULE]},
+    )
+
+    @model_validator(mode="after")
+    def _relative(self) -> JobOutputSource:
+        if self.path.startswith("/") or ".." in self.path.split("/"):
+            raise ValueError("path must be relative and must not contain '..'")
+        return self
+
+
 class InputSource(WireModel):
-    """Where an input comes from: exactly one of s3, http, pvc, configMap, inline."""
+    """Where an input comes from: exactly one of s3, http, pvc, configMap, inline, jobOutput."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
                     "rule": "[has(self.s3), has(self.http), has(self.pvc), has(self.configMap),"
-                    " has(self.inline)].filter(x, x).size() == 1",
-                    "message": "exactly one of s3, http, pvc, configMap, inline must be set",
+                    " has(self.inline), has(self.jobOutput)].filter(x, x).size() == 1",
+                    "message": "exactly one of s3, http, pvc, configMap, inline, jobOutput "
+                    "must be set",
                 }
             ]
         }
@@ -161,14 +186,16 @@ class InputSource(WireModel):
     pvc: PvcSource | None = None
     config_map: ConfigMapSource | None = None
     inline: Annotated[str, Field(max_length=MAX_INLINE_BYTES)] | None = None
+    job_output: JobOutputSource | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> InputSource:
-        kinds = [
-            k for k in ("s3", "http", "pvc", "config_map", "inline") if getattr(self, k) is not None
-        ]
+        fields = ("s3", "http", "pvc", "config_map", "inline", "job_output")
+        kinds = [k for k in fields if getattr(self, k) is not None]
         if len(kinds) != 1:
-            raise ValueError("exactly one of s3, http, pvc, configMap, inline must be set")
+            raise ValueError(
+                "exactly one of s3, http, pvc, configMap, inline, jobOutput must be set"
+            )
         return self
 
     @property
@@ -178,6 +205,7 @@ class InputSource(WireModel):
             ("http", self.http),
             ("pvc", self.pvc),
             ("configMap", self.config_map),
+            ("jobOutput", self.job_output),
         ):
             if value is not None:
                 return name
@@ -214,6 +242,11 @@ class ArchiveLocation(S3Location):
 class Archive(WireModel):
     """Where and what to archive after each attempt."""
 
+    enabled: bool = Field(
+        default=True,
+        description="false: nothing is archived (no logs, no manifest); a Job without inputs "
+        "then needs no workspace volume either.",
+    )
     s3: ArchiveLocation | None = Field(
         default=None, description="The operator's default store when unset."
     )
@@ -234,28 +267,27 @@ class Workspace(WireModel):
     storage_class_name: ObjectName | None = None
 
 
+#: Spec-level admission rules: optional immutable fields cannot appear or vanish after
+#: creation (per-field rules only see changes), and jobOutput inputs name declared parents.
+_SPEC_RULES: list[Any] = [
+    {
+        "rule": f"has(self.{f}) == has(oldSelf.{f})",
+        "message": f"{f} cannot be added or removed after creation",
+    }
+    for f in ("resources", "archive", "workspace", "retry", "parameters", "inputs", "parents")
+] + [
+    {
+        "rule": "!has(self.inputs) || self.inputs.all(i, !has(i.source.jobOutput)"
+        " || (has(self.parents) && i.source.jobOutput.job in self.parents))",
+        "message": "an input's jobOutput.job must be listed in spec.parents",
+    }
+]
+
+
 class JobSpec(WireModel):
     """What to run: the App, its parameters and inputs, and the policies around the run."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {
-                    "rule": f"has(self.{f}) == has(oldSelf.{f})",
-                    "message": f"{f} cannot be added or removed after creation",
-                }
-                for f in (
-                    "resources",
-                    "archive",
-                    "workspace",
-                    "retry",
-                    "parameters",
-                    "inputs",
-                    "parents",
-                )
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": _SPEC_RULES})
 
     app_ref: AppRef = Field(json_schema_extra=_immutable("appRef"))
     parameters: Annotated[
@@ -299,11 +331,28 @@ class JobSpec(WireModel):
             raise ValueError(f"spec.inputs: duplicate name(s) {', '.join(dupes)}")
         if len(set(self.parents)) != len(self.parents):
             raise ValueError("spec.parents: duplicate names")
+        for i, item in enumerate(self.inputs):
+            output = item.source.job_output
+            if output is not None and output.job not in self.parents:
+                raise ValueError(
+                    f"spec.inputs[{i}].source.jobOutput.job: {output.job!r} is not in spec.parents"
+                )
         return self
 
     @property
     def effective_retry(self) -> Retry:
         return self.retry or Retry()
+
+    @property
+    def archiving(self) -> bool:
+        """Whether attempts are archived (the default)."""
+        return self.archive is None or self.archive.enabled
+
+    @property
+    def uses_workspace(self) -> bool:
+        """Whether attempts need a workspace PVC: data staged in or archived out outlives the
+        run pod; otherwise the working directory is an emptyDir of the pod."""
+        return bool(self.inputs) or self.archiving
 
 
 class AppSnapshot(WireModel):

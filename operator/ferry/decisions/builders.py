@@ -14,7 +14,7 @@ from typing import Any
 
 from ferry.api.app import AppSpec, Scalar
 from ferry.api.common import API_VERSION, Resources, S3Location
-from ferry.api.job import JobInput, JobSpec
+from ferry.api.job import InputSource, JobInput, JobSpec, S3Source
 from ferry.config import OperatorConfig
 from ferry.decisions import templating
 from ferry.decisions.observation import (
@@ -213,8 +213,16 @@ def _tools_container(name: str, args: list[str], config: OperatorConfig) -> dict
 
 
 def _stage_container(
-    item: JobInput, config: OperatorConfig, volumes: list[dict[str, Any]]
+    item: JobInput,
+    config: OperatorConfig,
+    volumes: list[dict[str, Any]],
+    resolved: S3Source | None = None,
 ) -> dict[str, Any]:
+    if item.source.job_output is not None:
+        # Another Job's outputs: staged like any S3 input once resolved to a location.
+        if resolved is None:
+            raise ValueError(f"input {item.name!r}: jobOutput not resolved")
+        item = JobInput(name=item.name, source=InputSource(s3=resolved))
     source = item.source
     container = _tools_container(f"stage-{item.name}", ["stage-in"], config)
     env: list[dict[str, Any]] = [
@@ -272,22 +280,32 @@ def run_pod(
     params: Mapping[str, Scalar],
     attempt: int,
     config: OperatorConfig,
+    resolved: Mapping[str, S3Source] | None = None,
 ) -> Manifest:
-    """The attempt's run pod. Raises templating.TemplateError on a bad template."""
+    """The attempt's run pod. Raises templating.TemplateError on a bad template.
+
+    `resolved` gives the S3 location of each jobOutput input (decisions.inputs)."""
     ctx = template_context(job, app, spec, params, attempt)
-    volumes: list[dict[str, Any]] = [
-        {
-            "name": WORKSPACE_VOLUME,
-            "persistentVolumeClaim": {"claimName": workspace_name(job.name, attempt)},
-        },
-        {"name": BIN_VOLUME, "emptyDir": {"sizeLimit": "64Mi"}},
-    ]
-    setup = _tools_container("ferry-setup", ["setup", "--bin", "/ferry/bin"], config)
-    setup["volumeMounts"] = [
-        {"name": WORKSPACE_VOLUME, "mountPath": "/ferry/workspace"},
-        {"name": BIN_VOLUME, "mountPath": "/ferry/bin"},
-    ]
-    inits = [setup] + [_stage_container(i, config, volumes) for i in spec.inputs]
+    workspace: dict[str, Any] = (
+        {"persistentVolumeClaim": {"claimName": workspace_name(job.name, attempt)}}
+        if spec.uses_workspace
+        else {"emptyDir": {}}
+    )
+    volumes: list[dict[str, Any]] = [{"name": WORKSPACE_VOLUME, **workspace}]
+    # The launcher captures the app's output for the archive; without an archive, or with
+    # the image's own entrypoint (which Ferry cannot wrap), the app runs as it is.
+    launch = bool(app.command) and spec.archiving
+    inits: list[dict[str, Any]] = []
+    if launch or spec.inputs:
+        setup = _tools_container("ferry-setup", ["setup", "--bin", "/ferry/bin"], config)
+        setup["volumeMounts"] = [
+            {"name": WORKSPACE_VOLUME, "mountPath": "/ferry/workspace"},
+            {"name": BIN_VOLUME, "mountPath": "/ferry/bin"},
+        ]
+        volumes.append({"name": BIN_VOLUME, "emptyDir": {"sizeLimit": "64Mi"}})
+        inits.append(setup)
+    resolved = resolved or {}
+    inits += [_stage_container(i, config, volumes, resolved.get(i.name)) for i in spec.inputs]
     args = [templating.render(a, ctx) for a in app.args]
     app_container: dict[str, Any] = {
         "name": APP_CONTAINER,
@@ -312,13 +330,18 @@ def run_pod(
                 "readOnly": True,
             },
             {"name": WORKSPACE_VOLUME, "mountPath": LOGS_DIR, "subPath": "logs"},
-            {"name": BIN_VOLUME, "mountPath": "/ferry/bin", "readOnly": True},
         ],
     }
+    if inits:
+        app_container["volumeMounts"].append(
+            {"name": BIN_VOLUME, "mountPath": "/ferry/bin", "readOnly": True}
+        )
     if app.command:
-        # The launcher tees stdout/stderr to logs/app.log and passes the exit code through.
         command = [templating.render(c, ctx) for c in app.command]
-        app_container["command"] = [LAUNCHER, "--log", f"{LOGS_DIR}/app.log", "--", *command]
+        if launch:
+            # The launcher tees stdout/stderr to logs/app.log and passes the exit code through.
+            command = [LAUNCHER, "--log", f"{LOGS_DIR}/app.log", "--", *command]
+        app_container["command"] = command
         app_container["args"] = args
     elif args:
         app_container["args"] = args
@@ -331,7 +354,7 @@ def run_pod(
             "automountServiceAccountToken": False,
             "enableServiceLinks": False,
             "securityContext": _pod_security_context(),
-            "initContainers": inits,
+            **({"initContainers": inits} if inits else {}),
             "containers": [app_container],
             "volumes": volumes,
         },

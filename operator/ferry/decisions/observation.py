@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from ferry.api.app import AppSpec
+from ferry.api.common import S3Location
 from ferry.api.job import JobSpec, JobStatus, State
 from ferry.config import OperatorConfig
 
@@ -95,6 +96,9 @@ class ParentView:
     name: str
     state: State | None
     reason: str = ""
+    #: Where its last attempt was archived (status.outputs.uri), and the store it used.
+    outputs_uri: str = ""
+    store: S3Location | None = None
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ferry.api.app import AppSpec
+from ferry.api.common import S3Location
 from ferry.api.job import JobSpec, JobStatus, State
 from ferry.decisions.observation import AppView, JobView, ParentView
 
@@ -97,6 +98,19 @@ def parent_view(obj: Mapping[str, Any]) -> ParentView:
         state = State(raw_state) if raw_state else None
     except ValueError:
         state = None
+    outputs = status.get("outputs") or {}
+    store: S3Location | None = None
+    archive_s3 = ((obj.get("spec") or {}).get("archive") or {}).get("s3")
+    if archive_s3:
+        keep = ("bucket", "endpoint", "region", "secretRef")
+        try:
+            store = S3Location.model_validate({k: v for k, v in archive_s3.items() if k in keep})
+        except ValidationError:
+            store = None
     return ParentView(
-        name=str(meta.get("name", "")), state=state, reason=str(status.get("reason") or "")
+        name=str(meta.get("name", "")),
+        state=state,
+        reason=str(status.get("reason") or ""),
+        outputs_uri=str(outputs.get("uri") or ""),
+        store=store,
     )
