@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -12,7 +13,7 @@ from ferry.api.job import MAX_HISTORY, HistoryEntry, JobStatus, State
 from ferry.config import OperatorConfig
 from ferry.decisions import lifecycle
 from ferry.decisions.lifecycle import CreateObject, DeleteJob, DeleteObject, Plan, decide
-from ferry.decisions.observation import Observation
+from ferry.decisions.observation import Observation, ParentView
 
 from .factories import (
     CONFIG,
@@ -859,13 +860,36 @@ def test_terminal_state_deletes_leftover_pods_and_pvcs() -> None:
         )
     )
     assert plan.state == State.FINISHED
+    # Finished pods go too: one that mounts a workspace keeps it from being deleted.
     assert kinds(plan) == [
-        ("delete", "Pod", f"{JOB}-2"),
         ("delete", "PersistentVolumeClaim", f"{JOB}-1"),
         ("delete", "PersistentVolumeClaim", f"{JOB}-2"),
+        ("delete", "Pod", f"{JOB}-2"),
+        ("delete", "Pod", f"{JOB}-1"),
     ]
     assert not plan.changed
     assert plan.events == ()
+
+
+def test_finishing_pass_deletes_finished_pods_so_the_workspace_can_go() -> None:
+    # A finished pod that mounts the workspace keeps the PVC's pvc-protection finalizer:
+    # the workspace is only freed once the Job's pods are gone too.
+    obs, plan = succeeded_then([archive_pod(phase="Succeeded", summary=SUMMARY)])
+    assert plan.state == State.FINISHED
+    obs = with_status(
+        obs,
+        obs.job.status,
+        pods=(exited(code=0), archive_pod(phase="Succeeded", summary=SUMMARY)),
+        pvcs={f"{JOB}-1"},
+    )
+    plan = decide(obs)
+    assert plan.state == State.FINISHED
+    # Workspaces first: a pass cut short leaves pods, whose events bring the Job back.
+    assert kinds(plan) == [
+        ("delete", "PersistentVolumeClaim", f"{JOB}-1"),
+        ("delete", "Pod", f"{JOB}-1"),
+        ("delete", "Pod", f"{JOB}-1-archive-1"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -1104,3 +1128,132 @@ def test_generation_is_recorded() -> None:
     plan = decide(observe(job_view(generation=7)))
     assert plan.status.observed_generation == 7
     assert all(c.observed_generation == 7 for c in plan.status.conditions)
+
+
+# --------------------------------------------------------------------------- release on ending
+
+
+def test_the_pass_that_finishes_releases_the_workspace() -> None:
+    """A Job recorded as terminal is never listed again, so the ending pass itself deletes
+    the workspace and stops anything still live."""
+    obs, before = succeeded_then([archive_pod()])
+    assert before.state == State.ARCHIVING
+    ending = decide(
+        with_status(
+            obs,
+            before.status,
+            pods=(exited(code=0), archive_pod(phase="Succeeded", summary=SUMMARY)),
+            pvcs={f"{JOB}-1"},
+        )
+    )
+    assert ending.state == State.FINISHED
+    # Ended pods go too: they would hold the workspace's pvc-protection finalizer.
+    assert sorted(kinds(ending)) == [
+        ("delete", "PersistentVolumeClaim", f"{JOB}-1"),
+        ("delete", "Pod", f"{JOB}-1"),
+        ("delete", "Pod", f"{JOB}-1-archive-1"),
+    ]
+
+
+def test_the_pass_that_fails_stops_live_pods() -> None:
+    obs, plan = at_state([{"pods": [running()]}])
+    failed = decide(
+        with_status(obs, plan.status, spec=job_spec(), pods=(running(),), parents={}, app=None)
+    )
+    # App gone after acceptance while running: the Job keeps running, nothing released.
+    assert failed.state == State.RUNNING
+    assert kinds(failed) == []
+
+
+# --------------------------------------------------------------------------- archive disabled
+
+
+def no_data(**spec: Any) -> Observation:
+    """A Job with no inputs and archiving off, of an App that needs no inputs."""
+    app = app_view(app_spec(inputs=[], args=["--steps", "{{params.steps}}"]))
+    return observe(job_view(job_spec(archive={"enabled": False}, inputs=[], **spec)), app=app)
+
+
+def test_without_archive_or_inputs_an_attempt_is_one_pod() -> None:
+    plan = decide(no_data())
+    assert plan.state == State.QUEUED
+    assert kinds(plan) == [("create", "Pod", f"{JOB}-1")]
+    (create,) = [a for a in plan.actions if isinstance(a, CreateObject)]
+    spec = create.manifest["spec"]
+    assert "initContainers" not in spec
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes == {"workspace": {"name": "workspace", "emptyDir": {}}}
+    # No launcher: the app's command runs as it is.
+    command = spec["containers"][0].get("command") or []
+    assert not any(c.endswith("ferry-launch") for c in command)
+
+
+def test_without_archive_success_finishes_at_once_and_keeps_the_pod() -> None:
+    plans = run_steps(no_data(), [{"pods": [running()]}, {"pods": [exited(code=0)]}])
+    plan = plans[-1]
+    assert (plan.state, plan.status.reason) == (State.FINISHED, "Succeeded")
+    archived = plan.status.condition("Archived")
+    assert archived is not None
+    assert (archived.status, archived.reason) == (F, "NotArchived")
+    assert archived.message == "archive.enabled is false"
+    # Nothing pins a workspace, so the ended pod stays for `kubectl logs`.
+    assert kinds(plan) == []
+
+
+def test_with_archive_a_workspace_and_setup_come_with_the_pod() -> None:
+    plan = decide(started())
+    assert [k[1] for k in kinds(plan)] == ["PersistentVolumeClaim", "Pod"]
+
+
+# --------------------------------------------------------------------------- jobOutput inputs
+
+
+def child_of(parent: ParentView | None, path: str = "results/mesh.txt") -> Observation:
+    spec = job_spec(
+        parents=["mesh-1"],
+        inputs=[{"name": "model", "source": {"jobOutput": {"job": "mesh-1", "path": path}}}],
+    )
+    return observe(job_view(spec), parents={"mesh-1": parent})
+
+
+MESH_PREFIX = "ns/mesh-1/uid-1/attempt-2/"
+FINISHED_MESH = ParentView(
+    name="mesh-1",
+    state=State.FINISHED,
+    outputs_uri="s3://results/ns/mesh-1/uid-1/attempt-2/",
+)
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        (
+            "results/mesh.txt",
+            {"bucket": "results", "key": "ns/mesh-1/uid-1/attempt-2/outputs/results/mesh.txt"},
+        ),
+        ("results/", {"bucket": "results", "prefix": "ns/mesh-1/uid-1/attempt-2/outputs/results/"}),
+    ],
+)
+def test_job_output_input_is_staged_from_the_parents_archive(
+    path: str, expected: dict[str, str]
+) -> None:
+    plan = decide(child_of(FINISHED_MESH, path))
+    assert plan.state == State.QUEUED
+    (pod,) = [a.manifest for a in plan.actions if isinstance(a, CreateObject) and a.kind == "Pod"]
+    stage = next(c for c in pod["spec"]["initContainers"] if c["name"] == "stage-model")
+    env = {e["name"]: e.get("value") for e in stage["env"]}
+    source = json.loads(env["FERRY_INPUT"])["source"]
+    assert source == {"s3": expected}
+
+
+def test_job_output_of_a_parent_without_outputs_fails_naming_the_input() -> None:
+    parent = ParentView(name="mesh-1", state=State.FINISHED)
+    plan = decide(child_of(parent))
+    assert (plan.state, plan.status.reason) == (State.FAILED, "StageInFailed")
+    assert "spec.inputs[0].source.jobOutput" in plan.status.message  # type: ignore[operator]
+    assert "mesh-1" in plan.status.message  # type: ignore[operator]
+
+
+def test_job_output_waits_for_the_parent() -> None:
+    running_parent = ParentView(name="mesh-1", state=State.RUNNING)
+    assert decide(child_of(running_parent)).state == State.AWAITING_PARENTS

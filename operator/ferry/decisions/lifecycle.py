@@ -27,7 +27,7 @@ from ferry.api.job import (
     RunOutcome,
     State,
 )
-from ferry.decisions import builders, parameters, templating
+from ferry.decisions import builders, inputs, parameters, templating
 from ferry.decisions.conditions import set_condition, truncate
 from ferry.decisions.observation import Observation, PodView
 
@@ -176,13 +176,23 @@ def _terminal(obs: Observation) -> _Draft:
 
 
 def _release(obs: Observation, draft: _Draft) -> None:
-    """Stop live pods and delete workspaces; finished pods stay for `kubectl logs`."""
+    """Delete the Job's pods and workspaces.
+
+    Finished pods go too: a pod that mounts a workspace, even one that has ended, keeps the
+    PVC's `kubernetes.io/pvc-protection` finalizer, so the workspace (and its volume) would
+    stay Terminating until the Job itself is deleted. The app's output is archived
+    (logs/app.log) before a Job ends.
+
+    Workspaces come first: a pass cut short then leaves pods behind, whose watch events bring
+    the Job back for another release, never a workspace nobody looks at again."""
     targeted = {a.name for a in draft.actions if isinstance(a, DeleteObject)}
+    workspaces: list[Action] = [DeleteObject("PersistentVolumeClaim", p) for p in sorted(obs.pvcs)]
+    draft.actions[:0] = workspaces
+    # Without a workspace nothing is pinned: ended pods stay for `kubectl logs`.
+    pinning = obs.job.spec is None or obs.job.spec.uses_workspace
     for pod in obs.pods:
-        if pod.live and not pod.deleting and pod.name not in targeted:
+        if not pod.deleting and pod.name not in targeted and (pod.live or pinning):
             draft.actions.append(DeleteObject("Pod", pod.name))
-    for pvc in sorted(obs.pvcs):
-        draft.actions.append(DeleteObject("PersistentVolumeClaim", pvc))
 
 
 def _expire(obs: Observation, draft: _Draft, ended: datetime) -> None:
@@ -384,14 +394,18 @@ def _start(
             f"App {name!r} not found; needed to start attempt {attempt}",
         )
     meta = _meta(obs)
+    resolved, missing = inputs.resolve_job_outputs(spec, obs.parents)
+    if missing:
+        return _Draft(State.FAILED, "StageInFailed", "; ".join(missing))
     try:
-        pod = builders.run_pod(meta, app, spec, params, attempt, obs.config)
+        pod = builders.run_pod(meta, app, spec, params, attempt, obs.config, resolved)
     except templating.TemplateError as exc:
         return _Draft(State.FAILED, "InvalidSpec", f"App template: {exc}")
-    pvc = builders.workspace_pvc(meta, spec, attempt, obs.config)
     pod_name = pod["metadata"]["name"]
     draft = _Draft(state, reason, message or f"attempt {attempt}: created pod {pod_name}")
-    draft.actions += [CreateObject(pvc), CreateObject(pod)]
+    if spec.uses_workspace:
+        draft.actions.append(CreateObject(builders.workspace_pvc(meta, spec, attempt, obs.config)))
+    draft.actions.append(CreateObject(pod))
     draft.updates = {
         "attempt": attempt,
         "pod_name": pod_name,
@@ -587,7 +601,7 @@ def _after_run(
     st = obs.job.status
     n = st.attempt or 0
     on_failure = spec.archive.on_failure if spec.archive else True
-    wanted = outcome == RunOutcome.SUCCEEDED or on_failure
+    wanted = spec.archiving and (outcome == RunOutcome.SUCCEEDED or on_failure)
     archived = st.condition(ConditionType.ARCHIVED.value)
     done = archived is not None and archived.status == ConditionStatus.TRUE
     base_updates: dict[str, Any] = {"run_outcome": outcome}
@@ -604,7 +618,8 @@ def _after_run(
     verdict = _verdict(obs, spec, app, params, outcome, n, exit_code)
     verdict.updates = {**base_updates, **verdict.updates}
     if not wanted and verdict.archived is None:
-        verdict.archived = (ConditionStatus.FALSE, "NotArchived", "archive.onFailure is false")
+        why = "archive.onFailure is false" if spec.archiving else "archive.enabled is false"
+        verdict.archived = (ConditionStatus.FALSE, "NotArchived", why)
     if run is not None and run.live and not run.deleting:
         verdict.actions.insert(0, DeleteObject("Pod", run.name))
     return verdict

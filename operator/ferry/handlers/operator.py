@@ -116,4 +116,4 @@ async def app_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.event("", "v1", "pods", labels={"app.kubernetes.io/managed-by": "ferry"})
 def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    memo["reconciler"].pod_event(dict(event["object"]))
+    memo["reconciler"].pod_event(event.get("type"), dict(event["object"]))

@@ -2,9 +2,12 @@
 
 Owns: turning watch events into queued Job keys (deduplicated; a key changed while being
 worked on is queued again afterwards), the per-Job pass, delayed requeues (timeouts, TTL,
-resync), and the caches of Jobs and Apps fed by the watches. A pass performs the plan's
-actions (idempotent: deterministic names, AlreadyExists / NotFoundError are fine), then writes the
-status once with optimistic locking, then posts Events. Must not: decide anything itself;
+resync), and the caches of Jobs and Apps fed by the watches. A pass creates what the plan
+creates (idempotent: deterministic names, AlreadyExists is fine), writes the status once with
+optimistic locking, then deletes what the plan deletes (NotFoundError is fine) and posts Events.
+Creating before recording and deleting after recording is what keeps a killed operator right:
+a child is never recorded before it exists, and the evidence a decision rested on (a finished
+run pod) is never gone before the decision is recorded. Must not: decide anything itself;
 `ferry.decisions.lifecycle.decide` does.
 """
 
@@ -64,6 +67,9 @@ class Reconciler:
         self.pending: set[Key] = set()
         self.active: set[Key] = set()
         self.dirty: set[Key] = set()
+        #: Jobs with a pod still standing: a terminal one lists its children to release them
+        #: (after a restart, when the pass that ended it was cut short).
+        self.stray: set[Key] = set()
         self.timers: dict[Key, tuple[float, asyncio.TimerHandle]] = {}
         self.executor = ThreadPoolExecutor(
             max_workers=config.workers * 2, thread_name_prefix="ferry-api"
@@ -171,11 +177,14 @@ class Reconciler:
             self.enqueue(user)
         return users
 
-    def pod_event(self, obj: Obj) -> None:
+    def pod_event(self, kind: str | None, obj: Obj) -> None:
         meta = obj.get("metadata", {})
         job = (meta.get("labels") or {}).get("ferry.dev/job")
         if job:
-            self.enqueue((meta.get("namespace", ""), job))
+            key = (meta.get("namespace", ""), job)
+            if kind != "DELETED" and not meta.get("deletionTimestamp"):
+                self.stray.add(key)
+            self.enqueue(key)
 
     def _children_of(self, key: Key) -> list[Key]:
         ns, name = key
@@ -208,9 +217,11 @@ class Reconciler:
             self.jobs[key] = obj
         view = parse.job_view(obj)
         terminal = view.status.state is not None and view.status.state.terminal
+        stray = key in self.stray
+        self.stray.discard(key)
         pods: list[Obj] = []
         pvcs: list[Obj] = []
-        if not terminal:
+        if not terminal or stray:
             # Fresh from the apiserver: a cache that lags our own creates would make a pod
             # we just made look lost.
             pods, pvcs = await self._io(self.kube.list_children, ns, name)
@@ -244,10 +255,6 @@ class Reconciler:
                 made = await self._io(self.kube.create, action.manifest)
                 if made:
                     log.info("Job %s/%s: created %s %s", ns, name, action.kind, action.name)
-            elif isinstance(action, DeleteObject):
-                gone = await self._io(self.kube.delete, action.kind, ns, action.name)
-                if gone:
-                    log.info("Job %s/%s: deleted %s %s", ns, name, action.kind, action.name)
             elif isinstance(action, DeleteJob):
                 log.info("Job %s/%s: ttlSecondsAfterFinished elapsed; deleting the Job", ns, name)
                 await self._io(self.kube.delete_job, ns, name, view.uid)
@@ -268,6 +275,12 @@ class Reconciler:
                     plan.status.reason,
                     plan.status.message,
                 )
+        for action in plan.actions:
+            if isinstance(action, DeleteObject):
+                gone = await self._io(self.kube.delete, action.kind, ns, action.name)
+                if gone:
+                    log.info("Job %s/%s: deleted %s %s", ns, name, action.kind, action.name)
+        if plan.changed:
             for event in plan.events:
                 await self._io(
                     self.kube.post_event,

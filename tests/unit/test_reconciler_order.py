@@ -1,0 +1,160 @@
+"""The reconciler's ordering of writes, with a fake API: what a killed operator relies on.
+
+Creates come before the status write (a child is never recorded before it exists); deletes
+come after it (the evidence a decision rested on is never gone before the decision is
+recorded); a terminal Job with a pod still standing is looked at again to release it."""
+
+from __future__ import annotations
+
+import copy
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from ferry.config import OperatorConfig
+from ferry.handlers.reconciler import Reconciler
+from tests.unit.factories import NOW, app_dict, job_dict
+
+pytestmark = pytest.mark.unit
+
+NS = "ns"
+
+
+class FakeKube:
+    """Just enough of KubeClient; records every call in order."""
+
+    def __init__(self, job: dict[str, Any], pods: list[dict[str, Any]]) -> None:
+        self.job = job
+        self.pods = pods
+        self.pvcs = [{"metadata": {"name": "j-1", "labels": {"ferry.dev/job": "j"}}}]
+        self.log: list[tuple[str, str]] = []
+
+        class Calls:
+            counts: dict[str, int] = {}
+
+        self.calls = Calls()
+
+    def get_job(self, namespace: str, name: str) -> dict[str, Any]:
+        return copy.deepcopy(self.job)
+
+    def list_children(
+        self, namespace: str, job: str
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        self.log.append(("list", job))
+        return copy.deepcopy(self.pods), copy.deepcopy(self.pvcs)
+
+    def crd_exists(self, name: str) -> bool:
+        return True
+
+    def create(self, manifest: dict[str, Any]) -> bool:
+        self.log.append(("create", manifest["metadata"]["name"]))
+        return True
+
+    def delete(self, kind: str, namespace: str, name: str) -> bool:
+        self.log.append((f"delete {kind}", name))
+        return True
+
+    def delete_job(self, namespace: str, name: str, uid: str) -> None:
+        self.log.append(("delete Job", name))
+
+    def replace_status(
+        self, kind_plural: str, obj: dict[str, Any], status: dict[str, Any]
+    ) -> dict[str, Any]:
+        self.log.append(("status", str(status.get("state"))))
+        self.job = {**copy.deepcopy(obj), "status": status}
+        meta = self.job["metadata"]
+        meta["resourceVersion"] = str(int(meta["resourceVersion"]) + 1)
+        return copy.deepcopy(self.job)
+
+    def post_event(self, obj: Any, type_: str, reason: str, message: str, component: str) -> None:
+        self.log.append(("event", reason))
+
+
+def _job(status: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "ferry.dev/v1alpha1",
+        "kind": "Job",
+        "metadata": {
+            "name": "j",
+            "namespace": NS,
+            "uid": "u-1",
+            "generation": 1,
+            "resourceVersion": "10",
+            "creationTimestamp": (NOW - timedelta(minutes=5)).isoformat(),
+        },
+        "spec": job_dict(**spec),
+        "status": status,
+    }
+
+
+def _pod(phase: str, state: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": "j-1",
+            "namespace": NS,
+            "labels": {"ferry.dev/job": "j", "ferry.dev/attempt": "1", "ferry.dev/role": "run"},
+        },
+        "spec": {"nodeName": "n"},
+        "status": {"phase": phase, "containerStatuses": [{"name": "app", "state": state}]},
+    }
+
+
+def _reconciler(kube: FakeKube) -> Reconciler:
+    rec = Reconciler(kube, OperatorConfig(), clock=lambda: NOW)  # type: ignore[arg-type]
+    rec.apps[(NS, "solver")] = {
+        "metadata": {"name": "solver", "namespace": NS},
+        "spec": app_dict(),
+    }
+    return rec
+
+
+async def test_a_timed_out_run_is_recorded_before_its_pod_is_deleted() -> None:
+    started = NOW - timedelta(seconds=30)
+    status = {
+        "state": "Running",
+        "reason": "AppRunning",
+        "attempt": 1,
+        "podName": "j-1",
+        "startTime": started.isoformat(),
+        "app": {"name": "solver", "version": "1.0", "image": "i", "specHash": "h"},
+    }
+    running = _pod("Running", {"running": {"startedAt": started.isoformat()}})
+    kube = FakeKube(_job(status, maxRunSeconds=10), [running])
+    rec = _reconciler(kube)
+    try:
+        await rec.reconcile((NS, "j"))
+    finally:
+        await rec.stop()
+    order = [entry for entry in kube.log if entry[0] in ("status", "delete Pod")]
+    # Killed between the two, the next operator still knows the run timed out.
+    assert order == [("status", "Archiving"), ("delete Pod", "j-1")]
+    assert kube.job["status"]["runOutcome"] == "TimedOut"
+
+
+async def test_terminal_job_with_a_standing_pod_is_released() -> None:
+    status = {
+        "state": "Finished",
+        "reason": "Succeeded",
+        "attempt": 1,
+        "completionTime": NOW.isoformat(),
+        "app": {"name": "solver", "version": "1.0", "image": "i", "specHash": "h"},
+    }
+    done = _pod("Succeeded", {"terminated": {"exitCode": 0}})
+    kube = FakeKube(_job(status), [done])
+    rec = _reconciler(kube)
+    try:
+        # Without a pod event, a terminal Job's children are not listed.
+        await rec.reconcile((NS, "j"))
+        assert [e for e in kube.log if e[0] != "status"] == []
+        # A pod still standing (seen by the watch, e.g. after a restart) brings a release.
+        rec.pod_event(None, done)
+        rec.pending.clear()
+        await rec.reconcile((NS, "j"))
+    finally:
+        await rec.stop()
+    assert [e for e in kube.log if e[0] != "status"] == [
+        ("list", "j"),
+        ("delete PersistentVolumeClaim", "j-1"),
+        ("delete Pod", "j-1"),
+    ]
