@@ -47,6 +47,10 @@ class FakeKube:
     def crd_exists(self, name: str) -> bool:
         return True
 
+    def list_managed_pods(self, namespaces: tuple[str, ...]) -> list[dict[str, Any]]:
+        self.log.append(("list", "*"))
+        return copy.deepcopy(self.pods)
+
     def create(self, manifest: dict[str, Any]) -> bool:
         self.log.append(("create", manifest["metadata"]["name"]))
         return True
@@ -153,8 +157,46 @@ async def test_terminal_job_with_a_standing_pod_is_released() -> None:
         await rec.reconcile((NS, "j"))
     finally:
         await rec.stop()
+    # The standing pod is known from the watch: no LIST is needed to release it.
     assert [e for e in kube.log if e[0] != "status"] == [
-        ("list", "j"),
         ("delete PersistentVolumeClaim", "j-1"),
         ("delete Pod", "j-1"),
     ]
+
+
+async def test_a_pass_before_our_own_pod_is_seen_waits_for_it() -> None:
+    """After creating attempt 1's pod, a pass that runs before the pod's watch event must not
+    decide (the cache would say the pod is missing); the event then lets the next pass go."""
+    kube = FakeKube(_job({}), [])
+    rec = _reconciler(kube)
+    try:
+        await rec.reconcile((NS, "j"))  # creates the workspace and the run pod
+        created = [e for e in kube.log if e[0] == "create"]
+        assert created == [("create", "j-1"), ("create", "j-1")]  # PVC and pod share the name
+        rec.jobs[(NS, "j")] = copy.deepcopy(kube.job)
+        before = list(kube.log)
+        await rec.reconcile((NS, "j"))  # the pod's ADDED event has not arrived
+        assert kube.log == before, "a pass acted on a cache that lacks our own pod"
+        rec.pod_event("ADDED", _pod("Pending", {"waiting": {"reason": "ContainerCreating"}}))
+        rec.pending.clear()
+        await rec.reconcile((NS, "j"))
+        assert [e for e in kube.log[len(before) :] if e[0] == "create"] == []
+        assert kube.job["status"]["state"] in ("Queued", "StagingInputs")
+    finally:
+        await rec.stop()
+
+
+async def test_an_event_before_the_create_returns_does_not_stall_the_next_pass() -> None:
+    kube = FakeKube(_job({}), [])
+    rec = _reconciler(kube)
+    try:
+        # The watch delivered the pod before the create call returned.
+        rec.pod_event("ADDED", _pod("Pending", {"waiting": {"reason": "ContainerCreating"}}))
+        await rec.reconcile((NS, "j"))
+        rec.jobs[(NS, "j")] = copy.deepcopy(kube.job)
+        rec.pod_event("MODIFIED", _pod("Running", {"running": {"startedAt": NOW.isoformat()}}))
+        rec.pending.clear()
+        await rec.reconcile((NS, "j"))
+        assert kube.job["status"]["state"] == "Running"
+    finally:
+        await rec.stop()

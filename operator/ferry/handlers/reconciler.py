@@ -14,6 +14,7 @@ run pod) is never gone before the decision is recorded. Must not: decide anythin
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -22,11 +23,12 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from ferry.api.app import AppStatus
+from ferry.api.job import State
 from ferry.clients.kube import ConflictError, KubeClient, NotFoundError
 from ferry.config import OperatorConfig
-from ferry.decisions import apps, lifecycle, parse
+from ferry.decisions import apps, builders, lifecycle, parse
 from ferry.decisions.lifecycle import CreateObject, DeleteJob, DeleteObject
-from ferry.decisions.observation import Observation, ParentView, pod_view
+from ferry.decisions.observation import JobView, Observation, ParentView, pod_view
 from ferry.handlers.metrics import Metrics, WatchFreshness
 
 log = logging.getLogger("ferry.reconciler")
@@ -36,6 +38,8 @@ Obj = dict[str, Any]
 T = TypeVar("T")
 
 MPI_CRD = "mpijobs.kubeflow.org"
+#: How long a pod this process created or deleted may take to show in the watch.
+EXPECTATION_SECONDS = 10.0
 COMPONENT = "ferry-operator"
 
 
@@ -70,6 +74,12 @@ class Reconciler:
         #: Jobs with a pod still standing: a terminal one lists its children to release them
         #: (after a restart, when the pass that ended it was cut short).
         self.stray: set[Key] = set()
+        #: Ferry's pods by Job, from one LIST at start-up and the pod watch after it.
+        self.pods: dict[Key, dict[str, Obj]] = {}
+        #: Pods this process created (or deleted) whose event has not arrived yet, with a
+        #: deadline: until then the cache may not show them, and a pass waits for the event.
+        self.expected_created: dict[Key, dict[str, float]] = {}
+        self.expected_deleted: dict[Key, dict[str, float]] = {}
         self.timers: dict[Key, tuple[float, asyncio.TimerHandle]] = {}
         self.executor = ThreadPoolExecutor(
             max_workers=config.workers * 2, thread_name_prefix="ferry-api"
@@ -83,6 +93,8 @@ class Reconciler:
     # ---------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
+        for pod in await self._io(self.kube.list_managed_pods, self.config.namespaces):
+            self._cache_pod(None, pod)
         for i in range(self.config.workers):
             self.tasks.append(asyncio.create_task(self._worker(), name=f"ferry-worker-{i}"))
 
@@ -178,13 +190,42 @@ class Reconciler:
         return users
 
     def pod_event(self, kind: str | None, obj: Obj) -> None:
-        meta = obj.get("metadata", {})
-        job = (meta.get("labels") or {}).get("ferry.dev/job")
-        if job:
-            key = (meta.get("namespace", ""), job)
+        key = self._cache_pod(kind, obj)
+        if key is not None:
+            meta = obj.get("metadata", {})
             if kind != "DELETED" and not meta.get("deletionTimestamp"):
                 self.stray.add(key)
             self.enqueue(key)
+
+    def _cache_pod(self, kind: str | None, obj: Obj) -> Key | None:
+        meta = obj.get("metadata", {})
+        job = (meta.get("labels") or {}).get("ferry.dev/job")
+        if not job:
+            return None
+        key = (meta.get("namespace", ""), job)
+        name = meta.get("name", "")
+        cached = self.pods.setdefault(key, {})
+        if kind == "DELETED":
+            cached.pop(name, None)
+            self.expected_deleted.get(key, {}).pop(name, None)
+        elif _rv(obj) >= _rv(cached.get(name)):
+            cached[name] = obj
+            if meta.get("deletionTimestamp"):
+                self.expected_deleted.get(key, {}).pop(name, None)
+        self.expected_created.get(key, {}).pop(name, None)
+        if not cached:
+            del self.pods[key]
+        return key
+
+    def _expect(self, table: dict[Key, dict[str, float]], key: Key, name: str) -> None:
+        table.setdefault(key, {})[name] = time.monotonic() + EXPECTATION_SECONDS
+
+    def _pending(self, table: dict[Key, dict[str, float]], key: Key) -> set[str]:
+        now = time.monotonic()
+        entries = table.get(key, {})
+        for name in [n for n, due in entries.items() if due < now]:
+            del entries[name]
+        return set(entries)
 
     def _children_of(self, key: Key) -> list[Key]:
         ns, name = key
@@ -220,11 +261,22 @@ class Reconciler:
         stray = key in self.stray
         self.stray.discard(key)
         pods: list[Obj] = []
-        pvcs: list[Obj] = []
         if not terminal or stray:
-            # Fresh from the apiserver: a cache that lags our own creates would make a pod
-            # we just made look lost.
-            pods, pvcs = await self._io(self.kube.list_children, ns, name)
+            cached = self.pods.get(key, {})
+            seen = self._pending(self.expected_created, key) & set(cached)
+            for name in seen:  # the event beat the create call's return
+                self.expected_created[key].pop(name, None)
+            if self._pending(self.expected_created, key):
+                # A pod made by an earlier pass is not in the cache yet: its watch event
+                # will bring this Job back; deciding now would work from a stale view.
+                self.enqueue(key, EXPECTATION_SECONDS)
+                return
+            pods = list(self.pods.get(key, {}).values())
+            if _run_pod_looks_lost(view, pods):
+                # Losing a run pod counts against the retry budget: confirm with the
+                # apiserver before believing the cache.
+                pods, _ = await self._io(self.kube.list_children, ns, name)
+                self.pods[key] = {p["metadata"]["name"]: p for p in pods}
             self.metrics.observe_container_summaries(pods)
         app_obj = self.apps.get((ns, view.spec.app_ref.name)) if view.spec else None
         parents: dict[str, ParentView | None] = {}
@@ -236,7 +288,12 @@ class Reconciler:
         mpi = True
         if app is not None and app.spec is not None and app.spec.runtime.type == "MPI":
             mpi = await self._mpi_available()
-        views = [v for v in (pod_view(p) for p in pods) if v is not None]
+        deleting = self._pending(self.expected_deleted, key)
+        views = [
+            dataclasses.replace(v, deleting=True) if v.name in deleting else v
+            for v in (pod_view(p) for p in pods)
+            if v is not None
+        ]
         obs = Observation(
             job=view,
             now=self.clock(),
@@ -244,15 +301,15 @@ class Reconciler:
             app=app,
             parents=parents,
             pods=tuple(views),
-            pvcs=frozenset(
-                p["metadata"]["name"] for p in pvcs if not p["metadata"].get("deletionTimestamp")
-            ),
+            pvcs=_workspaces(view) if (not terminal or stray) else frozenset(),
             mpi_available=mpi,
         )
         plan = lifecycle.decide(obs)
         for action in plan.actions:
             if isinstance(action, CreateObject):
                 made = await self._io(self.kube.create, action.manifest)
+                if action.kind == "Pod":
+                    self._expect(self.expected_created, key, action.name)
                 if made:
                     log.info("Job %s/%s: created %s %s", ns, name, action.kind, action.name)
             elif isinstance(action, DeleteJob):
@@ -278,6 +335,8 @@ class Reconciler:
         for action in plan.actions:
             if isinstance(action, DeleteObject):
                 gone = await self._io(self.kube.delete, action.kind, ns, action.name)
+                if action.kind == "Pod" and gone:
+                    self._expect(self.expected_deleted, key, action.name)
                 if gone:
                     log.info("Job %s/%s: deleted %s %s", ns, name, action.kind, action.name)
         if plan.changed:
@@ -334,6 +393,28 @@ class Reconciler:
             meta["name"],
             status.conditions[-1].message if status.conditions else "",
         )
+
+
+def _run_pod_looks_lost(view: JobView, pods: list[Obj]) -> bool:
+    """The current attempt's run pod should exist (recorded as made, no outcome yet) but the
+    cache has none."""
+    st = view.status
+    if not st.attempt or st.run_outcome is not None or st.state in (None, State.SUSPENDED):
+        return False
+    if st.state.terminal:
+        return False
+    run = builders.run_pod_name(view.name, st.attempt)
+    return all(p["metadata"]["name"] != run for p in pods)
+
+
+def _workspaces(view: JobView) -> frozenset[str]:
+    """The workspace PVCs the Job's attempts made (none when it uses no workspace)."""
+    spec = view.spec
+    if spec is not None and not spec.uses_workspace:
+        return frozenset()
+    return frozenset(
+        builders.workspace_name(view.name, n) for n in range(1, (view.status.attempt or 0) + 1)
+    )
 
 
 def _app_name(obj: Obj) -> str:
