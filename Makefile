@@ -51,8 +51,7 @@ demo: deps
 	hack/demo.sh
 
 demo-down:
-	-[ -f .cluster/operator.pid ] && kill $$(cat .cluster/operator.pid) 2>/dev/null; rm -f .cluster/operator.pid
-	hack/cluster down
+	hack/demo.sh down
 
 clean:
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache .cluster

@@ -1,6 +1,7 @@
 // Command ferry-launch runs a Job's app inside the app's own image: it starts the command,
 // copies its stdout and stderr both to the container's streams (for `kubectl logs`) and to a
-// log file in the workspace (archived as logs/app.log), forwards termination signals, and
+// log file in the workspace (archived as logs/app.log), forwards termination signals to the
+// app's process group, and
 // exits with the app's exit code (128+signal when the app was killed by a signal).
 //
 // It is a static binary with no dependencies so it runs in any image; the run pod's setup
@@ -19,7 +20,11 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
+	"time"
 )
+
+// outputGrace is how long the launcher keeps copying output after the app has exited.
+var outputGrace = 5 * time.Second
 
 // lockedWriter serialises writes so stdout and stderr lines do not interleave mid-write.
 type lockedWriter struct {
@@ -80,23 +85,38 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cmd.Stdin = os.Stdin
 	cmd.Stdout = lockedWriter{mu, io.MultiWriter(stdout, logFile)}
 	cmd.Stderr = lockedWriter{mu, io.MultiWriter(stderr, logFile)}
+	// The app gets its own process group, and termination signals go to the whole group: a
+	// shell script's children (`sh -c "...; sleep 600"`) stop with it instead of keeping the
+	// output pipes open, which would hold the pod until the kubelet's SIGKILL (30 s later).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Once the app has exited, stop waiting for its output after this long even if something
+	// it left behind still holds the pipes (PID 1 exiting then ends them all).
+	cmd.WaitDelay = outputGrace
+	signals := make(chan os.Signal, 4)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT)
 	if err := cmd.Start(); err != nil {
+		signal.Stop(signals)
 		fmt.Fprintf(stderr, "ferry-launch: cannot run %s: %v\n", command[0], err)
 		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
 			return 127
 		}
 		return 126
 	}
-	signals := make(chan os.Signal, 4)
-	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT)
 	go func() {
 		for s := range signals {
-			_ = cmd.Process.Signal(s)
+			sig, ok := s.(syscall.Signal)
+			if !ok || syscall.Kill(-cmd.Process.Pid, sig) != nil {
+				_ = cmd.Process.Signal(s)
+			}
 		}
 	}()
 	err = cmd.Wait()
 	signal.Stop(signals)
 	close(signals)
+	if errors.Is(err, exec.ErrWaitDelay) {
+		// The app exited cleanly; only something it left behind still held the output.
+		err = nil
+	}
 	if err == nil {
 		return 0
 	}

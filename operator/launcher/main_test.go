@@ -5,7 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestExitCodePassesThrough(t *testing.T) {
@@ -54,5 +56,59 @@ func TestBadUsage(t *testing.T) {
 	}
 	if code := run([]string{"--"}, &out, &errOut); code != 2 {
 		t.Fatalf("exit code %d, want 2", code)
+	}
+}
+
+// A shell script's child must not keep the launcher (the container's PID 1) alive after a
+// SIGTERM: the signal goes to the app's whole process group, so `sleep` ends with `sh`.
+func TestTerminationReachesTheAppsChildren(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "app.log")
+	done := make(chan int, 1)
+	start := time.Now()
+	go func() {
+		var out, errOut bytes.Buffer
+		done <- run([]string{"--log", log, "--", "sh", "-c", "echo started; sleep 30; echo woke"}, &out, &errOut)
+	}()
+	for {
+		if data, _ := os.ReadFile(log); strings.Contains(string(data), "started") {
+			break
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("the app did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// run() has registered its handler before starting the app, so this reaches it, not us.
+	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case code := <-done:
+		if code != 128+15 {
+			t.Fatalf("exit code %d, want 143", code)
+		}
+		if took := time.Since(start); took > 10*time.Second {
+			t.Fatalf("took %s", took)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the launcher still waits for the app's child after SIGTERM")
+	}
+}
+
+// Something the app leaves running in the background must not hold the launcher once the
+// app itself has exited.
+func TestBackgroundChildDoesNotHoldTheExit(t *testing.T) {
+	saved := outputGrace
+	outputGrace = 200 * time.Millisecond
+	defer func() { outputGrace = saved }()
+	var out, errOut bytes.Buffer
+	start := time.Now()
+	code := run([]string{"--", "sh", "-c", "sleep 30 & echo bye"}, &out, &errOut)
+	if code != 0 || out.String() != "bye\n" {
+		t.Fatalf("exit code %d, output %q", code, out.String())
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("took %s", took)
 	}
 }

@@ -19,7 +19,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
 
 from localcluster import REAL_NODE_NAME, ClusterError, ClusterState, LocalCluster
 
-from tests.conftest import Kube
+from tests.conftest import ROOT, Kube, OperatorProcess
+
+#: The default store's bucket on the real-node cluster; Ferry's archive does not create buckets.
+DEFAULT_BUCKET = "ferry"
+TOOLS_IMAGE = "localhost/ferry/tools:0.1.0"
 
 
 @pytest.fixture(scope="session")
@@ -83,3 +87,74 @@ def real_namespace(real_kube: Kube) -> Iterator[str]:
     )
     yield name
     real_kube.run("delete", "namespace", name, "--wait=false", check=False)
+
+
+class RealNodeOperator(OperatorProcess):
+    """The operator for the real-node cluster: pods reach MinIO on the pod bridge, the tools
+    image is the locally imported one and nothing is pulled."""
+
+    def env(self) -> dict[str, str]:
+        env = super().env()
+        env.update(
+            FERRY_DEFAULT_S3_ENDPOINT=self.state.minio_pod_endpoint,
+            FERRY_DEFAULT_S3_BUCKET=DEFAULT_BUCKET,
+            FERRY_TOOLS_IMAGE=TOOLS_IMAGE,
+            FERRY_IMAGE_PULL_POLICY="Never",
+            FERRY_RESYNC_SECONDS="5",
+        )
+        return env
+
+
+@pytest.fixture(scope="session")
+def ferry_kube(real_kube: Kube) -> Kube:
+    """The real-node cluster with Ferry's CRDs installed and the default bucket created."""
+    from ferry.clients.s3 import S3Client
+
+    real_kube.run("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    real_kube.run(
+        "wait", "--for=condition=Established", "--timeout=60s",
+        "crd/apps.ferry.dev", "crd/jobs.ferry.dev",
+    )  # fmt: skip
+    state = real_kube.state
+    S3Client(state.minio_endpoint, state.minio_access_key, state.minio_secret_key).make_bucket(
+        DEFAULT_BUCKET
+    )
+    return real_kube
+
+
+@pytest.fixture(scope="session")
+def _real_operator_process(
+    ferry_kube: Kube, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RealNodeOperator]:
+    pidfile = ferry_kube.state.dir / "operator.pid"  # `make demo`'s operator, if any
+    if pidfile.exists():
+        pid = pidfile.read_text().strip()
+        cmdline = Path(f"/proc/{pid}/cmdline")
+        if pid.isdigit() and cmdline.exists() and b"operator" in cmdline.read_bytes():
+            pytest.fail(
+                f"make demo's operator (pid {pid}) runs on this cluster and would reconcile the "
+                f"tests' Jobs too: stop it first (kill {pid})"
+            )
+    op = RealNodeOperator(ferry_kube.state, tmp_path_factory.mktemp("real-operator"))
+    yield op
+    op.stop()
+
+
+@pytest.fixture
+def real_operator(_real_operator_process: RealNodeOperator) -> RealNodeOperator:
+    """Ferry's operator as a process against the real-node cluster (its own, never the kwok
+    cluster's), restarted if an earlier test stopped it."""
+    _real_operator_process.start()
+    return _real_operator_process
+
+
+@pytest.fixture
+def ferry_namespace(ferry_kube: Kube, real_namespace: str) -> str:
+    """A restricted-PSS namespace with the default store's Secret `ferry-s3`."""
+    state = ferry_kube.state
+    ferry_kube.run(
+        "create", "secret", "generic", "ferry-s3", "-n", real_namespace,
+        f"--from-literal=accessKey={state.minio_access_key}",
+        f"--from-literal=secretKey={state.minio_secret_key}",
+    )  # fmt: skip
+    return real_namespace

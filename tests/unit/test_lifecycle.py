@@ -745,6 +745,13 @@ def test_stage_in_failure_names_the_input() -> None:
     assert cond(plan, "Stalled") == (T, "StageInFailed")
 
 
+def test_stage_in_failure_names_the_input_once() -> None:
+    """The stager's termination message already starts with "input 'model': "."""
+    message = "input 'model': s3://models/frame.tcl not found (NoSuchKey)"
+    _obs, plan = at_state([{"pods": [stage_failed(name="model", message=message)]}])
+    assert plan.status.message == f"{message} (exit code 2)"
+
+
 def test_stage_in_failure_in_a_live_pod_deletes_it() -> None:
     pod = stage_failed()
     live = run_pod(phase="Pending", init=pod.init, main=pod.main)

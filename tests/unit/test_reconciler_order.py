@@ -47,6 +47,10 @@ class FakeKube:
     def crd_exists(self, name: str) -> bool:
         return True
 
+    def get_app(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self.log.append(("get app", name))
+        return None
+
     def list_managed_pods(self, namespaces: tuple[str, ...]) -> list[dict[str, Any]]:
         self.log.append(("list", "*"))
         return copy.deepcopy(self.pods)
@@ -198,5 +202,52 @@ async def test_an_event_before_the_create_returns_does_not_stall_the_next_pass()
         rec.pending.clear()
         await rec.reconcile((NS, "j"))
         assert kube.job["status"]["state"] == "Running"
+    finally:
+        await rec.stop()
+
+
+async def test_a_parents_event_wakes_its_waiting_children_only() -> None:
+    rec = _reconciler(FakeKube(_job({}), []))
+    try:
+        child = _job({"state": "AwaitingParents"}, parents=["p"])
+        child["metadata"]["name"] = "c"
+        other = _job({"state": "AwaitingParents"})
+        other["metadata"]["name"] = "o"
+        rec.job_event("ADDED", child)
+        rec.job_event("ADDED", other)
+        rec.pending.clear()
+        parent = _job({"state": "Finished"})
+        parent["metadata"]["name"] = "p"
+        rec.job_event("MODIFIED", parent)
+        assert rec.pending == {(NS, "p"), (NS, "c")}
+    finally:
+        await rec.stop()
+
+
+def test_cached_jobs_drop_managed_fields_and_last_applied() -> None:
+    from ferry.handlers.reconciler import LAST_APPLIED, _slim
+
+    obj = _job({})
+    obj["metadata"]["managedFields"] = [{"manager": "kubectl"}]
+    obj["metadata"]["annotations"] = {LAST_APPLIED: "{...}", "keep": "me"}
+    slim = _slim(obj)
+    assert "managedFields" not in slim["metadata"]
+    assert slim["metadata"]["annotations"] == {"keep": "me"}
+    assert slim["spec"] == obj["spec"]
+    assert obj["metadata"]["managedFields"]  # the original is not changed
+
+
+async def test_an_app_missing_from_the_cache_is_asked_for_before_blocking() -> None:
+    """Just after a start the App's watch event may not have arrived: the reconciler asks the
+    apiserver instead of blocking the Job (a Running Job going Blocked would go backwards)."""
+    kube = FakeKube(_job({}), [])
+    app = {"metadata": {"name": "solver", "namespace": NS}, "spec": app_dict()}
+    kube.get_app = lambda namespace, name: app  # type: ignore[method-assign]
+    rec = _reconciler(kube)
+    rec.apps.clear()
+    try:
+        await rec.reconcile((NS, "j"))
+        assert kube.job["status"]["state"] == "Queued"
+        assert (NS, "solver") in rec.apps
     finally:
         await rec.stop()

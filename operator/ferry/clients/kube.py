@@ -145,6 +145,19 @@ class KubeClient:
             raise
         return obj
 
+    def get_app(self, namespace: str, name: str) -> Obj | None:
+        """The App, or None when it does not exist."""
+        self._call("get", "apps")
+        try:
+            obj: Obj = self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, "apps", name
+            )
+        except ApiException as exc:
+            if _status(exc) == 404:
+                return None
+            raise
+        return obj
+
     def list_children(self, namespace: str, job: str) -> tuple[list[Obj], list[Obj]]:
         """The Job's pods and PVCs, read from the apiserver (never a stale cache)."""
         selector = f"ferry.dev/job={job}"

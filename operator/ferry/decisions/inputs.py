@@ -1,7 +1,8 @@
 """Resolving inputs that name another Job's outputs (`jobOutput`) into S3 locations.
 
 Owns: turning `{job, path}` plus the parent's recorded `status.outputs.uri` and archive store
-into the concrete S3 source the staging container fetches. Must not: do I/O; the parent is
+into the concrete S3 source the staging container fetches (`path` is relative to the parent's
+work directory, archived under `<uri>outputs/`). Must not: do I/O; the parent is
 known only through its observed `ParentView`.
 """
 
@@ -11,6 +12,10 @@ from collections.abc import Mapping
 
 from ferry.api.job import JobSpec, S3Source
 from ferry.decisions.observation import ParentView
+
+#: Where the archive puts a Job's output files under its attempt URI (stager.archive.OUTPUTS):
+#: `<uri>outputs/<path>`, next to `<uri>logs/app.log` and `<uri>manifest.json`.
+ARCHIVED_OUTPUTS = "outputs/"
 
 
 def split_uri(uri: str) -> tuple[str, str]:
@@ -44,7 +49,8 @@ def resolve_job_outputs(
         except ValueError as exc:
             errors.append(f"{where}: Job {output.job!r}: {exc}")
             continue
-        location = prefix + output.path
+        # status.outputs.uri is the attempt's root; the files the app wrote are under outputs/.
+        location = prefix + ARCHIVED_OUTPUTS + output.path
         store = parent.store
         resolved[item.name] = S3Source(
             bucket=bucket,

@@ -484,11 +484,13 @@ def _observe_run(
     if failed_init is not None:
         input_name = failed_init.name.removeprefix("stage-")
         what = "setup" if failed_init.name == "ferry-setup" else f"input {input_name!r}"
+        detail = failed_init.message.strip() or failed_init.reason or "staging failed"
+        if not detail.startswith(f"{what}: "):  # the stager names the input itself
+            detail = f"{what}: {detail}"
         draft = _Draft(
             State.FAILED,
             "StageInFailed",
-            f"{what}: {failed_init.message.strip() or failed_init.reason or 'staging failed'}"
-            f" (exit code {failed_init.exit_code})",
+            f"{detail} (exit code {failed_init.exit_code})",
         )
         draft.inputs_staged = (ConditionStatus.FALSE, "StageInFailed", draft.message)
         if run.live and not run.deleting:

@@ -101,7 +101,9 @@ async def job_watch_probe(memo: kopf.Memo, **_: Any) -> str:
 
 
 @kopf.on.event(GROUP, VERSION, "jobs")
-def job_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+async def job_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    # async on purpose: kopf runs plain functions in a thread pool, and the reconciler's
+    # caches and queue belong to the event loop.
     memo["reconciler"].job_event(event.get("type"), dict(event["object"]))
 
 
@@ -115,5 +117,5 @@ async def app_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.event("", "v1", "pods", labels={"app.kubernetes.io/managed-by": "ferry"})
-def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     memo["reconciler"].pod_event(event.get("type"), dict(event["object"]))

@@ -38,6 +38,7 @@ Obj = dict[str, Any]
 T = TypeVar("T")
 
 MPI_CRD = "mpijobs.kubeflow.org"
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 #: How long a pod this process created or deleted may take to show in the watch.
 EXPECTATION_SECONDS = 10.0
 COMPONENT = "ferry-operator"
@@ -66,6 +67,8 @@ class Reconciler:
         self.config = config
         self.clock = clock
         self.jobs: dict[Key, Obj] = {}
+        #: (namespace, parent) -> Jobs naming it in spec.parents (spec is immutable).
+        self.children: dict[Key, set[Key]] = {}
         self.apps: dict[Key, Obj] = {}
         self.queue: asyncio.Queue[Key] = asyncio.Queue()
         self.pending: set[Key] = set()
@@ -160,14 +163,19 @@ class Reconciler:
     def job_event(self, kind: str | None, obj: Obj) -> None:
         meta = obj.get("metadata", {})
         key = (meta.get("namespace", ""), meta.get("name", ""))
+        parents = (obj.get("spec") or {}).get("parents") or []
         if kind == "DELETED":
             self.jobs.pop(key, None)
+            for parent in parents:
+                self.children.get((key[0], parent), set()).discard(key)
             timer = self.timers.pop(key, None)
             if timer:
                 timer[1].cancel()
         else:
             if _rv(obj) >= _rv(self.jobs.get(key)):
-                self.jobs[key] = obj
+                self.jobs[key] = _slim(obj)
+            for parent in parents:
+                self.children.setdefault((key[0], parent), set()).add(key)
             self.enqueue(key)
         # Children waiting on this Job as a parent look again.
         for child in self._children_of(key):
@@ -209,7 +217,7 @@ class Reconciler:
             cached.pop(name, None)
             self.expected_deleted.get(key, {}).pop(name, None)
         elif _rv(obj) >= _rv(cached.get(name)):
-            cached[name] = obj
+            cached[name] = _slim(obj)
             if meta.get("deletionTimestamp"):
                 self.expected_deleted.get(key, {}).pop(name, None)
         self.expected_created.get(key, {}).pop(name, None)
@@ -228,13 +236,10 @@ class Reconciler:
         return set(entries)
 
     def _children_of(self, key: Key) -> list[Key]:
-        ns, name = key
         return [
-            k
-            for k, j in self.jobs.items()
-            if k[0] == ns
-            and name in ((j.get("spec") or {}).get("parents") or [])
-            and not _terminal(j)
+            child
+            for child in self.children.get(key, ())
+            if child in self.jobs and not _terminal(self.jobs[child])
         ]
 
     # ---------------------------------------------------------------- one pass
@@ -255,7 +260,7 @@ class Reconciler:
                 obj = await self._io(self.kube.get_job, ns, name)
             except NotFoundError:
                 return
-            self.jobs[key] = obj
+            self.jobs[key] = obj = _slim(obj)
         view = parse.job_view(obj)
         terminal = view.status.state is not None and view.status.state.terminal
         stray = key in self.stray
@@ -279,6 +284,12 @@ class Reconciler:
                 self.pods[key] = {p["metadata"]["name"]: p for p in pods}
             self.metrics.observe_container_summaries(pods)
         app_obj = self.apps.get((ns, view.spec.app_ref.name)) if view.spec else None
+        if app_obj is None and view.spec is not None and not terminal:
+            # Not in the cache: missing, or its watch event has not arrived yet (just after a
+            # start). Ask before believing it is gone: a missing App blocks the Job.
+            app_obj = await self._io(self.kube.get_app, ns, view.spec.app_ref.name)
+            if app_obj is not None:
+                self.apps.setdefault((ns, view.spec.app_ref.name), _slim(app_obj))
         parents: dict[str, ParentView | None] = {}
         if view.spec is not None:
             for parent in view.spec.parents:
@@ -319,7 +330,7 @@ class Reconciler:
         if plan.changed:
             written = await self._io(self.kube.replace_status, "jobs", obj, plan.status.wire())
             if _rv(written) >= _rv(self.jobs.get(key)):
-                self.jobs[key] = written
+                self.jobs[key] = _slim(written)
             if plan.status.state != view.status.state:
                 state = plan.status.state.value if plan.status.state else ""
                 self.metrics.transitions.labels(state, plan.status.reason or "").inc()
@@ -415,6 +426,19 @@ def _workspaces(view: JobView) -> frozenset[str]:
     return frozenset(
         builders.workspace_name(view.name, n) for n in range(1, (view.status.attempt or 0) + 1)
     )
+
+
+def _slim(obj: Obj) -> Obj:
+    """The Job as cached: without managedFields and kubectl's last-applied copy of the spec,
+    which Ferry never reads (and which dominate memory with thousands of Jobs)."""
+    meta = obj.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    if "managedFields" not in meta and LAST_APPLIED not in annotations:
+        return obj
+    slim_meta = {k: v for k, v in meta.items() if k != "managedFields"}
+    if LAST_APPLIED in annotations:
+        slim_meta["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
+    return {**obj, "metadata": slim_meta}
 
 
 def _app_name(obj: Obj) -> str:
