@@ -93,6 +93,9 @@ class ClusterState:
 
     root: str
     apiserver_port: int = 0
+    # Where kube-apiserver listens: loopback, or on a real-node cluster the pod bridge's
+    # gateway address (so that pods, the in-cluster operator among them, reach it too).
+    apiserver_host: str = "127.0.0.1"
     etcd_port: int = 0
     minio_port: int = 0
     token: str = ""
@@ -120,7 +123,7 @@ class ClusterState:
 
     @property
     def server(self) -> str:
-        return f"https://127.0.0.1:{self.apiserver_port}"
+        return f"https://{self.apiserver_host}:{self.apiserver_port}"
 
     @property
     def minio_endpoint(self) -> str:
@@ -297,15 +300,20 @@ class LocalCluster:
     def _start_apiserver(self) -> None:
         port = free_port()
         self.state.apiserver_port = port
+        # On a real-node cluster the pods must reach the apiserver, and without kube-proxy the
+        # `kubernetes` Service IP does not route: listen on the pod bridge (made by
+        # _setup_bridge before this), never on 0.0.0.0. Host clients use that address too.
+        host = POD_GATEWAY if self.real_node else "127.0.0.1"
+        self.state.apiserver_host = host
         pki = self.root / "pki"
         argv = [
             binary("kube-apiserver"),
             "--etcd-servers",
             f"http://127.0.0.1:{self.state.etcd_port}",
             "--bind-address",
-            "127.0.0.1",
+            host,
             "--advertise-address",
-            "127.0.0.1",
+            host,
             "--secure-port",
             str(port),
             "--cert-dir",

@@ -168,14 +168,23 @@ class KubeClient:
         sanitize = self.api.sanitize_for_serialization
         return [sanitize(p) for p in pods.items], [sanitize(p) for p in pvcs.items]
 
-    def list_job_versions(self, limit: int) -> dict[tuple[str, str], int]:
-        """(namespace, name) -> resourceVersion for up to `limit` Jobs, read fresh."""
-        self._call("list", "jobs")
-        result = self.custom.list_cluster_custom_object(GROUP, VERSION, "jobs", limit=limit)
+    def list_job_versions(
+        self, namespaces: tuple[str, ...], limit: int
+    ) -> dict[tuple[str, str], int]:
+        """(namespace, name) -> resourceVersion for up to `limit` Jobs (per watched namespace;
+        cluster-wide when none are given, which only a ClusterRole allows), read fresh."""
         out: dict[tuple[str, str], int] = {}
-        for item in result.get("items", []):
-            meta = item["metadata"]
-            out[(meta["namespace"], meta["name"])] = int(meta["resourceVersion"])
+        for ns in namespaces or (None,):
+            self._call("list", "jobs")
+            if ns is None:
+                result = self.custom.list_cluster_custom_object(GROUP, VERSION, "jobs", limit=limit)
+            else:
+                result = self.custom.list_namespaced_custom_object(
+                    GROUP, VERSION, ns, "jobs", limit=limit
+                )
+            for item in result.get("items", []):
+                meta = item["metadata"]
+                out[(meta["namespace"], meta["name"])] = int(meta["resourceVersion"])
         return out
 
     def list_managed_pods(self, namespaces: tuple[str, ...]) -> list[Obj]:

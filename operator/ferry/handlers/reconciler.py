@@ -375,7 +375,7 @@ class Reconciler:
     async def stale_watch_keys(self) -> list[Key]:
         """Jobs newer on the server than in the watch cache for longer than the grace period
         (a sample of up to 200): non-empty means the Job watch has stopped delivering."""
-        listed = await self._io(self.kube.list_job_versions, 200)
+        listed = await self._io(self.kube.list_job_versions, self.config.namespaces, 200)
         cached = {k: _rv(v) for k, v in self.jobs.items()}
         return self.freshness.check(listed, cached)
 
