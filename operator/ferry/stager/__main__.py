@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import sys
+import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -69,6 +70,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    started = time.monotonic()
     try:
         summary = _run(args)
     except StagerError as exc:
@@ -86,6 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _write_termination(message)
         print(message, file=sys.stderr)
         return 1
+    if isinstance(summary, dict):
+        # Read by the operator's ferry_data_seconds metric.
+        summary["seconds"] = round(time.monotonic() - started, 3)
     text = json.dumps(summary, sort_keys=True)
     _write_termination(text)
     print(text)
