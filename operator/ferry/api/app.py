@@ -23,13 +23,10 @@ from ferry.api.common import (
     RuntimeType,
     ShortText,
     WireModel,
+    list_map,
 )
 
 Scalar = str | int | float | bool
-
-
-def _list_map(key: str = "name") -> dict[str, Any]:
-    return {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": [key]}
 
 
 class ParameterType(StrEnum):
@@ -161,13 +158,13 @@ class AppSpec(WireModel):
         "{{job.namespace}}, {{job.attempt}}, {{workdir}} are substituted.",
     )
     env: Annotated[list[EnvVar], Field(max_length=64)] = Field(
-        default_factory=list, json_schema_extra=_list_map()
+        default_factory=list, json_schema_extra=list_map()
     )
     parameters: Annotated[list[Parameter], Field(max_length=64)] = Field(
-        default_factory=list, json_schema_extra=_list_map()
+        default_factory=list, json_schema_extra=list_map()
     )
     inputs: Annotated[list[AppInput], Field(max_length=32)] = Field(
-        default_factory=list, json_schema_extra=_list_map()
+        default_factory=list, json_schema_extra=list_map()
     )
     outputs: Outputs = Field(default_factory=Outputs)
     resources: Resources = Field(default_factory=Resources)
@@ -192,7 +189,7 @@ class AppStatus(WireModel):
     observed_generation: int | None = None
     spec_hash: Annotated[str, Field(max_length=64)] | None = None
     conditions: Annotated[list[Condition], Field(max_length=16)] = Field(
-        default_factory=list, json_schema_extra=_list_map("type")
+        default_factory=list, json_schema_extra=list_map("type")
     )
 
 

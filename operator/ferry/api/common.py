@@ -41,6 +41,11 @@ MAX_RUN_SECONDS = 30 * 24 * 3600
 MAX_CONDITION_MESSAGE = 1024
 
 
+def list_map(key: str = "name") -> dict[str, Any]:
+    """Schema markers of a list keyed by `key`: entries are unique and merged by key."""
+    return {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": [key]}
+
+
 class WireModel(BaseModel):
     """Base of every API object part: camelCase on the wire, unknown fields refused."""
 

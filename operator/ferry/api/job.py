@@ -25,6 +25,7 @@ from ferry.api.common import (
     Resources,
     S3Location,
     WireModel,
+    list_map,
 )
 
 MAX_HISTORY = 50
@@ -65,10 +66,6 @@ class ConditionType(StrEnum):
     RECONCILING = "Reconciling"
     STALLED = "Stalled"
     READY = "Ready"
-
-
-def _list_map(key: str = "name") -> dict[str, Any]:
-    return {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": [key]}
 
 
 def _immutable(what: str) -> dict[str, Any]:
@@ -299,7 +296,7 @@ class JobSpec(WireModel):
     )
     inputs: Annotated[list[JobInput], Field(max_length=32)] = Field(
         default_factory=list,
-        json_schema_extra={**_list_map(), **_immutable("inputs")},
+        json_schema_extra={**list_map(), **_immutable("inputs")},
     )
     resources: Resources | None = Field(
         default=None,
@@ -421,7 +418,7 @@ class JobStatus(WireModel):
         default_factory=list
     )
     conditions: Annotated[list[Condition], Field(max_length=16)] = Field(
-        default_factory=list, json_schema_extra=_list_map("type")
+        default_factory=list, json_schema_extra=list_map("type")
     )
 
     def condition(self, type_: str) -> Condition | None:
