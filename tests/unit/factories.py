@@ -14,7 +14,7 @@ from typing import Any
 from ferry.api.app import AppSpec
 from ferry.api.job import JobSpec, JobStatus, State
 from ferry.config import OperatorConfig
-from ferry.decisions import lifecycle
+from ferry.decisions import lifecycle, parse
 from ferry.decisions.observation import (
     AppView,
     ContainerView,
@@ -104,7 +104,7 @@ def app_view(spec: AppSpec | None = None, *, name: str = "solver", error: str = 
     return AppView(
         name=name,
         spec=spec,
-        spec_hash=lifecycle.spec_hash(spec) if spec is not None else "",
+        spec_hash=parse.app_spec_hash(spec.wire()) if spec is not None else "",
         error=error,
     )
 

@@ -11,7 +11,7 @@ import pytest
 from ferry.api.common import MAX_CONDITION_MESSAGE, ConditionStatus
 from ferry.api.job import MAX_HISTORY, HistoryEntry, JobStatus, State
 from ferry.config import OperatorConfig
-from ferry.decisions import lifecycle
+from ferry.decisions import lifecycle, parse
 from ferry.decisions.lifecycle import CreateObject, DeleteJob, DeleteObject, Plan, decide
 from ferry.decisions.observation import Observation, ParentView
 
@@ -127,7 +127,7 @@ def test_first_pass_creates_workspace_and_run_pod_and_queues(status: JobStatus) 
         "1.0",
         "registry.example.org/solver:1.0",
     )
-    assert st.app.spec_hash == lifecycle.spec_hash(app_spec())
+    assert st.app.spec_hash == parse.app_spec_hash(app_spec().wire())
     assert cond(plan, "Accepted") == (T, "Accepted")
     assert cond(plan, "Succeeded")[0] == U
     assert cond(plan, "Reconciling") == (T, "Queued")
