@@ -251,3 +251,28 @@ async def test_an_app_missing_from_the_cache_is_asked_for_before_blocking() -> N
         assert (NS, "solver") in rec.apps
     finally:
         await rec.stop()
+
+
+async def test_after_an_expectation_is_met_the_pass_still_works_on_its_own_job() -> None:
+    """Regression: clearing a met expectation must not change which Job the pass is about
+    (a loop variable once shadowed the Job's name, so a fresh LIST asked for a pod's name)."""
+    kube = FakeKube(_job({}), [])
+    rec = _reconciler(kube)
+    try:
+        await rec.reconcile((NS, "j"))  # creates j-1 and expects it
+        rec.jobs[(NS, "j")] = copy.deepcopy(kube.job)
+        # The archive pod is expected too, and seen; the run pod's event is lost, so the
+        # cache lacks it and the pass must confirm with a LIST for Job "j".
+        rec.expected_created[(NS, "j")].pop("j-1", None)
+        rec._expect(rec.expected_created, (NS, "j"), "j-1-archive-1")
+        archive = _pod("Running", {"running": {"startedAt": NOW.isoformat()}})
+        archive["metadata"]["name"] = "j-1-archive-1"
+        archive["metadata"]["labels"]["ferry.dev/role"] = "archive"
+        rec._cache_pod("ADDED", archive)
+        rec._expect(rec.expected_created, (NS, "j"), "j-1-archive-1")
+        kube.pods = [_pod("Running", {"running": {"startedAt": NOW.isoformat()}})]
+        await rec.reconcile((NS, "j"))
+        assert ("list", "j") in kube.log
+        assert not [e for e in kube.log if e[0] == "list" and e[1] not in ("j", "*")]
+    finally:
+        await rec.stop()

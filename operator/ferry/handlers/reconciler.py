@@ -269,8 +269,8 @@ class Reconciler:
         if not terminal or stray:
             cached = self.pods.get(key, {})
             seen = self._pending(self.expected_created, key) & set(cached)
-            for name in seen:  # the event beat the create call's return
-                self.expected_created[key].pop(name, None)
+            for pod_name in seen:  # the event beat the create call's return
+                self.expected_created[key].pop(pod_name, None)
             if self._pending(self.expected_created, key):
                 # A pod made by an earlier pass is not in the cache yet: its watch event
                 # will bring this Job back; deciding now would work from a stale view.
