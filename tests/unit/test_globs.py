@@ -112,8 +112,19 @@ def test_star_never_crosses_a_segment(parts: list[str], pattern: list[str]) -> N
     """Without `**`, a pattern of k segments only matches paths of k segments."""
     pat = "/".join(p.replace("**", "*") for p in pattern)
     path = "/".join(parts)
+    # Documented: a leading "./" or "/" is ignored (patterns are relative to the workdir).
+    relative = pat.strip()
+    while relative.startswith("./"):
+        relative = relative[2:]
+    relative = relative.lstrip("/")
     if globs.match(path, pat):
-        assert len(parts) == len(pat.split("/"))
+        assert len(parts) == len(relative.split("/"))
+
+
+def test_a_leading_slash_is_ignored() -> None:
+    assert globs.match("a", "/a")
+    assert globs.match("a/b", "/*/b")
+    assert not globs.match("a/b", "/a")
 
 
 @settings(max_examples=200, deadline=None, database=None)
