@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "hack"))
 
 from localcluster import (  # noqa: E402
+    BIN,
     POD_GATEWAY,
     ClusterError,
     ClusterState,
@@ -99,6 +100,21 @@ class Kube:
         raise AssertionError(
             f"timed out after {timeout}s waiting for {what or predicate}; last: {last}"
         )
+
+
+def helm(kube: Kube, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """The cached helm binary against the test cluster; fails the test on an error."""
+    binary = BIN / "helm"
+    assert binary.exists(), f"{binary} missing: run hack/build-tools.sh helm"
+    proc = subprocess.run(
+        [str(binary), "--kubeconfig", kube.kubeconfig, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)}: {proc.stderr}{proc.stdout}")
+    return proc
 
 
 @pytest.fixture(scope="session")

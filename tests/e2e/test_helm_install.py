@@ -16,16 +16,15 @@ deleted.
 from __future__ import annotations
 
 import json
-import subprocess
 import urllib.request
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from localcluster import BIN, POD_GATEWAY, REAL_NODE_NAME
+from localcluster import POD_GATEWAY, REAL_NODE_NAME
 
-from tests.conftest import ROOT, Kube
+from tests.conftest import ROOT, Kube, helm
 from tests.e2e.conftest import DEFAULT_BUCKET, TOOLS_IMAGE, RealNodeOperator
 
 pytestmark = pytest.mark.e2e
@@ -38,20 +37,6 @@ KINDS = (
     "deployments,replicasets,pods,services,serviceaccounts,secrets,configmaps,"
     "persistentvolumeclaims,roles,rolebindings,clusterroles,clusterrolebindings"
 )
-
-
-def helm(kube: Kube, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    binary = BIN / "helm"
-    assert binary.exists(), f"{binary} missing: run hack/build-tools.sh helm"
-    proc = subprocess.run(
-        [str(binary), "--kubeconfig", kube.kubeconfig, *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"helm {' '.join(args)}: {proc.stderr}{proc.stdout}")
-    return proc
 
 
 @pytest.fixture

@@ -5,33 +5,17 @@ renders, install / upgrade / uninstall without orphans, least-privilege RBAC, an
 from __future__ import annotations
 
 import json
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from localcluster import BIN
 
-from tests.conftest import ROOT, Kube, OperatorProcess
+from tests.conftest import ROOT, Kube, OperatorProcess, helm
 
 pytestmark = pytest.mark.integration
 
 CHART = ROOT / "charts" / "ferry"
-
-
-def helm(kube: Kube, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    binary = BIN / "helm"
-    assert binary.exists(), f"{binary} missing: run hack/build-tools.sh helm"
-    proc = subprocess.run(
-        [str(binary), "--kubeconfig", kube.kubeconfig, *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"helm {' '.join(args)}: {proc.stderr}{proc.stdout}")
-    return proc
 
 
 @pytest.fixture
