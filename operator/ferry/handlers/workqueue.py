@@ -1,0 +1,110 @@
+"""The reconciler's work queue: deduplicated keys in two priorities, and delayed adds.
+
+Owns: which Job is worked on next. A key is queued at most once; a key added while it is being
+worked on is queued again when that work ends (never twice at once). Urgent keys (a Job whose
+pod moved on, a user's change to a Job Ferry already works on) are served before routine ones
+(a new Job's first pass, periodic resyncs), first-in first-out within each priority: in a burst
+of new Jobs, a Job whose pod has ended is recorded as done without waiting behind every first
+pass. Delayed adds keep the earliest due time per key. Must not: know what a key means.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Hashable
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+
+URGENT = 0
+ROUTINE = 1
+
+
+class WorkQueue(Generic[K]):
+    """Keys to work on. `get` hands out a key and marks it active until `done`."""
+
+    def __init__(self) -> None:
+        self._lanes: tuple[deque[K], deque[K]] = (deque(), deque())
+        #: Queued keys and the lane they wait in.
+        self._queued: dict[K, int] = {}
+        #: Keys being worked on, with the lane to requeue them in when added meanwhile.
+        self._active: dict[K, int | None] = {}
+        self._timers: dict[K, tuple[float, asyncio.TimerHandle]] = {}
+        self._ready = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._queued)
+
+    def add(self, key: K, urgent: bool = False) -> None:
+        lane = URGENT if urgent else ROUTINE
+        if key in self._active:
+            again = self._active[key]
+            self._active[key] = lane if again is None else min(again, lane)
+            return
+        queued = self._queued.get(key)
+        if queued is not None and queued <= lane:
+            return
+        if queued is not None:
+            self._lanes[queued].remove(key)  # promoted: rare, and the lane is short then
+        self._queued[key] = lane
+        self._lanes[lane].append(key)
+        self._ready.set()
+
+    def add_after(self, key: K, delay: float) -> None:
+        """Add `key` (routine) after `delay` seconds, unless it is already due sooner."""
+        if delay <= 0:
+            self.add(key)
+            return
+        loop = asyncio.get_running_loop()
+        due = loop.time() + delay
+        current = self._timers.get(key)
+        if current is not None and current[0] <= due:
+            return
+        if current is not None:
+            current[1].cancel()
+        self._timers[key] = (due, loop.call_at(due, self._fire, key))
+
+    def _fire(self, key: K) -> None:
+        self._timers.pop(key, None)
+        self.add(key)
+
+    def forget(self, key: K) -> None:
+        """Drop a pending delayed add (the object is gone)."""
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer[1].cancel()
+
+    async def get(self) -> K:
+        """The next key, urgent ones first; it stays active until `done(key)`."""
+        while not self._queued:
+            self._ready.clear()
+            await self._ready.wait()
+        lane = self._lanes[URGENT] if self._lanes[URGENT] else self._lanes[ROUTINE]
+        key = lane.popleft()
+        del self._queued[key]
+        self._active[key] = None
+        return key
+
+    def done(self, key: K) -> None:
+        again = self._active.pop(key, None)
+        if again is not None:
+            self.add(key, urgent=again == URGENT)
+
+    def is_active(self, key: K) -> bool:
+        return key in self._active
+
+    def queued(self) -> dict[K, bool]:
+        """The keys waiting, each with whether it is urgent."""
+        return {k: lane == URGENT for k, lane in self._queued.items()}
+
+    def clear(self) -> None:
+        """Forget every waiting key (not the active ones, not the delayed adds)."""
+        for lane in self._lanes:
+            lane.clear()
+        self._queued.clear()
+
+    def close(self) -> None:
+        for _, handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()

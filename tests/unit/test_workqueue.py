@@ -1,0 +1,93 @@
+"""The reconciler's work queue: deduplication, two priorities, requeue after work, delays."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from ferry.handlers.workqueue import WorkQueue
+
+pytestmark = pytest.mark.unit
+
+
+async def _drain(q: WorkQueue[str]) -> list[str]:
+    out = []
+    while len(q):
+        key = await q.get()
+        q.done(key)
+        out.append(key)
+    return out
+
+
+async def test_keys_are_served_once_first_in_first_out() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    for key in ("a", "b", "a", "c", "b"):
+        q.add(key)
+    assert await _drain(q) == ["a", "b", "c"]
+
+
+async def test_urgent_keys_overtake_routine_ones() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    for key in ("new-1", "new-2", "new-3"):
+        q.add(key)
+    q.add("progress-1", urgent=True)
+    q.add("progress-2", urgent=True)
+    assert await _drain(q) == ["progress-1", "progress-2", "new-1", "new-2", "new-3"]
+
+
+async def test_a_routine_key_made_urgent_moves_up_once() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    q.add("a")
+    q.add("b")
+    q.add("b", urgent=True)
+    q.add("b")  # already queued (urgent): not demoted, not doubled
+    assert q.queued() == {"a": False, "b": True}
+    assert await _drain(q) == ["b", "a"]
+
+
+async def test_a_key_added_while_worked_on_comes_back_after_done_never_twice_at_once() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    q.add("a")
+    key = await q.get()
+    q.add("a")
+    q.add("a", urgent=True)
+    assert q.queued() == {}, "an active key must not be handed to a second worker"
+    q.done(key)
+    assert q.queued() == {"a": True}
+
+
+async def test_done_without_new_adds_leaves_nothing_queued() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    q.add("a")
+    q.done(await q.get())
+    assert q.queued() == {}
+    assert not q.is_active("a")
+
+
+async def test_get_waits_for_an_add() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    waiter = asyncio.create_task(q.get())
+    await asyncio.sleep(0.01)
+    assert not waiter.done()
+    q.add("a")
+    assert await asyncio.wait_for(waiter, 1) == "a"
+
+
+async def test_delayed_adds_keep_the_earliest_due_time_and_can_be_forgotten() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    q.add_after("a", 0.05)
+    q.add_after("a", 10)  # later: ignored
+    q.add_after("b", 10)
+    q.add_after("b", 0.05)  # sooner: replaces
+    q.add_after("c", 0.05)
+    q.forget("c")
+    await asyncio.sleep(0.2)
+    assert q.queued() == {"a": False, "b": False}
+    q.close()
+
+
+async def test_a_zero_delay_is_an_add() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    q.add_after("a", 0)
+    assert q.queued() == {"a": False}
