@@ -157,7 +157,7 @@ async def test_terminal_job_with_a_standing_pod_is_released() -> None:
         assert [e for e in kube.log if e[0] != "status"] == []
         # A pod still standing (seen by the watch, e.g. after a restart) brings a release.
         rec.pod_event(None, done)
-        rec.pending.clear()
+        rec.queue.clear()
         await rec.reconcile((NS, "j"))
     finally:
         await rec.stop()
@@ -177,12 +177,12 @@ async def test_a_pass_before_our_own_pod_is_seen_waits_for_it() -> None:
         await rec.reconcile((NS, "j"))  # creates the workspace and the run pod
         created = [e for e in kube.log if e[0] == "create"]
         assert created == [("create", "j-1"), ("create", "j-1")]  # PVC and pod share the name
-        rec.jobs[(NS, "j")] = copy.deepcopy(kube.job)
+        rec.jobs.put((NS, "j"), copy.deepcopy(kube.job), refresh=True)
         before = list(kube.log)
         await rec.reconcile((NS, "j"))  # the pod's ADDED event has not arrived
         assert kube.log == before, "a pass acted on a cache that lacks our own pod"
         rec.pod_event("ADDED", _pod("Pending", {"waiting": {"reason": "ContainerCreating"}}))
-        rec.pending.clear()
+        rec.queue.clear()
         await rec.reconcile((NS, "j"))
         assert [e for e in kube.log[len(before) :] if e[0] == "create"] == []
         assert kube.job["status"]["state"] in ("Queued", "StagingInputs")
@@ -197,9 +197,9 @@ async def test_an_event_before_the_create_returns_does_not_stall_the_next_pass()
         # The watch delivered the pod before the create call returned.
         rec.pod_event("ADDED", _pod("Pending", {"waiting": {"reason": "ContainerCreating"}}))
         await rec.reconcile((NS, "j"))
-        rec.jobs[(NS, "j")] = copy.deepcopy(kube.job)
+        rec.jobs.put((NS, "j"), copy.deepcopy(kube.job), refresh=True)
         rec.pod_event("MODIFIED", _pod("Running", {"running": {"startedAt": NOW.isoformat()}}))
-        rec.pending.clear()
+        rec.queue.clear()
         await rec.reconcile((NS, "j"))
         assert kube.job["status"]["state"] == "Running"
     finally:
@@ -215,22 +215,23 @@ async def test_a_parents_event_wakes_its_waiting_children_only() -> None:
         other["metadata"]["name"] = "o"
         rec.job_event("ADDED", child)
         rec.job_event("ADDED", other)
-        rec.pending.clear()
+        rec.queue.clear()
         parent = _job({"state": "Finished"})
         parent["metadata"]["name"] = "p"
         rec.job_event("MODIFIED", parent)
-        assert rec.pending == {(NS, "p"), (NS, "c")}
+        assert set(rec.queue.queued()) == {(NS, "p"), (NS, "c")}
     finally:
         await rec.stop()
 
 
 def test_cached_jobs_drop_managed_fields_and_last_applied() -> None:
-    from ferry.handlers.reconciler import LAST_APPLIED, _slim
+    from ferry.handlers import jobcache
+    from ferry.handlers.jobcache import LAST_APPLIED
 
     obj = _job({})
     obj["metadata"]["managedFields"] = [{"manager": "kubectl"}]
     obj["metadata"]["annotations"] = {LAST_APPLIED: "{...}", "keep": "me"}
-    slim = _slim(obj)
+    slim = jobcache.slim(obj)
     assert "managedFields" not in slim["metadata"]
     assert slim["metadata"]["annotations"] == {"keep": "me"}
     assert slim["spec"] == obj["spec"]
@@ -260,7 +261,7 @@ async def test_after_an_expectation_is_met_the_pass_still_works_on_its_own_job()
     rec = _reconciler(kube)
     try:
         await rec.reconcile((NS, "j"))  # creates j-1 and expects it
-        rec.jobs[(NS, "j")] = copy.deepcopy(kube.job)
+        rec.jobs.put((NS, "j"), copy.deepcopy(kube.job), refresh=True)
         # The archive pod is expected too, and seen; the run pod's event is lost, so the
         # cache lacks it and the pass must confirm with a LIST for Job "j".
         rec.expected_created[(NS, "j")].pop("j-1", None)

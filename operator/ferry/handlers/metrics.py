@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,9 +60,10 @@ class Metrics:
         )
         self._seen: set[str] = set()
 
-    def attach(self, jobs: dict[Any, dict[str, Any]], calls: dict[str, int]) -> None:
-        """Export the Jobs-by-state gauge and the API call counter from live data."""
-        self.registry.register(JobStates(jobs))
+    def attach(self, job_states: Callable[[], Mapping[str, int]], calls: dict[str, int]) -> None:
+        """Export the Jobs-by-state gauge (from a count of Jobs by state, "" for none yet)
+        and the API call counter from live data."""
+        self.registry.register(JobStates(job_states))
         self.registry.register(ApiCalls(calls))
 
     def serve(self, port: int) -> None:
@@ -102,15 +103,15 @@ class Metrics:
 class JobStates(Collector):
     """ferry_jobs{state}: Jobs known to the operator, by state, computed at scrape time."""
 
-    def __init__(self, jobs: dict[Any, dict[str, Any]]) -> None:
-        self.jobs = jobs
+    def __init__(self, job_states: Callable[[], Mapping[str, int]]) -> None:
+        self.job_states = job_states
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily("ferry_jobs", "Jobs by state", labels=["state"])
         counts = dict.fromkeys((s.value for s in State), 0)
-        for obj in list(self.jobs.values()):
-            state = (obj.get("status") or {}).get("state") or "Pending"
-            counts[state] = counts.get(state, 0) + 1
+        for state, n in self.job_states().items():
+            state = state or "Pending"
+            counts[state] = counts.get(state, 0) + n
         for state, n in sorted(counts.items()):
             family.add_metric([state], n)
         yield family

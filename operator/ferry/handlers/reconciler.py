@@ -1,8 +1,10 @@
 """The Job reconciler: a work queue of Jobs, each pass observe → decide → act → record.
 
-Owns: turning watch events into queued Job keys (deduplicated; a key changed while being
-worked on is queued again afterwards), the per-Job pass, delayed requeues (timeouts, TTL,
-resync), and the caches of Jobs and Apps fed by the watches. A pass creates what the plan
+Owns: turning watch events into queued Job keys (only events that tell something new: a newer
+Job version than the one Ferry wrote itself, a pod whose view changed; a Job's progress is
+urgent, a new Job's first pass routine), the per-Job pass, delayed requeues (timeouts, TTL,
+resync), and the caches of Jobs (`JobCache`, which keeps terminal Jobs at rest), pods (as
+`PodView`s) and Apps fed by the watches. A pass creates what the plan
 creates (idempotent: deterministic names, AlreadyExists is fine), writes the status once with
 optimistic locking, then deletes what the plan deletes (NotFoundError is fine) and posts Events.
 Creating before recording and deleting after recording is what keeps a killed operator right:
@@ -28,8 +30,10 @@ from ferry.clients.kube import ConflictError, KubeClient, NotFoundError
 from ferry.config import OperatorConfig
 from ferry.decisions import apps, builders, lifecycle, parse
 from ferry.decisions.lifecycle import CreateObject, DeleteJob, DeleteObject
-from ferry.decisions.observation import JobView, Observation, ParentView, pod_view
+from ferry.decisions.observation import JobView, Observation, ParentView, PodView, pod_view
+from ferry.handlers.jobcache import JobCache, app_name, resource_version, slim
 from ferry.handlers.metrics import Metrics, WatchFreshness
+from ferry.handlers.workqueue import WorkQueue
 
 log = logging.getLogger("ferry.reconciler")
 
@@ -38,7 +42,6 @@ Obj = dict[str, Any]
 T = TypeVar("T")
 
 MPI_CRD = "mpijobs.kubeflow.org"
-LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 #: How long a pod this process created or deleted may take to show in the watch.
 EXPECTATION_SECONDS = 10.0
 COMPONENT = "ferry-operator"
@@ -46,13 +49,6 @@ COMPONENT = "ferry-operator"
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _rv(obj: Obj | None) -> int:
-    try:
-        return int((obj or {}).get("metadata", {}).get("resourceVersion", "0"))
-    except ValueError:
-        return 0
 
 
 class Reconciler:
@@ -66,30 +62,27 @@ class Reconciler:
         self.kube = kube
         self.config = config
         self.clock = clock
-        self.jobs: dict[Key, Obj] = {}
+        self.jobs = JobCache()
         #: (namespace, parent) -> Jobs naming it in spec.parents (spec is immutable).
         self.children: dict[Key, set[Key]] = {}
         self.apps: dict[Key, Obj] = {}
-        self.queue: asyncio.Queue[Key] = asyncio.Queue()
-        self.pending: set[Key] = set()
-        self.active: set[Key] = set()
-        self.dirty: set[Key] = set()
+        self.queue: WorkQueue[Key] = WorkQueue()
         #: Jobs with a pod still standing: a terminal one lists its children to release them
         #: (after a restart, when the pass that ended it was cut short).
         self.stray: set[Key] = set()
-        #: Ferry's pods by Job, from one LIST at start-up and the pod watch after it.
-        self.pods: dict[Key, dict[str, Obj]] = {}
+        #: Ferry's pods by Job (resourceVersion and view), from one LIST at start-up and the
+        #: pod watch after it.
+        self.pods: dict[Key, dict[str, tuple[int, PodView]]] = {}
         #: Pods this process created (or deleted) whose event has not arrived yet, with a
         #: deadline: until then the cache may not show them, and a pass waits for the event.
         self.expected_created: dict[Key, dict[str, float]] = {}
         self.expected_deleted: dict[Key, dict[str, float]] = {}
-        self.timers: dict[Key, tuple[float, asyncio.TimerHandle]] = {}
         self.executor = ThreadPoolExecutor(
             max_workers=config.workers * 2, thread_name_prefix="ferry-api"
         )
         self.tasks: list[asyncio.Task[None]] = []
         self.metrics = metrics or Metrics()
-        self.metrics.attach(self.jobs, kube.calls.counts)
+        self.metrics.attach(self.jobs.states, kube.calls.counts)
         self.freshness = WatchFreshness()
         self._mpi_checked = (0.0, False)
 
@@ -97,6 +90,7 @@ class Reconciler:
 
     async def start(self) -> None:
         for pod in await self._io(self.kube.list_managed_pods, self.config.namespaces):
+            self.metrics.observe_container_summaries([pod])
             self._cache_pod(None, pod)
         for i in range(self.config.workers):
             self.tasks.append(asyncio.create_task(self._worker(), name=f"ferry-worker-{i}"))
@@ -105,8 +99,7 @@ class Reconciler:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
-        for _, handle in self.timers.values():
-            handle.cancel()
+        self.queue.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
 
     async def _io(self, fn: Callable[..., T], *args: Any) -> T:
@@ -114,49 +107,29 @@ class Reconciler:
 
     # ---------------------------------------------------------------- queue
 
-    def enqueue(self, key: Key, delay: float = 0.0) -> None:
+    def enqueue(self, key: Key, delay: float = 0.0, urgent: bool = False) -> None:
         if delay > 0:
-            loop = asyncio.get_running_loop()
-            due = loop.time() + delay
-            current = self.timers.get(key)
-            if current is not None and current[0] <= due:
-                return
-            if current is not None:
-                current[1].cancel()
-            self.timers[key] = (due, loop.call_at(due, self._fire, key))
-            return
-        if key in self.active:
-            self.dirty.add(key)
-        elif key not in self.pending:
-            self.pending.add(key)
-            self.queue.put_nowait(key)
-
-    def _fire(self, key: Key) -> None:
-        self.timers.pop(key, None)
-        self.enqueue(key)
+            self.queue.add_after(key, delay)
+        else:
+            self.queue.add(key, urgent)
 
     async def _worker(self) -> None:
         while True:
             key = await self.queue.get()
-            self.pending.discard(key)
-            self.active.add(key)
             started = time.monotonic()
             try:
                 await self.reconcile(key)
             except ConflictError:
                 self.metrics.conflicts.inc()
-                self.jobs.pop(key, None)  # read it afresh
-                self.dirty.add(key)
+                self.jobs.drop(key)  # read it afresh
+                self.queue.add(key, urgent=True)
             except Exception:
                 self.metrics.reconcile_errors.inc()
                 log.exception("Job %s/%s: reconcile failed; retrying in 5s", *key)
                 self.enqueue(key, 5.0)
             finally:
                 self.metrics.reconcile_seconds.observe(time.monotonic() - started)
-                self.active.discard(key)
-                if key in self.dirty:
-                    self.dirty.discard(key)
-                    self.enqueue(key)
+                self.queue.done(key)
 
     # ---------------------------------------------------------------- watch events
 
@@ -165,21 +138,22 @@ class Reconciler:
         key = (meta.get("namespace", ""), meta.get("name", ""))
         parents = (obj.get("spec") or {}).get("parents") or []
         if kind == "DELETED":
-            self.jobs.pop(key, None)
+            self.jobs.drop(key)
             for parent in parents:
                 self.children.get((key[0], parent), set()).discard(key)
-            timer = self.timers.pop(key, None)
-            if timer:
-                timer[1].cancel()
+            self.queue.forget(key)
         else:
-            if _rv(obj) >= _rv(self.jobs.get(key)):
-                self.jobs[key] = _slim(obj)
+            known = key in self.jobs
+            if not self.jobs.put(key, obj):
+                return  # nothing new: the version this process wrote, or an older one
             for parent in parents:
                 self.children.setdefault((key[0], parent), set()).add(key)
-            self.enqueue(key)
+            # A change to a Job already worked on (a cancel, a suspend) is urgent; a new
+            # Job's first pass waits its turn.
+            self.enqueue(key, urgent=known)
         # Children waiting on this Job as a parent look again.
         for child in self._children_of(key):
-            self.enqueue(child)
+            self.enqueue(child, urgent=True)
 
     def app_event(self, kind: str | None, obj: Obj) -> list[Key]:
         meta = obj.get("metadata", {})
@@ -188,42 +162,50 @@ class Reconciler:
             self.apps.pop(key, None)
         else:
             self.apps[key] = obj
-        users = [
-            k
-            for k, j in self.jobs.items()
-            if k[0] == key[0] and _app_name(j) == key[1] and not _terminal(j)
-        ]
+        users = [k for k, j in self.jobs.active() if k[0] == key[0] and app_name(j) == key[1]]
         for user in users:
             self.enqueue(user)
         return users
 
     def pod_event(self, kind: str | None, obj: Obj) -> None:
-        key = self._cache_pod(kind, obj)
-        if key is not None:
-            meta = obj.get("metadata", {})
-            if kind != "DELETED" and not meta.get("deletionTimestamp"):
-                self.stray.add(key)
-            self.enqueue(key)
+        self.metrics.observe_container_summaries([obj])
+        key, changed = self._cache_pod(kind, obj)
+        if key is None:
+            return
+        meta = obj.get("metadata", {})
+        if kind != "DELETED" and not meta.get("deletionTimestamp"):
+            self.stray.add(key)
+        # A pod that moved on, came or went, or was listed (a start or a watch restart):
+        # the Job has something to look at.
+        if changed or kind in (None, "ADDED", "DELETED"):
+            self.enqueue(key, urgent=True)
 
-    def _cache_pod(self, kind: str | None, obj: Obj) -> Key | None:
+    def _cache_pod(self, kind: str | None, obj: Obj) -> tuple[Key | None, bool]:
+        """Keep the pod's view; the Job's key (None for a pod of no Job) and whether the view
+        changed."""
         meta = obj.get("metadata", {})
         job = (meta.get("labels") or {}).get("ferry.dev/job")
         if not job:
-            return None
+            return None, False
         key = (meta.get("namespace", ""), job)
         name = meta.get("name", "")
         cached = self.pods.setdefault(key, {})
+        before = cached.get(name)
         if kind == "DELETED":
             cached.pop(name, None)
             self.expected_deleted.get(key, {}).pop(name, None)
-        elif _rv(obj) >= _rv(cached.get(name)):
-            cached[name] = _slim(obj)
+        elif resource_version(obj) >= (before[0] if before else 0):
+            view = pod_view(obj)
+            if view is not None:
+                cached[name] = (resource_version(obj), view)
             if meta.get("deletionTimestamp"):
                 self.expected_deleted.get(key, {}).pop(name, None)
         self.expected_created.get(key, {}).pop(name, None)
+        after = cached.get(name)
         if not cached:
             del self.pods[key]
-        return key
+        changed = (before[1] if before else None) != (after[1] if after else None)
+        return key, changed
 
     def _expect(self, table: dict[Key, dict[str, float]], key: Key, name: str) -> None:
         table.setdefault(key, {})[name] = time.monotonic() + EXPECTATION_SECONDS
@@ -239,7 +221,7 @@ class Reconciler:
         return [
             child
             for child in self.children.get(key, ())
-            if child in self.jobs and not _terminal(self.jobs[child])
+            if child in self.jobs and not self.jobs.terminal(child)
         ]
 
     # ---------------------------------------------------------------- one pass
@@ -256,16 +238,17 @@ class Reconciler:
         ns, name = key
         obj = self.jobs.get(key)
         if obj is None:
+            # Unknown yet, or at rest and needed again (a pod event, a timer): read it.
             try:
-                obj = await self._io(self.kube.get_job, ns, name)
+                obj = slim(await self._io(self.kube.get_job, ns, name))
             except NotFoundError:
                 return
-            self.jobs[key] = obj = _slim(obj)
+            self.jobs.put(key, obj, refresh=True)
         view = parse.job_view(obj)
         terminal = view.status.state is not None and view.status.state.terminal
         stray = key in self.stray
         self.stray.discard(key)
-        pods: list[Obj] = []
+        pods: list[PodView] = []
         if not terminal or stray:
             cached = self.pods.get(key, {})
             seen = self._pending(self.expected_created, key) & set(cached)
@@ -276,35 +259,39 @@ class Reconciler:
                 # will bring this Job back; deciding now would work from a stale view.
                 self.enqueue(key, EXPECTATION_SECONDS)
                 return
-            pods = list(self.pods.get(key, {}).values())
+            pods = [view for _, view in self.pods.get(key, {}).values()]
             if _run_pod_looks_lost(view, pods):
                 # Losing a run pod counts against the retry budget: confirm with the
                 # apiserver before believing the cache.
-                pods, _ = await self._io(self.kube.list_children, ns, name)
-                self.pods[key] = {p["metadata"]["name"]: p for p in pods}
-            self.metrics.observe_container_summaries(pods)
+                listed, _ = await self._io(self.kube.list_children, ns, name)
+                self.metrics.observe_container_summaries(listed)
+                fresh = {
+                    p["metadata"]["name"]: (resource_version(p), v)
+                    for p in listed
+                    if (v := pod_view(p)) is not None
+                }
+                if fresh:
+                    self.pods[key] = fresh
+                else:
+                    self.pods.pop(key, None)
+                pods = [v for _, v in fresh.values()]
         app_obj = self.apps.get((ns, view.spec.app_ref.name)) if view.spec else None
         if app_obj is None and view.spec is not None and not terminal:
             # Not in the cache: missing, or its watch event has not arrived yet (just after a
             # start). Ask before believing it is gone: a missing App blocks the Job.
             app_obj = await self._io(self.kube.get_app, ns, view.spec.app_ref.name)
             if app_obj is not None:
-                self.apps.setdefault((ns, view.spec.app_ref.name), _slim(app_obj))
+                self.apps.setdefault((ns, view.spec.app_ref.name), slim(app_obj))
         parents: dict[str, ParentView | None] = {}
         if view.spec is not None:
             for parent in view.spec.parents:
-                parent_obj = self.jobs.get((ns, parent))
-                parents[parent] = parse.parent_view(parent_obj) if parent_obj else None
+                parents[parent] = self.jobs.parent((ns, parent))
         app = parse.app_view(app_obj) if app_obj else None
         mpi = True
         if app is not None and app.spec is not None and app.spec.runtime.type == "MPI":
             mpi = await self._mpi_available()
         deleting = self._pending(self.expected_deleted, key)
-        views = [
-            dataclasses.replace(v, deleting=True) if v.name in deleting else v
-            for v in (pod_view(p) for p in pods)
-            if v is not None
-        ]
+        views = [dataclasses.replace(v, deleting=True) if v.name in deleting else v for v in pods]
         obs = Observation(
             job=view,
             now=self.clock(),
@@ -329,8 +316,8 @@ class Reconciler:
                 return
         if plan.changed:
             written = await self._io(self.kube.replace_status, "jobs", obj, plan.status.wire())
-            if _rv(written) >= _rv(self.jobs.get(key)):
-                self.jobs[key] = _slim(written)
+            # Kept as the newest version, so that this write's own watch event is no news.
+            self.jobs.put(key, written)
             if plan.status.state != view.status.state:
                 state = plan.status.state.value if plan.status.state else ""
                 self.metrics.transitions.labels(state, plan.status.reason or "").inc()
@@ -369,6 +356,10 @@ class Reconciler:
             )
         if delay is not None:
             self.enqueue(key, max(delay, 0.05))
+        elif not any(isinstance(a, DeleteObject) for a in plan.actions):
+            # Terminal, no TTL due, nothing released now (a release's pod events bring one
+            # more pass, which finds nothing to do): at rest until the Job changes.
+            self.jobs.rest(key)
 
     # ---------------------------------------------------------------- health
 
@@ -376,8 +367,7 @@ class Reconciler:
         """Jobs newer on the server than in the watch cache for longer than the grace period
         (a sample of up to 200): non-empty means the Job watch has stopped delivering."""
         listed = await self._io(self.kube.list_job_versions, self.config.namespaces, 200)
-        cached = {k: _rv(v) for k, v in self.jobs.items()}
-        return self.freshness.check(listed, cached)
+        return self.freshness.check(listed, self.jobs.versions())
 
     # ---------------------------------------------------------------- apps
 
@@ -406,7 +396,7 @@ class Reconciler:
         )
 
 
-def _run_pod_looks_lost(view: JobView, pods: list[Obj]) -> bool:
+def _run_pod_looks_lost(view: JobView, pods: list[PodView]) -> bool:
     """The current attempt's run pod should exist (recorded as made, no outcome yet) but the
     cache has none."""
     st = view.status
@@ -415,7 +405,7 @@ def _run_pod_looks_lost(view: JobView, pods: list[Obj]) -> bool:
     if st.state.terminal:
         return False
     run = builders.run_pod_name(view.name, st.attempt)
-    return all(p["metadata"]["name"] != run for p in pods)
+    return all(p.name != run for p in pods)
 
 
 def _workspaces(view: JobView) -> frozenset[str]:
@@ -425,30 +415,4 @@ def _workspaces(view: JobView) -> frozenset[str]:
         return frozenset()
     return frozenset(
         builders.workspace_name(view.name, n) for n in range(1, (view.status.attempt or 0) + 1)
-    )
-
-
-def _slim(obj: Obj) -> Obj:
-    """The Job as cached: without managedFields and kubectl's last-applied copy of the spec,
-    which Ferry never reads (and which dominate memory with thousands of Jobs)."""
-    meta = obj.get("metadata") or {}
-    annotations = meta.get("annotations") or {}
-    if "managedFields" not in meta and LAST_APPLIED not in annotations:
-        return obj
-    slim_meta = {k: v for k, v in meta.items() if k != "managedFields"}
-    if LAST_APPLIED in annotations:
-        slim_meta["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
-    return {**obj, "metadata": slim_meta}
-
-
-def _app_name(obj: Obj) -> str:
-    return str(((obj.get("spec") or {}).get("appRef") or {}).get("name", ""))
-
-
-def _terminal(obj: Obj) -> bool:
-    return ((obj.get("status") or {}).get("state")) in (
-        "Finished",
-        "Failed",
-        "TimedOut",
-        "Cancelled",
     )

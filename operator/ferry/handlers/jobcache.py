@@ -1,0 +1,156 @@
+"""The operator's memory of Jobs, fed by the Job watch and by its own status writes.
+
+Owns: the newest version seen of every Job in the watched namespaces, kept in one of two
+forms. A Job Ferry may still act on is kept whole (without managedFields and kubectl's
+last-applied copy of the spec, which Ferry never reads). A terminal Job a pass found nothing
+left to do for is kept *at rest*: its resourceVersion and what its children read of it as a
+parent (a `ParentView`, a few hundred bytes instead of tens of kilobytes), so that an operator
+watching 10,000 finished Jobs holds kilobytes per Job. A Job at rest that needs a pass again
+(a watch event with a newer version brings it back whole; a pod event or a timer does not) is
+read afresh by the reconciler. Must not: decide anything, or talk to the API.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ferry.decisions import parse
+from ferry.decisions.observation import ParentView
+
+Key = tuple[str, str]
+Obj = dict[str, Any]
+
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+TERMINAL = frozenset({"Finished", "Failed", "TimedOut", "Cancelled"})
+
+
+@dataclass(frozen=True, slots=True)
+class Rested:
+    """A terminal Job with nothing left to do, as remembered."""
+
+    rv: int
+    parent: ParentView
+
+    @property
+    def state(self) -> str:
+        return self.parent.state.value if self.parent.state else ""
+
+
+def resource_version(obj: Obj | None) -> int:
+    try:
+        return int((obj or {}).get("metadata", {}).get("resourceVersion", "0"))
+    except ValueError:
+        return 0
+
+
+def state_of(obj: Obj) -> str:
+    return str((obj.get("status") or {}).get("state") or "")
+
+
+def app_name(obj: Obj) -> str:
+    return str(((obj.get("spec") or {}).get("appRef") or {}).get("name", ""))
+
+
+def slim(obj: Obj) -> Obj:
+    """The Job as kept: without managedFields and kubectl's last-applied copy of the spec
+    (which dominate memory with thousands of Jobs). The original is not changed."""
+    meta = obj.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    if "managedFields" not in meta and LAST_APPLIED not in annotations:
+        return obj
+    slim_meta = {k: v for k, v in meta.items() if k != "managedFields"}
+    if LAST_APPLIED in annotations:
+        slim_meta["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
+    return {**obj, "metadata": slim_meta}
+
+
+class JobCache:
+    """Every known Job, whole or at rest, by (namespace, name)."""
+
+    def __init__(self) -> None:
+        self._whole: dict[Key, Obj] = {}
+        self._rested: dict[Key, Rested] = {}
+
+    def __len__(self) -> int:
+        return len(self._whole) + len(self._rested)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._whole or key in self._rested
+
+    def get(self, key: Key) -> Obj | None:
+        """The whole Job, or None when it is unknown or at rest."""
+        return self._whole.get(key)
+
+    def rv(self, key: Key) -> int:
+        whole = self._whole.get(key)
+        if whole is not None:
+            return resource_version(whole)
+        rested = self._rested.get(key)
+        return rested.rv if rested is not None else 0
+
+    def put(self, key: Key, obj: Obj, *, refresh: bool = False) -> bool:
+        """Keep `obj` when it is newer than what is known (True), or, with `refresh` (a
+        Job read afresh to work on), also when it is the same version (whole again)."""
+        known = self.rv(key) if key in self else -1
+        rv = resource_version(obj)
+        if rv < known or (rv == known and not refresh):
+            return False
+        self._rested.pop(key, None)
+        self._whole[key] = slim(obj)
+        return rv > known
+
+    def rest(self, key: Key) -> bool:
+        """Keep the (terminal) Job at rest from now on; False when it is not whole or not
+        terminal."""
+        whole = self._whole.get(key)
+        if whole is None or state_of(whole) not in TERMINAL:
+            return False
+        self._rested[key] = Rested(resource_version(whole), parse.parent_view(whole))
+        del self._whole[key]
+        return True
+
+    def is_rested(self, key: Key) -> bool:
+        return key in self._rested
+
+    def drop(self, key: Key) -> None:
+        self._whole.pop(key, None)
+        self._rested.pop(key, None)
+
+    def state(self, key: Key) -> str | None:
+        """The Job's status.state ("" before its first status), None when unknown."""
+        whole = self._whole.get(key)
+        if whole is not None:
+            return state_of(whole)
+        rested = self._rested.get(key)
+        return rested.state if rested is not None else None
+
+    def terminal(self, key: Key) -> bool:
+        return self.state(key) in TERMINAL
+
+    def parent(self, key: Key) -> ParentView | None:
+        """What a child Job reads of this one as its parent; None when unknown."""
+        whole = self._whole.get(key)
+        if whole is not None:
+            return parse.parent_view(whole)
+        rested = self._rested.get(key)
+        return rested.parent if rested is not None else None
+
+    def active(self) -> Iterator[tuple[Key, Obj]]:
+        """The whole Jobs that are not terminal."""
+        for key, obj in list(self._whole.items()):
+            if state_of(obj) not in TERMINAL:
+                yield key, obj
+
+    def states(self) -> Counter[str]:
+        """How many Jobs are in each state ("" for no status yet)."""
+        counts: Counter[str] = Counter(state_of(o) for o in list(self._whole.values()))
+        counts.update(r.state for r in list(self._rested.values()))
+        return counts
+
+    def versions(self) -> dict[Key, int]:
+        out = {k: resource_version(o) for k, o in list(self._whole.items())}
+        out.update((k, r.rv) for k, r in list(self._rested.items()))
+        return out

@@ -1,0 +1,133 @@
+"""The Job cache: newest version wins, Ferry's own write is no news, terminal Jobs at rest."""
+
+from __future__ import annotations
+
+import gc
+import json
+import tracemalloc
+from typing import Any
+
+import pytest
+
+from ferry.api.job import State
+from ferry.handlers.jobcache import LAST_APPLIED, JobCache, slim
+
+pytestmark = pytest.mark.unit
+
+KEY = ("ns", "j")
+
+
+def _job(rv: int, state: str | None = None, **meta: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "ferry.dev/v1alpha1",
+        "kind": "Job",
+        "metadata": {"name": "j", "namespace": "ns", "resourceVersion": str(rv), **meta},
+        "spec": {"appRef": {"name": "solver"}, "parameters": [{"name": "n", "value": "1"}]},
+        "status": {"state": state, "outputs": {"uri": "s3://b/ns/j/attempt-1/"}} if state else {},
+    }
+
+
+def test_only_newer_versions_are_news() -> None:
+    cache = JobCache()
+    assert cache.put(KEY, _job(5))
+    assert not cache.put(KEY, _job(5)), "the same version (e.g. Ferry's own write) is no news"
+    assert not cache.put(KEY, _job(4)), "an older version never replaces a newer one"
+    assert cache.rv(KEY) == 5
+    assert cache.put(KEY, _job(6, "Running"))
+    assert cache.state(KEY) == "Running"
+
+
+def test_a_terminal_job_at_rest_keeps_what_children_and_metrics_need() -> None:
+    cache = JobCache()
+    cache.put(KEY, _job(7, "Finished"))
+    assert cache.rest(KEY)
+    assert cache.get(KEY) is None
+    assert cache.is_rested(KEY)
+    assert KEY in cache
+    assert cache.rv(KEY) == 7
+    assert cache.state(KEY) == "Finished"
+    assert cache.terminal(KEY)
+    parent = cache.parent(KEY)
+    assert parent is not None
+    assert parent.state == State.FINISHED
+    assert parent.outputs_uri == "s3://b/ns/j/attempt-1/"
+    assert cache.states() == {"Finished": 1}
+    assert cache.versions() == {KEY: 7}
+    assert list(cache.active()) == []
+
+
+def test_a_job_at_rest_comes_back_whole_on_a_newer_version_or_a_fresh_read() -> None:
+    cache = JobCache()
+    cache.put(KEY, _job(7, "Finished"))
+    cache.rest(KEY)
+    assert not cache.put(KEY, _job(7, "Finished")), "a relisted same version stays at rest"
+    assert cache.is_rested(KEY)
+    assert not cache.put(KEY, _job(7, "Finished"), refresh=True)  # read to work on it
+    assert cache.get(KEY) is not None
+    assert not cache.is_rested(KEY)
+    cache.rest(KEY)
+    assert cache.put(KEY, _job(8, "Finished", deletionTimestamp="2026-01-01T00:00:00Z"))
+    assert cache.get(KEY) is not None
+
+
+def test_only_terminal_whole_jobs_can_rest() -> None:
+    cache = JobCache()
+    assert not cache.rest(KEY)
+    cache.put(KEY, _job(3, "Running"))
+    assert not cache.rest(KEY)
+    assert cache.get(KEY) is not None
+    assert [k for k, _ in cache.active()] == [KEY]
+
+
+def test_drop_forgets_both_forms() -> None:
+    cache = JobCache()
+    cache.put(KEY, _job(1, "Failed"))
+    cache.rest(KEY)
+    cache.drop(KEY)
+    assert KEY not in cache
+    assert cache.state(KEY) is None
+    assert len(cache) == 0
+
+
+def test_jobs_at_rest_take_a_fraction_of_the_memory_of_whole_jobs() -> None:
+    def finished(i: int) -> dict[str, Any]:
+        job = _job(i + 1, "Finished")
+        job["metadata"]["name"] = f"j{i:05d}"
+        job["status"]["conditions"] = [
+            {"type": t, "status": "True", "reason": "Succeeded", "message": f"m{i}" * 10}
+            for t in ("Accepted", "InputsStaged", "Archived", "Succeeded", "Ready")
+        ]
+        job["status"]["history"] = [
+            {"state": s, "time": f"2026-11-21T00:00:{i % 60:02d}Z", "reason": s}
+            for s in ("Queued", "Running", "Finished")
+        ]
+        return json.loads(json.dumps(job))  # fresh objects, as the watch delivers them
+
+    cache = JobCache()
+    keys = [("ns", f"j{i:05d}") for i in range(2000)]
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for i, key in enumerate(keys):
+            cache.put(key, finished(i))
+        gc.collect()
+        whole = tracemalloc.get_traced_memory()[0] - base
+        for key in keys:
+            assert cache.rest(key)
+        gc.collect()
+        rested = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    assert rested * 4 < whole, f"at rest {rested} bytes vs whole {whole} bytes"
+    assert cache.states() == {"Finished": 2000}
+
+
+def test_slim_drops_managed_fields_and_the_last_applied_copy_only() -> None:
+    obj = _job(1)
+    obj["metadata"]["managedFields"] = [{"manager": "kubectl"}]
+    obj["metadata"]["annotations"] = {LAST_APPLIED: "{...}", "keep": "me"}
+    out = slim(obj)
+    assert "managedFields" not in out["metadata"]
+    assert out["metadata"]["annotations"] == {"keep": "me"}
+    assert out["spec"] == obj["spec"]
+    assert obj["metadata"]["managedFields"], "the original is not changed"
