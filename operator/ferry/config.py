@@ -51,6 +51,9 @@ class OperatorConfig(BaseModel):
         default=300, description="Server-side timeout of each watch request."
     )
     watch_client_timeout_seconds: Annotated[int, Field(ge=10)] = Field(default=330)
+    list_chunk_size: Annotated[int, Field(ge=10, le=10_000)] = Field(
+        default=500, description="Objects per page of a watch's initial listing."
+    )
     resync_seconds: Annotated[float, Field(gt=0)] = Field(
         default=60.0, description="Every non-terminal Job is reconciled at least this often."
     )
