@@ -112,6 +112,12 @@ def credentials(api: client.ApiClient) -> Credentials:
     )
 
 
+def _discard(resp: Any) -> None:
+    """Read and drop a raw response (its connection goes back to the pool)."""
+    resp.read()
+    resp.release_conn()
+
+
 def _status(exc: ApiException) -> int:
     return int(exc.status or 0)
 
@@ -225,14 +231,19 @@ class KubeClient:
         kind = manifest["kind"]
         namespace = manifest["metadata"]["namespace"]
         try:
+            # The created object is not read: _preload_content=False skips building the
+            # client's model classes from the response (most of a create's CPU time).
             if kind == "Pod":
                 self._call("create", "pods")
-                self.core.create_namespaced_pod(namespace, manifest)
+                resp = self.core.create_namespaced_pod(namespace, manifest, _preload_content=False)
             elif kind == "PersistentVolumeClaim":
                 self._call("create", "persistentvolumeclaims")
-                self.core.create_namespaced_persistent_volume_claim(namespace, manifest)
+                resp = self.core.create_namespaced_persistent_volume_claim(
+                    namespace, manifest, _preload_content=False
+                )
             else:
                 raise ValueError(f"cannot create {kind}")
+            _discard(resp)
         except ApiException as exc:
             if _status(exc) == 409:
                 return False
@@ -299,31 +310,33 @@ class KubeClient:
     def post_event(self, obj: Obj, type_: str, reason: str, message: str, component: str) -> None:
         """A core/v1 Event about `obj` (best effort: a lost Event never fails a reconcile)."""
         meta = obj["metadata"]
-        now = datetime.now(UTC)
-        event = client.CoreV1Event(
-            metadata=client.V1ObjectMeta(
-                generate_name=f"{meta['name']}.", namespace=meta["namespace"]
-            ),
-            involved_object=client.V1ObjectReference(
-                api_version=obj["apiVersion"],
-                kind=obj["kind"],
-                name=meta["name"],
-                namespace=meta["namespace"],
-                uid=meta["uid"],
-                resource_version=meta.get("resourceVersion"),
-            ),
-            reason=reason,
-            message=message[:1024],
-            type=type_,
-            first_timestamp=now,
-            last_timestamp=now,
-            count=1,
-            source=client.V1EventSource(component=component),
-            reporting_component=component,
-            reporting_instance=component,
-        )
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": obj["apiVersion"],
+                "kind": obj["kind"],
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta["uid"],
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": type_,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+            "source": {"component": component},
+            "reportingComponent": component,
+            "reportingInstance": component,
+        }
         self._call("create", "events")
         try:
-            self.core.create_namespaced_event(meta["namespace"], event)
+            _discard(
+                self.core.create_namespaced_event(meta["namespace"], event, _preload_content=False)
+            )
         except ApiException:
             return
