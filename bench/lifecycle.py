@@ -1,5 +1,6 @@
-"""Ferry's lifecycle benchmark: a burst of Jobs against kube-controller-manager's Job controller,
-and the operator's memory and resume time with 10,000 finished Jobs present.
+"""Ferry's lifecycle benchmark: a burst (or a steady stream, --rate) of Jobs against
+kube-controller-manager's Job controller, and the operator's memory and resume time with
+10,000 finished Jobs present.
 
 Runs on its own local cluster (hack/localcluster.py: etcd, kube-apiserver with an audit log,
 kube-controller-manager, kube-scheduler and kwok's simulated nodes), which it starts in --root
@@ -9,6 +10,7 @@ controller) in fresh namespaces, alternating which goes first; both controllers 
 client QPS and burst. See docs/benchmarks.md for the method and the results.
 
     .venv/bin/python bench/lifecycle.py --jobs 1000 --rounds 3 --qps 50
+    .venv/bin/python bench/lifecycle.py --jobs 1200 --rate 20 --qps 150 --population 0
     .venv/bin/python bench/lifecycle.py --jobs 100 --rounds 1 --population 1000   # quick look
 
 It never fails CI: every goal is reported as "pass" or "short of goal", and the exit code is 0
@@ -81,8 +83,14 @@ GOAL_THROUGHPUT_RATIO = 1.0
 GOAL_P99_POD_TO_JOB_S = 1.0
 GOAL_RSS_MB = 200.0
 
-RESULTS_BEGIN = "<!-- lifecycle-results:begin (written by bench/lifecycle.py --update-docs) -->"
-RESULTS_END = "<!-- lifecycle-results:end -->"
+
+def results_markers(stream: bool) -> tuple[str, str]:
+    """The markers around the results block this workload writes into docs/benchmarks.md."""
+    name = "lifecycle-stream-results" if stream else "lifecycle-results"
+    return (
+        f"<!-- {name}:begin (written by bench/lifecycle.py --update-docs) -->",
+        f"<!-- {name}:end -->",
+    )
 
 
 def log(msg: str) -> None:
@@ -712,9 +720,20 @@ class Bench:
             return None
 
     def create_all(
-        self, create: Callable[[dict[str, Any]], Any], bodies: list[dict[str, Any]]
+        self,
+        create: Callable[[dict[str, Any]], Any],
+        bodies: list[dict[str, Any]],
+        rate: float = 0.0,
     ) -> None:
-        def one(body: dict[str, Any]) -> None:
+        """Create every body: at once, or (rate > 0) the i-th at i/rate seconds."""
+        start = time.monotonic()
+
+        def one(indexed: tuple[int, dict[str, Any]]) -> None:
+            i, body = indexed
+            if rate > 0:
+                delay = start + i / rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
             for attempt in range(5):
                 try:
                     create(body)
@@ -727,7 +746,7 @@ class Bench:
                     time.sleep(0.5 * (attempt + 1))
 
         with ThreadPoolExecutor(max_workers=self.args.create_threads) as pool:
-            list(pool.map(one, bodies))
+            list(pool.map(one, enumerate(bodies)))
 
     def burst(self, system: System, round_no: int) -> BurstResult:
         args = self.args
@@ -774,7 +793,7 @@ class Bench:
         log(f"round {round_no} {system.name}: creating {n} Jobs in {ns}")
         wall0 = time.time()
         t0 = time.monotonic()
-        self.create_all(create, bodies)
+        self.create_all(create, bodies, args.rate)
         create_seconds = time.monotonic() - t0
         log(f"round {round_no} {system.name}: created in {create_seconds:.1f}s; waiting")
         deadline = t0 + args.timeout
@@ -874,46 +893,38 @@ class Bench:
     # ----------------------------------------------------------------------- population
 
     def finished_status(self, name: str) -> dict[str, Any]:
-        """The status of a Finished Job: a copy of one Ferry finished in a burst round when
-        there was one (realistic size, nothing for the operator to correct), else a minimal
-        hand-written one."""
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        if self.template_job and self.template_job.get("status"):
-            status = json.loads(json.dumps(self.template_job["status"]))
-            if status.get("podName"):
-                status["podName"] = f"{name}-1"
-            return status
+        """The status of a Finished Job: a copy of one Ferry itself finished (in a burst
+        round, or `make_template` when none ran), so that there is nothing to correct."""
+        assert self.template_job is not None
+        status: dict[str, Any] = json.loads(json.dumps(self.template_job["status"]))
+        if status.get("podName"):
+            status["podName"] = f"{name}-1"
+        return status
 
-        def cond(type_: str, status: str, reason: str) -> dict[str, Any]:
-            return {
-                "type": type_,
-                "status": status,
-                "reason": reason,
-                "message": "",
-                "lastTransitionTime": now,
-                "observedGeneration": 1,
-            }
+    def make_template(self, ns: str) -> None:
+        """With no burst round run, have the operator finish one Job in `ns` to copy."""
+        custom = k8s.CustomObjectsApi(self.api)
+        operator = Operator(
+            self.state,
+            ns,
+            self.args.qps,
+            self.args.workers,
+            Path(self.args.root) / f"operator-{ns}-template.log",
+            self.code,
+        )
+        try:
+            custom.create_namespaced_custom_object(
+                GROUP, VERSION, ns, "jobs", ferry_job("template", self.args.duration, self.archive)
+            )
 
-        return {
-            "state": "Finished",
-            "reason": "Succeeded",
-            "message": "the app exited 0",
-            "observedGeneration": 1,
-            "attempt": 1,
-            "submitTime": now,
-            "startTime": now,
-            "completionTime": now,
-            "exitCode": 0,
-            "podName": f"{name}-1",
-            "history": [{"state": "Finished", "time": now, "reason": "Succeeded"}],
-            "conditions": [
-                cond("Accepted", "True", "Accepted"),
-                cond("Succeeded", "True", "Succeeded"),
-                cond("Reconciling", "False", "Finished"),
-                cond("Stalled", "False", "Finished"),
-                cond("Ready", "True", "Finished"),
-            ],
-        }
+            def finished() -> dict[str, Any] | None:
+                operator.check()
+                job = custom.get_namespaced_custom_object(GROUP, VERSION, ns, "jobs", "template")
+                return job if (job.get("status") or {}).get("state") == "Finished" else None
+
+            self.template_job = wait_until(finished, 120, "the template Job to finish")
+        finally:
+            operator.stop()
 
     def population(self) -> dict[str, Any]:
         args = self.args
@@ -922,7 +933,12 @@ class Bench:
         create_namespace(self.api, ns)
         custom = k8s.CustomObjectsApi(self.api)
         custom.create_namespaced_custom_object(GROUP, VERSION, ns, "apps", app_manifest(ns))
-        template = self.template_job or ferry_job("x", args.duration, self.archive)
+        extra = 0  # Finished Jobs in the namespace besides the population
+        if self.template_job is None:
+            self.make_template(ns)
+            extra = 1
+        template = self.template_job
+        assert template is not None
         meta = template.get("metadata") or {}
         names = [f"p{i:05d}" for i in range(n)]
         bodies = [
@@ -970,9 +986,9 @@ class Bench:
 
         def synced() -> bool:
             operator.check()
-            return operator.jobs_in_state("Finished") == n
+            return operator.jobs_in_state("Finished") == n + extra
 
-        wait_until(synced, args.timeout, f'ferry_jobs{{state="Finished"}} == {n}', step=0.1)
+        wait_until(synced, args.timeout, f'ferry_jobs{{state="Finished"}} == {n + extra}', step=0.1)
         t_synced = time.monotonic()
         custom.create_namespaced_custom_object(
             GROUP, VERSION, ns, "jobs", ferry_job("probe", args.duration, self.archive)
@@ -1007,9 +1023,7 @@ class Bench:
         result = {
             "namespace": ns,
             "jobs": n,
-            "status_from": "a Job Ferry finished in a burst round"
-            if self.template_job
-            else "hand-written",
+            "status_from": "a Job Ferry finished",
             "seconds_to_resume": t_synced - t_start,
             "seconds_probe_create_to_finished": t_done - t_probe,
             "seconds_start_to_probe_finished": t_done - t_start,
@@ -1112,6 +1126,7 @@ def markdown(
         f"Measured {meta['date']} on commit `{meta['commit']}`{meta['dirty']} (operator "
         f"sources sha256 `{meta['operator_digest']}`), {meta['cpus']} CPUs "
         f"(shared with other work), `--jobs {args.jobs} --rounds {args.rounds} --qps {args.qps:g}"
+        f"{f' --rate {args.rate:g}' if args.rate else ''}"
         f"{f' --workers {args.workers}' if args.workers else ''}`, kwok run time "
         f"{args.duration}; Ferry Jobs' archive setting: `{meta['archive']}`.\n"
     )
@@ -1210,7 +1225,8 @@ def markdown(
     out.append("Goals:\n")
     out.extend(f"- {g}" for g in goal_lines)
     out.append("")
-    out.append("![Completions over time](bench-completions.png)")
+    if args.plot:
+        out.append(f"![Completions over time]({Path(args.plot).name})")
     return "\n".join(out) + "\n"
 
 
@@ -1232,7 +1248,8 @@ def plot(bursts: list[BurstResult], path: Path, args: argparse.Namespace) -> Non
         ax.step(xs, ys, where="post", color=colors[b.system], alpha=0.85, lw=1.4, label=label)
     ax.set_xlabel("seconds since the first create")
     ax.set_ylabel("Jobs terminal (cumulative)")
-    ax.set_title(f"{args.jobs} Jobs at once, client QPS {args.qps:g}, {args.rounds} round(s) each")
+    shape = f"{args.rate:g} Jobs/s" if args.rate else "at once"
+    ax.set_title(f"{args.jobs} Jobs {shape}, client QPS {args.qps:g}, {args.rounds} round(s) each")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()
@@ -1241,17 +1258,19 @@ def plot(bursts: list[BurstResult], path: Path, args: argparse.Namespace) -> Non
     plt.close(fig)
 
 
-def update_docs(path: Path, text: str) -> None:
-    """Replace the results block between the markers (appending a section if absent),
-    leaving the rest of the file (other benchmarks' sections) as it is."""
+def update_docs(path: Path, text: str, stream: bool) -> None:
+    """Replace this workload's results block between its markers (appending a section if
+    absent), leaving the rest of the file (other workloads' and benchmarks' sections) as is."""
+    begin, end = results_markers(stream)
     current = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{RESULTS_BEGIN}\n{text}{RESULTS_END}"
-    if RESULTS_BEGIN in current and RESULTS_END in current:
-        head, rest = current.split(RESULTS_BEGIN, 1)
-        _, tail = rest.split(RESULTS_END, 1)
+    block = f"{begin}\n{text}{end}"
+    if begin in current and end in current:
+        head, rest = current.split(begin, 1)
+        _, tail = rest.split(end, 1)
         new = head + block + tail
     else:
-        new = current.rstrip("\n") + "\n\n## Lifecycle results\n\n" + block + "\n"
+        title = "Lifecycle results, steady stream" if stream else "Lifecycle results"
+        new = current.rstrip("\n") + f"\n\n## {title}\n\n" + block + "\n"
     path.write_text(new)
 
 
@@ -1287,7 +1306,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=None, help="per burst (default: 300 + Jobs s)")
     p.add_argument("--grace", type=float, default=3.0, help="seconds after the last terminal Job")
     p.add_argument("--systems", default="ferry,batch", help="which systems to run")
-    p.add_argument("--plot", default=str(ROOT / "docs" / "bench-completions.png"))
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="create the Jobs at this steady rate (Jobs/s) instead of all at once",
+    )
+    p.add_argument(
+        "--plot",
+        default=None,
+        help="PNG path (default docs/bench-completions.png, docs/bench-stream.png with --rate; "
+        "'' for none)",
+    )
     p.add_argument("--json", default=None, help="results JSON (default <root>/lifecycle.json)")
     p.add_argument(
         "--update-docs", action="store_true", help="write the results into docs/benchmarks.md"
@@ -1296,6 +1326,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.timeout is None:
         args.timeout = 300 + args.jobs
+    if args.plot is None:
+        name = "bench-stream.png" if args.rate else "bench-completions.png"
+        args.plot = str(ROOT / "docs" / name)
     return args
 
 
@@ -1387,7 +1420,7 @@ def main(argv: list[str] | None = None) -> int:
             plot(bursts, Path(args.plot), args)
             log(f"plot written to {args.plot}")
         if args.update_docs:
-            update_docs(ROOT / "docs" / "benchmarks.md", text)
+            update_docs(ROOT / "docs" / "benchmarks.md", text, bool(args.rate))
             log("docs/benchmarks.md updated")
     finally:
         for op in list(LIVE_OPERATORS):
