@@ -20,6 +20,11 @@ NOT_ACCEPTED = frozenset({"AppNotFound", "AppInvalid", "InvalidSpec", "MPIOperat
 WARNING_STATES = frozenset(
     {State.FAILED, State.TIMED_OUT, State.BLOCKED, State.RETRYING, State.CANCELLED}
 )
+#: Routine steps between a Job's start and its outcome: recorded in status.history and the
+#: conditions, but no Event each. A Job without trouble gets two Events (Running, then its
+#: outcome), not five; an Event is an API write, and at 20 Jobs/s the three routine ones were
+#: a third of the operator's writes (docs/benchmarks.md).
+QUIET_STATES = frozenset({State.QUEUED, State.STAGING_INPUTS, State.ARCHIVING})
 
 
 def finalize(obs: Observation, draft: Draft) -> Plan:
@@ -45,7 +50,8 @@ def finalize(obs: Observation, draft: Draft) -> Plan:
         kind: Literal["Normal", "Warning"] = (
             "Warning" if draft.state in WARNING_STATES else "Normal"
         )
-        events.append(Event(kind, draft.reason, f"{draft.state.value}: {message}"))
+        if draft.state not in QUIET_STATES:
+            events.append(Event(kind, draft.reason, f"{draft.state.value}: {message}"))
     updates.update(
         state=draft.state,
         reason=draft.reason,
