@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from ferry.handlers.workqueue import WorkQueue
+from ferry.handlers.workqueue import ROUTINE_EVERY, WorkQueue
 
 pytestmark = pytest.mark.unit
 
@@ -34,6 +34,18 @@ async def test_urgent_keys_overtake_routine_ones() -> None:
     q.add("progress-1", urgent=True)
     q.add("progress-2", urgent=True)
     assert await _drain(q) == ["progress-1", "progress-2", "new-1", "new-2", "new-3"]
+
+
+async def test_routine_keys_are_not_starved_by_a_stream_of_urgent_ones() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    q.add("new-1")
+    q.add("new-2")
+    for i in range(10):
+        q.add(f"progress-{i}", urgent=True)
+    order = await _drain(q)
+    assert order.index("new-1") == ROUTINE_EVERY - 1
+    assert order.index("new-2") == 2 * ROUTINE_EVERY - 1
+    assert order[-1] == "progress-9"
 
 
 async def test_a_routine_key_made_urgent_moves_up_once() -> None:

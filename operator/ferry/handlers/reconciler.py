@@ -236,9 +236,13 @@ class Reconciler:
 
     async def reconcile(self, key: Key) -> None:
         ns, name = key
+        if self.jobs.is_rested(key) and key not in self.stray:
+            # At rest, and no pod of it standing: whatever queued this pass is old news (the
+            # watch event of the write that ended the Job, when it beat the write's return).
+            return
         obj = self.jobs.get(key)
         if obj is None:
-            # Unknown yet, or at rest and needed again (a pod event, a timer): read it.
+            # Unknown yet, or at rest with a pod standing: read it.
             try:
                 obj = slim(await self._io(self.kube.get_job, ns, name))
             except NotFoundError:

@@ -5,7 +5,9 @@ worked on is queued again when that work ends (never twice at once). Urgent keys
 pod moved on, a user's change to a Job Ferry already works on) are served before routine ones
 (a new Job's first pass, periodic resyncs), first-in first-out within each priority: in a burst
 of new Jobs, a Job whose pod has ended is recorded as done without waiting behind every first
-pass. Delayed adds keep the earliest due time per key. Must not: know what a key means.
+pass. So that new Jobs are not starved when progress never stops (a machine running at its
+limit), every `ROUTINE_EVERY`-th key handed out while both wait is a routine one. Delayed adds
+keep the earliest due time per key. Must not: know what a key means.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ K = TypeVar("K", bound=Hashable)
 
 URGENT = 0
 ROUTINE = 1
+#: A routine key is handed out after at most this many urgent ones in a row (about the number
+#: of progress passes of one Job: its pod created, scheduled, running, ended).
+ROUTINE_EVERY = 5
 
 
 class WorkQueue(Generic[K]):
@@ -32,6 +37,7 @@ class WorkQueue(Generic[K]):
         self._active: dict[K, int | None] = {}
         self._timers: dict[K, tuple[float, asyncio.TimerHandle]] = {}
         self._ready = asyncio.Event()
+        self._urgent_in_a_row = 0
 
     def __len__(self) -> int:
         return len(self._queued)
@@ -80,8 +86,13 @@ class WorkQueue(Generic[K]):
         while not self._queued:
             self._ready.clear()
             await self._ready.wait()
-        lane = self._lanes[URGENT] if self._lanes[URGENT] else self._lanes[ROUTINE]
-        key = lane.popleft()
+        urgent, routine = self._lanes
+        if urgent and (not routine or self._urgent_in_a_row < ROUTINE_EVERY - 1):
+            self._urgent_in_a_row += 1
+            key = urgent.popleft()
+        else:
+            self._urgent_in_a_row = 0
+            key = routine.popleft()
         del self._queued[key]
         self._active[key] = None
         return key
