@@ -1029,14 +1029,14 @@ def test_history_gets_one_entry_per_state_change() -> None:
         State.ARCHIVING,
         State.FINISHED,
     ]
-    # Events for the run's start and its outcome; Queued, StagingInputs and Archiving are
-    # routine steps (history only).
+    # An Event for the outcome; Queued, StagingInputs, Running and Archiving are routine
+    # steps (history only).
     assert [bool(p.events) for p in plans] == [
         False,
         False,
         False,
         False,
-        True,
+        False,
         False,
         False,
         False,

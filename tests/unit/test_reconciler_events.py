@@ -5,6 +5,7 @@ bookkeeping between events and passes."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 
 import pytest
@@ -135,5 +136,40 @@ async def test_a_terminal_job_with_a_ttl_does_not_rest() -> None:
         await rec.reconcile(KEY)
         await rec.reconcile(KEY)
         assert rec.jobs.get(KEY) is not None, "its TTL timer needs the whole Job"
+    finally:
+        await rec.stop()
+
+
+async def test_pod_progress_is_batched_and_its_end_is_looked_at_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ferry.handlers import reconciler
+
+    monkeypatch.setattr(reconciler, "PROGRESS_BATCH_SECONDS", 0.05)
+    rec = _reconciler(FakeKube(_job({}), []))
+    try:
+        pod = _pod("Pending", {"waiting": {"reason": "ContainerCreating"}})
+        pod["metadata"]["resourceVersion"] = "20"
+        rec.pod_event("ADDED", copy.deepcopy(pod))
+        rec.queue.clear()
+        pod["metadata"]["resourceVersion"] = "21"
+        pod["status"] = {
+            "phase": "Running",
+            "containerStatuses": [
+                {"name": "app", "state": {"running": {"startedAt": NOW.isoformat()}}}
+            ],
+        }
+        rec.pod_event("MODIFIED", copy.deepcopy(pod))
+        assert rec.queue.queued() == {}, "progress waits a moment for more"
+        await asyncio.sleep(0.2)
+        assert rec.queue.queued() == {KEY: True}
+        rec.queue.clear()
+        pod["metadata"]["resourceVersion"] = "22"
+        pod["status"] = {
+            "phase": "Succeeded",
+            "containerStatuses": [{"name": "app", "state": {"terminated": {"exitCode": 0}}}],
+        }
+        rec.pod_event("MODIFIED", copy.deepcopy(pod))
+        assert rec.queue.queued() == {KEY: True}, "an ended pod is looked at at once"
     finally:
         await rec.stop()

@@ -66,6 +66,22 @@ class PodView:
         return self.phase not in ("Succeeded", "Failed")
 
 
+def prompt_change(before: PodView | None, after: PodView | None) -> bool:
+    """Whether a change of a pod should be looked at at once. A pod that came or went, ended
+    or is being deleted, was disrupted, or whose app (or a staging container, failing)
+    ended, is; other changes (scheduled, a container started or waiting, a staging container
+    done) are progress that can wait a moment to be recorded together."""
+    if before is None or after is None:
+        return True
+    return _marks(before) != _marks(after)
+
+
+def _marks(pod: PodView) -> tuple[bool, bool, str, bool, bool]:
+    main_ended = pod.main is not None and pod.main.state == "terminated"
+    staging_failed = any(c.state == "terminated" and c.exit_code != 0 for c in pod.init)
+    return (pod.live, pod.deleting, pod.disruption, main_ended, staging_failed)
+
+
 @dataclass(frozen=True)
 class JobView:
     name: str

@@ -20,11 +20,11 @@ NOT_ACCEPTED = frozenset({"AppNotFound", "AppInvalid", "InvalidSpec", "MPIOperat
 WARNING_STATES = frozenset(
     {State.FAILED, State.TIMED_OUT, State.BLOCKED, State.RETRYING, State.CANCELLED}
 )
-#: Routine steps between a Job's start and its outcome: recorded in status.history and the
-#: conditions, but no Event each. A Job without trouble gets two Events (Running, then its
-#: outcome), not five; an Event is an API write, and at 20 Jobs/s the three routine ones were
-#: a third of the operator's writes (docs/benchmarks.md).
-QUIET_STATES = frozenset({State.QUEUED, State.STAGING_INPUTS, State.ARCHIVING})
+#: The routine steps of a Job going well: recorded in status.history and the conditions, but
+#: no Event each. A Job without trouble gets one Event (its outcome), Warnings come for every
+#: bad state; an Event is an API write, and the four routine ones were over half of the
+#: operator's writes per Job (docs/benchmarks.md).
+QUIET_STATES = frozenset({State.QUEUED, State.STAGING_INPUTS, State.RUNNING, State.ARCHIVING})
 
 
 def finalize(obs: Observation, draft: Draft) -> Plan:

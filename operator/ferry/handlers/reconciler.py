@@ -30,7 +30,14 @@ from ferry.clients.kube import ConflictError, KubeClient, NotFoundError
 from ferry.config import OperatorConfig
 from ferry.decisions import apps, builders, lifecycle, parse
 from ferry.decisions.lifecycle import CreateObject, DeleteJob, DeleteObject
-from ferry.decisions.observation import JobView, Observation, ParentView, PodView, pod_view
+from ferry.decisions.observation import (
+    JobView,
+    Observation,
+    ParentView,
+    PodView,
+    pod_view,
+    prompt_change,
+)
 from ferry.handlers.jobcache import JobCache, app_name, resource_version, slim
 from ferry.handlers.metrics import Metrics, WatchFreshness
 from ferry.handlers.workqueue import WorkQueue
@@ -45,6 +52,8 @@ MPI_CRD = "mpijobs.kubeflow.org"
 #: How long a pod this process created or deleted may take to show in the watch.
 EXPECTATION_SECONDS = 10.0
 COMPONENT = "ferry-operator"
+#: Pod progress (scheduled, started) seen within this time is recorded in one pass.
+PROGRESS_BATCH_SECONDS = 1.0
 
 
 def utcnow() -> datetime:
@@ -169,24 +178,31 @@ class Reconciler:
 
     def pod_event(self, kind: str | None, obj: Obj) -> None:
         self.metrics.observe_container_summaries([obj])
-        key, changed = self._cache_pod(kind, obj)
+        key, before, after = self._cache_pod(kind, obj)
         if key is None:
             return
+        changed = before != after
+        prompt = changed and prompt_change(before, after)
         meta = obj.get("metadata", {})
         if kind != "DELETED" and not meta.get("deletionTimestamp"):
             self.stray.add(key)
-        # A pod that moved on, came or went, or was listed (a start or a watch restart):
-        # the Job has something to look at.
-        if changed or kind in (None, "ADDED", "DELETED"):
+        # A pod that came or went, or was listed (a start or a watch restart), or ended, is
+        # looked at at once; other progress within PROGRESS_BATCH_SECONDS is recorded in one
+        # pass (and one status write), as the Job controller batches pod updates.
+        if kind in (None, "ADDED", "DELETED") or prompt:
             self.enqueue(key, urgent=True)
+        elif changed:
+            self.queue.add_after(key, PROGRESS_BATCH_SECONDS, urgent=True)
 
-    def _cache_pod(self, kind: str | None, obj: Obj) -> tuple[Key | None, bool]:
-        """Keep the pod's view; the Job's key (None for a pod of no Job) and whether the view
-        changed."""
+    def _cache_pod(
+        self, kind: str | None, obj: Obj
+    ) -> tuple[Key | None, PodView | None, PodView | None]:
+        """Keep the pod's view; the Job's key (None for a pod of no Job) and the pod's view
+        before and after."""
         meta = obj.get("metadata", {})
         job = (meta.get("labels") or {}).get("ferry.dev/job")
         if not job:
-            return None, False
+            return None, None, None
         key = (meta.get("namespace", ""), job)
         name = meta.get("name", "")
         cached = self.pods.setdefault(key, {})
@@ -204,8 +220,7 @@ class Reconciler:
         after = cached.get(name)
         if not cached:
             del self.pods[key]
-        changed = (before[1] if before else None) != (after[1] if after else None)
-        return key, changed
+        return key, (before[1] if before else None), (after[1] if after else None)
 
     def _expect(self, table: dict[Key, dict[str, float]], key: Key, name: str) -> None:
         table.setdefault(key, {})[name] = time.monotonic() + EXPECTATION_SECONDS

@@ -57,10 +57,10 @@ class WorkQueue(Generic[K]):
         self._lanes[lane].append(key)
         self._ready.set()
 
-    def add_after(self, key: K, delay: float) -> None:
-        """Add `key` (routine) after `delay` seconds, unless it is already due sooner."""
+    def add_after(self, key: K, delay: float, urgent: bool = False) -> None:
+        """Add `key` after `delay` seconds, unless it is already due sooner."""
         if delay <= 0:
-            self.add(key)
+            self.add(key, urgent)
             return
         loop = asyncio.get_running_loop()
         due = loop.time() + delay
@@ -69,11 +69,11 @@ class WorkQueue(Generic[K]):
             return
         if current is not None:
             current[1].cancel()
-        self._timers[key] = (due, loop.call_at(due, self._fire, key))
+        self._timers[key] = (due, loop.call_at(due, self._fire, key, urgent))
 
-    def _fire(self, key: K) -> None:
+    def _fire(self, key: K, urgent: bool) -> None:
         self._timers.pop(key, None)
-        self.add(key)
+        self.add(key, urgent)
 
     def forget(self, key: K) -> None:
         """Drop a pending delayed add (the object is gone)."""
