@@ -173,3 +173,28 @@ async def test_pod_progress_is_batched_and_its_end_is_looked_at_at_once(
         assert rec.queue.queued() == {KEY: True}, "an ended pod is looked at at once"
     finally:
         await rec.stop()
+
+
+async def test_the_added_event_of_a_pod_ferry_created_is_batched_with_what_follows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ferry.handlers import reconciler
+
+    monkeypatch.setattr(reconciler, "PROGRESS_BATCH_SECONDS", 0.05)
+    kube = FakeKube(_job({}), [])
+    rec = _reconciler(kube)
+    try:
+        await rec.reconcile(KEY)  # creates j-1 and expects its event
+        rec.queue.clear()
+        rec.pod_event("ADDED", _pod("Pending", {"waiting": {"reason": "ContainerCreating"}}))
+        assert rec.queue.queued() == {}, "our own creation is no news by itself"
+        await asyncio.sleep(0.2)
+        assert rec.queue.queued() == {KEY: True}
+        # Somebody else's pod for the Job (or one seen after a restart) is looked at at once.
+        rec.queue.clear()
+        other = _pod("Pending", {"waiting": {"reason": "ContainerCreating"}})
+        other["metadata"]["name"] = "j-2"
+        rec.pod_event("ADDED", other)
+        assert rec.queue.queued() == {KEY: True}
+    finally:
+        await rec.stop()

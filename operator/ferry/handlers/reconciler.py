@@ -178,20 +178,28 @@ class Reconciler:
 
     def pod_event(self, kind: str | None, obj: Obj) -> None:
         self.metrics.observe_container_summaries([obj])
+        meta = obj.get("metadata", {})
+        job = (meta.get("labels") or {}).get("ferry.dev/job")
+        expected = self.expected_created.get((meta.get("namespace", ""), str(job)), {})
+        ours = kind == "ADDED" and meta.get("name", "") in expected
         key, before, after = self._cache_pod(kind, obj)
         if key is None:
             return
-        changed = before != after
-        prompt = changed and prompt_change(before, after)
-        meta = obj.get("metadata", {})
         if kind != "DELETED" and not meta.get("deletionTimestamp"):
             self.stray.add(key)
-        # A pod that came or went, or was listed (a start or a watch restart), or ended, is
-        # looked at at once; other progress within PROGRESS_BATCH_SECONDS is recorded in one
-        # pass (and one status write), as the Job controller batches pod updates.
-        if kind in (None, "ADDED", "DELETED") or prompt:
+        if ours and after is not None:
+            # A pod this process just created is no news by itself; only what it already
+            # shows beyond a new pod's state is.
+            before = dataclasses.replace(
+                after, phase="Pending", deleting=False, disruption="", init=(), main=None
+            )
+        # A pod that came or went (not our own creation), was listed (a start or a watch
+        # restart), or ended, is looked at at once; other progress within
+        # PROGRESS_BATCH_SECONDS is recorded in one pass (and one status write), as the Job
+        # controller batches pod updates.
+        if kind is None or prompt_change(before, after):
             self.enqueue(key, urgent=True)
-        elif changed:
+        elif before != after:
             self.queue.add_after(key, PROGRESS_BATCH_SECONDS, urgent=True)
 
     def _cache_pod(
