@@ -1266,3 +1266,10 @@ def test_job_output_of_a_parent_without_outputs_fails_naming_the_input() -> None
 def test_job_output_waits_for_the_parent() -> None:
     running_parent = ParentView(name="mesh-1", state=State.RUNNING)
     assert decide(child_of(running_parent)).state == State.AWAITING_PARENTS
+
+
+def test_a_run_seen_only_once_it_ended_still_records_its_inputs_as_staged() -> None:
+    """With pod progress batched, a short app may be seen first when it has already ended:
+    it ran, so its inputs were staged."""
+    _, plan = at_state([{"pods": [exited(code=0)], "now": at(10)}])
+    assert cond(plan, "InputsStaged") == (T, "Staged")

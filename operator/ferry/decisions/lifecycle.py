@@ -244,6 +244,10 @@ def _progress(
             obs, spec, app, params, run, outcome, updates.get("exit_code", st.exit_code)
         )
         draft.updates = {**updates, **draft.updates}
+        if draft.inputs_staged is None and run.main is not None and run.main.state == "terminated":
+            # The app ran, so every input had been staged, even when no pass saw it running
+            # (a short app, pod progress batched).
+            draft.inputs_staged = (ConditionStatus.TRUE, "Staged", "all inputs staged")
         return draft
     return _after_run(obs, spec, app, params, run, outcome, st.exit_code)
 
