@@ -11,7 +11,7 @@ import copy
 import pytest
 
 from tests.unit.factories import NOW
-from tests.unit.test_reconciler_order import NS, FakeKube, _job, _pod, _reconciler
+from tests.unit.test_reconciler_order import NS, FakeKube, _ended, _job, _pod, _reconciler
 
 pytestmark = pytest.mark.unit
 
@@ -84,13 +84,7 @@ async def test_a_finished_pod_overtakes_new_jobs_in_the_queue() -> None:
 
 
 async def test_a_terminal_job_with_nothing_left_to_do_rests_and_is_read_again_when_needed() -> None:
-    status = {
-        "state": "Finished",
-        "reason": "Succeeded",
-        "attempt": 1,
-        "completionTime": NOW.isoformat(),
-        "app": {"name": "solver", "version": "1.0", "image": "i", "specHash": "h"},
-    }
+    status = _ended("Finished", "Succeeded")
     kube = FakeKube(_job(status), [])
     rec = _reconciler(kube)
     gets = []
@@ -122,13 +116,7 @@ async def test_a_terminal_job_with_nothing_left_to_do_rests_and_is_read_again_wh
 
 
 async def test_a_terminal_job_with_a_ttl_does_not_rest() -> None:
-    status = {
-        "state": "Failed",
-        "reason": "AppFailed",
-        "attempt": 1,
-        "completionTime": NOW.isoformat(),
-        "app": {"name": "solver", "version": "1.0", "image": "i", "specHash": "h"},
-    }
+    status = _ended("Failed", "AppFailed")
     kube = FakeKube(_job(status, ttlSecondsAfterFinished=600), [])
     rec = _reconciler(kube)
     try:

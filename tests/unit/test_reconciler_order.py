@@ -96,6 +96,17 @@ def _job(status: dict[str, Any], **spec: Any) -> dict[str, Any]:
     }
 
 
+def _ended(state: str, reason: str) -> dict[str, Any]:
+    """The status of a Job that ended (attempt 1) and recorded its App."""
+    return {
+        "state": state,
+        "reason": reason,
+        "attempt": 1,
+        "completionTime": NOW.isoformat(),
+        "app": {"name": "solver", "version": "1.0", "image": "i", "specHash": "h"},
+    }
+
+
 def _pod(phase: str, state: dict[str, Any]) -> dict[str, Any]:
     return {
         "metadata": {
@@ -141,13 +152,7 @@ async def test_a_timed_out_run_is_recorded_before_its_pod_is_deleted() -> None:
 
 
 async def test_terminal_job_with_a_standing_pod_is_released() -> None:
-    status = {
-        "state": "Finished",
-        "reason": "Succeeded",
-        "attempt": 1,
-        "completionTime": NOW.isoformat(),
-        "app": {"name": "solver", "version": "1.0", "image": "i", "specHash": "h"},
-    }
+    status = _ended("Finished", "Succeeded")
     done = _pod("Succeeded", {"terminated": {"exitCode": 0}})
     kube = FakeKube(_job(status), [done])
     rec = _reconciler(kube)

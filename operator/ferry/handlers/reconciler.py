@@ -118,7 +118,7 @@ class Reconciler:
 
     def enqueue(self, key: Key, delay: float = 0.0, urgent: bool = False) -> None:
         if delay > 0:
-            self.queue.add_after(key, delay)
+            self.queue.add_after(key, delay, urgent)
         else:
             self.queue.add(key, urgent)
 
@@ -200,7 +200,7 @@ class Reconciler:
         if kind is None or prompt_change(before, after):
             self.enqueue(key, urgent=True)
         elif before != after:
-            self.queue.add_after(key, PROGRESS_BATCH_SECONDS, urgent=True)
+            self.enqueue(key, PROGRESS_BATCH_SECONDS, urgent=True)
 
     def _cache_pod(
         self, kind: str | None, obj: Obj
