@@ -195,6 +195,7 @@ class OperatorProcess:
             FERRY_HEALTH_PORT="0",
             FERRY_METRICS_PORT=str(self.metrics_port),
             FERRY_RESYNC_SECONDS="10",
+            FERRY_POD_START_GRACE_SECONDS="4",
             FERRY_DEFAULT_S3_ENDPOINT=self.state.minio_endpoint,
         )
         return env

@@ -57,6 +57,12 @@ class OperatorConfig(BaseModel):
     resync_seconds: Annotated[float, Field(gt=0)] = Field(
         default=60.0, description="Every non-terminal Job is reconciled at least this often."
     )
+    pod_start_grace_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=60.0,
+        description="A scheduled pod none of whose containers has run after this long is "
+        "looked into: its newest Warning Event (a volume that cannot be mounted, ...) blocks "
+        "the Job with that reason until the pod starts.",
+    )
     archive_tries: Annotated[int, Field(ge=1, le=20)] = Field(
         default=3, description="Archive pods tried per attempt before ArchiveFailed."
     )

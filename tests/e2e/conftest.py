@@ -101,6 +101,7 @@ class RealNodeOperator(OperatorProcess):
             FERRY_TOOLS_IMAGE=TOOLS_IMAGE,
             FERRY_IMAGE_PULL_POLICY="Never",
             FERRY_RESYNC_SECONDS="5",
+            FERRY_POD_START_GRACE_SECONDS="10",
         )
         return env
 

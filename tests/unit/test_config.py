@@ -29,6 +29,7 @@ def test_values_are_parsed() -> None:
             "FERRY_WORKERS": "4",
             "FERRY_ARCHIVE_TRIES": "5",
             "FERRY_RESYNC_SECONDS": "15",
+            "FERRY_POD_START_GRACE_SECONDS": "120",
             "FERRY_STORAGE_CLASS_NAME": "fast",
             "FERRY_METRICS_PORT": "9090",
             "OTHER": "ignored",
@@ -40,6 +41,7 @@ def test_values_are_parsed() -> None:
     assert config.qps == 12.5
     assert (config.burst, config.workers, config.archive_tries) == (40, 4, 5)
     assert config.resync_seconds == 15.0
+    assert config.pod_start_grace_seconds == 120.0
     assert config.storage_class_name == "fast"
     assert config.metrics_port == 9090
 
@@ -71,6 +73,7 @@ def test_tooling_variables_are_not_settings_but_allowed(name: str) -> None:
         ("FERRY_ARCHIVE_TRIES", "0"),
         ("FERRY_WATCH_TIMEOUT_SECONDS", "5"),
         ("FERRY_METRICS_PORT", "70000"),
+        ("FERRY_POD_START_GRACE_SECONDS", "0"),
     ],
 )
 def test_bad_values_are_rejected_naming_the_setting(name: str, value: str) -> None:

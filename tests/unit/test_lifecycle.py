@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import timedelta
 from typing import Any
@@ -13,7 +14,7 @@ from ferry.api.job import MAX_HISTORY, HistoryEntry, JobStatus, State
 from ferry.config import OperatorConfig
 from ferry.decisions import lifecycle, parse
 from ferry.decisions.lifecycle import CreateObject, DeleteJob, DeleteObject, Plan, decide
-from ferry.decisions.observation import Observation, ParentView
+from ferry.decisions.observation import Observation, ParentView, PodView, PodWarning
 
 from .factories import (
     CONFIG,
@@ -627,6 +628,91 @@ def test_config_error_in_a_stager_blocks_too() -> None:
     _, plan = at_state([{"pods": [pod]}])
     assert (plan.state, plan.status.reason) == (State.BLOCKED, "ConfigError")
     assert "stage-model" in (plan.status.message or "")
+
+
+FAILED_MOUNT = PodWarning(
+    "FailedMount",
+    'MountVolume.SetUp failed for volume "in-model" : configmap "frames" not found',
+    at(-5),
+)
+DNS = PodWarning("DNSConfigForming", "Nameserver limits were exceeded", at(-1))
+
+
+def not_started(scheduled_at: float = -90.0, *warnings: PodWarning) -> PodView:
+    """A run pod scheduled `scheduled_at` s from NOW whose containers never ran, with its
+    Warning Events (newest first)."""
+    return dataclasses.replace(
+        unscheduled(),
+        scheduled=True,
+        schedule_message="",
+        scheduled_at=at(scheduled_at),
+        warnings=warnings,
+    )
+
+
+def test_a_pod_slow_to_start_blocks_with_its_warning_naming_the_input() -> None:
+    obs, plan = at_state([{"pods": [not_started(-90, DNS, FAILED_MOUNT)]}])
+    assert (plan.state, plan.status.reason) == (State.BLOCKED, "PodNotStarting")
+    assert plan.status.message == (
+        f"input 'model': pod {JOB}-1 has not started: FailedMount: {FAILED_MOUNT.message}"
+    )
+    assert plan.requeue_after == lifecycle.BLOCKED_RECHECK_SECONDS
+    assert plan.actions == ()
+    assert [e.type for e in plan.events] == ["Warning"]
+    recovered = decide(with_status(obs, plan.status, pods=(staging(),)))
+    assert (recovered.state, recovered.status.reason) == (State.STAGING_INPUTS, "StagingInputs")
+    assert "has not started" not in (recovered.status.message or "")
+
+
+def test_a_start_failure_not_about_an_input_volume_is_shown_as_it_is() -> None:
+    sandbox = PodWarning("FailedCreatePodSandBox", 'failed to setup network for sandbox "abc"')
+    _, plan = at_state([{"pods": [not_started(-90, sandbox)]}])
+    assert (plan.state, plan.status.reason) == (State.BLOCKED, "PodNotStarting")
+    assert plan.status.message == f"pod {JOB}-1 has not started: {sandbox.reason}: " + (
+        sandbox.message
+    )
+
+
+def test_a_start_failure_not_repeated_for_minutes_is_taken_as_overcome() -> None:
+    fresh = lifecycle.START_FAILURE_FRESH_SECONDS
+    old = dataclasses.replace(FAILED_MOUNT, last_seen=at(-fresh - 1))
+    _, plan = at_state([{"pods": [not_started(-900, old)]}])
+    assert (plan.state, plan.status.reason) == (State.STAGING_INPUTS, "StagingInputs")
+    recent = dataclasses.replace(FAILED_MOUNT, last_seen=at(-fresh + 1))
+    _, plan = at_state([{"pods": [not_started(-900, recent)]}])
+    assert plan.state == State.BLOCKED
+
+
+def test_warnings_that_do_not_stop_a_pod_starting_do_not_block() -> None:
+    _, plan = at_state([{"pods": [not_started(-90, DNS)]}])
+    assert (plan.state, plan.status.reason) == (State.STAGING_INPUTS, "StagingInputs")
+    assert plan.requeue_after == lifecycle.BLOCKED_RECHECK_SECONDS
+
+
+def test_a_pod_within_its_start_grace_is_staging_and_looked_at_when_it_ends() -> None:
+    grace = CONFIG.pod_start_grace_seconds
+    _, plan = at_state([{"pods": [not_started(-10, FAILED_MOUNT)]}])
+    assert (plan.state, plan.status.reason) == (State.STAGING_INPUTS, "StagingInputs")
+    assert plan.requeue_after == pytest.approx(grace - 10)
+
+
+def test_a_slow_pod_without_warnings_stays_staging_and_is_looked_at_again() -> None:
+    _, plan = at_state([{"pods": [not_started(-90)]}])
+    assert (plan.state, plan.status.reason) == (State.STAGING_INPUTS, "StagingInputs")
+    assert plan.requeue_after == lifecycle.BLOCKED_RECHECK_SECONDS
+
+
+def test_the_start_grace_is_a_setting() -> None:
+    obs, _ = at_state([{"pods": [not_started(-10, FAILED_MOUNT)]}])
+    quick = dataclasses.replace(obs, config=OperatorConfig(pod_start_grace_seconds=5))
+    assert decide(quick).state == State.BLOCKED
+
+
+def test_a_running_pod_is_never_looked_into() -> None:
+    pod = dataclasses.replace(running(), scheduled_at=at(-3600), warnings=(FAILED_MOUNT,))
+    _, plan = at_state([{"pods": [pod]}])
+    assert (plan.state, plan.status.reason) == (State.RUNNING, "AppRunning")
+    assert plan.requeue_after != lifecycle.BLOCKED_RECHECK_SECONDS
 
 
 # --------------------------------------------------------------------------- parents

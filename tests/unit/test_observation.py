@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from ferry.decisions.observation import pod_view
+from ferry.decisions.observation import (
+    PodWarning,
+    pod_view,
+    pod_warnings,
+    slow_to_start,
+    start_deadline,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -334,3 +340,107 @@ def test_minimal_pod_without_status() -> None:
     view = pod_view(raw)
     assert view is not None
     assert (view.phase, view.main, view.scheduled) == ("Pending", None, True)  # has nodeName
+
+
+# --------------------------------------------------------------------------- slow to start
+
+
+def mounting(phase: str = "Pending") -> dict[str, Any]:
+    """A pod the kubelet cannot start: scheduled at T0, every container waiting."""
+    return pod(
+        phase,
+        conditions=[{"type": "PodScheduled", "status": "True", "lastTransitionTime": T0}],
+        inits=[
+            cstatus("ferry-setup", {"waiting": {"reason": "PodInitializing"}}),
+            cstatus("stage-model", {"waiting": {"reason": "PodInitializing"}}),
+        ],
+        containers=[cstatus("app", {"waiting": {"reason": "PodInitializing"}})],
+    )
+
+
+def test_scheduled_time_and_uid_are_read() -> None:
+    view = pod_view(mounting())
+    assert view is not None
+    assert view.scheduled_at == datetime(2026, 3, 1, 12, tzinfo=UTC)
+    assert view.uid == "pod-uid"
+    assert not view.started
+
+
+def test_unscheduled_pod_has_no_scheduled_time() -> None:
+    view = pod_view(
+        pod(
+            "Pending",
+            node=None,
+            conditions=[{"type": "PodScheduled", "status": "False", "lastTransitionTime": T0}],
+        )
+    )
+    assert view is not None
+    assert view.scheduled_at is None
+    assert start_deadline(view, 60) is None
+
+
+def test_a_pod_not_started_is_slow_once_the_grace_has_passed() -> None:
+    view = pod_view(mounting())
+    assert view is not None
+    t0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    assert start_deadline(view, 60) == t0 + timedelta(seconds=60)
+    assert not slow_to_start(view, t0 + timedelta(seconds=59), 60)
+    assert slow_to_start(view, t0 + timedelta(seconds=60), 60)
+    assert slow_to_start(view, t0 + timedelta(seconds=15), 10)
+
+
+@pytest.mark.parametrize(
+    "inits",
+    [
+        [cstatus("ferry-setup", {"running": {"startedAt": T0}})],
+        [cstatus("ferry-setup", {"terminated": {"exitCode": 0}})],
+        [cstatus("ferry-setup", {"waiting": {"reason": "CrashLoopBackOff"}}, restarts=2)],
+    ],
+    ids=["running", "terminated", "restarted"],
+)
+def test_a_pod_that_ran_anything_is_never_slow_to_start(inits: list[dict[str, Any]]) -> None:
+    raw = mounting()
+    raw["status"]["initContainerStatuses"] = inits
+    view = pod_view(raw)
+    assert view is not None
+    assert view.started
+    assert start_deadline(view, 60) is None
+    assert not slow_to_start(view, datetime(2026, 3, 2, tzinfo=UTC), 60)
+
+
+def test_ended_or_deleting_pods_are_not_slow_to_start() -> None:
+    late = datetime(2026, 3, 2, tzinfo=UTC)
+    failed = pod_view(mounting(phase="Failed"))
+    assert failed is not None
+    assert not slow_to_start(failed, late, 60)
+    raw = mounting()
+    raw["metadata"]["deletionTimestamp"] = T1
+    deleting = pod_view(raw)
+    assert deleting is not None
+    assert not slow_to_start(deleting, late, 60)
+
+
+def event(reason: str, message: str, **times: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": f"frame-001-1.{reason}", "creationTimestamp": times.pop("c", T0)},
+        "involvedObject": {"kind": "Pod", "name": "frame-001-1", "uid": "pod-uid"},
+        "type": "Warning",
+        "reason": reason,
+        "message": message,
+        **times,
+    }
+
+
+def test_warnings_are_parsed_newest_first_by_last_seen() -> None:
+    events = [
+        event("FailedMount", ' configmap "a" not found \n', lastTimestamp=T0),
+        event("DNSConfigForming", "limits", eventTime="2026-03-01T12:00:30.123456Z"),
+        event("FailedCreatePodSandBox", "no network", c=T1),
+    ]
+    t0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    assert pod_warnings(events) == (
+        PodWarning("FailedCreatePodSandBox", "no network", t0 + timedelta(seconds=90)),
+        PodWarning("DNSConfigForming", "limits", t0 + timedelta(seconds=30, microseconds=123456)),
+        PodWarning("FailedMount", 'configmap "a" not found', t0),
+    )
+    assert pod_warnings([]) == ()

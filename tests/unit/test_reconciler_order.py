@@ -78,6 +78,12 @@ class FakeKube:
     def post_event(self, obj: Any, type_: str, reason: str, message: str, component: str) -> None:
         self.log.append(("event", reason))
 
+    def pod_warnings(self, namespace: str, name: str, uid: str) -> list[dict[str, Any]]:
+        self.log.append(("list events", name))
+        return copy.deepcopy(self.warnings)
+
+    warnings: list[dict[str, Any]] = []
+
 
 def _job(status: dict[str, Any], **spec: Any) -> dict[str, Any]:
     return {
@@ -282,3 +288,45 @@ async def test_after_an_expectation_is_met_the_pass_still_works_on_its_own_job()
         assert not [e for e in kube.log if e[0] == "list" and e[1] not in ("j", "*")]
     finally:
         await rec.stop()
+
+
+def _not_starting(scheduled_seconds_ago: float) -> dict[str, Any]:
+    pod = _pod("Pending", {"waiting": {"reason": "ContainerCreating"}})
+    when = (NOW - timedelta(seconds=scheduled_seconds_ago)).isoformat()
+    pod["status"]["conditions"] = [
+        {"type": "PodScheduled", "status": "True", "lastTransitionTime": when}
+    ]
+    return pod
+
+
+@pytest.mark.parametrize(("ago", "asked"), [(30, False), (90, True)])
+async def test_only_a_pod_slow_to_start_has_its_warnings_read(ago: float, asked: bool) -> None:
+    status = {
+        "state": "StagingInputs",
+        "reason": "StartingApp",
+        "attempt": 1,
+        "podName": "j-1",
+        "app": {"name": "solver", "version": "1.0", "image": "i", "specHash": "h"},
+    }
+    kube = FakeKube(_job(status), [_not_starting(ago)])
+    kube.warnings = [
+        {
+            "type": "Warning",
+            "reason": "FailedMount",
+            "message": 'MountVolume.SetUp failed for volume "in-model" : configmap "m" not found',
+            "lastTimestamp": NOW.isoformat(),
+        }
+    ]
+    rec = _reconciler(kube)
+    try:
+        rec.pod_event(None, _not_starting(ago))
+        rec.queue.clear()
+        await rec.reconcile((NS, "j"))
+    finally:
+        await rec.stop()
+    assert (("list events", "j-1") in kube.log) is asked
+    state = kube.job["status"]["state"]
+    assert state == ("Blocked" if asked else "StagingInputs")
+    if asked:
+        assert kube.job["status"]["reason"] == "PodNotStarting"
+        assert "input 'model'" in kube.job["status"]["message"]

@@ -214,6 +214,23 @@ class KubeClient:
                     break
         return out
 
+    def pod_warnings(self, namespace: str, name: str, uid: str) -> list[Obj]:
+        """The Warning Events about the pod (this uid), newest first, as the apiserver gives
+        them; none when they cannot be read (best effort: they only explain a pod slow to
+        start)."""
+        selector = f"involvedObject.kind=Pod,involvedObject.name={name},type=Warning"
+        self._call("list", "events")
+        try:
+            found = self.core.list_namespaced_event(namespace, field_selector=selector, limit=100)
+        except ApiException:
+            return []
+        events: list[Obj] = [
+            e
+            for e in self.api.sanitize_for_serialization(found.items)
+            if not uid or (e.get("involvedObject") or {}).get("uid") in (None, uid)
+        ]
+        return events
+
     def crd_exists(self, name: str) -> bool:
         self._call("get", "customresourcedefinitions")
         try:

@@ -32,6 +32,8 @@ Manifest = dict[str, Any]
 
 WORKSPACE_VOLUME = "workspace"
 BIN_VOLUME = "ferry-bin"
+#: Volumes of pvc and configMap inputs are this followed by the input name.
+INPUT_VOLUME_PREFIX = "in-"
 LAUNCHER = "/ferry/bin/ferry-launch"
 LOGS_DIR = "/ferry/logs"
 RUN_AS_USER = 1000
@@ -235,7 +237,7 @@ def _stage_container(
     if source.s3 is not None:
         env += _s3_env(source.s3, config, "FERRY_S3")
     elif source.pvc is not None:
-        vol = f"in-{item.name}"
+        vol = f"{INPUT_VOLUME_PREFIX}{item.name}"
         volumes.append(
             {
                 "name": vol,
@@ -244,7 +246,7 @@ def _stage_container(
         )
         mounts.append({"name": vol, "mountPath": f"/ferry/source/{item.name}", "readOnly": True})
     elif source.config_map is not None:
-        vol = f"in-{item.name}"
+        vol = f"{INPUT_VOLUME_PREFIX}{item.name}"
         volumes.append(
             {
                 "name": vol,

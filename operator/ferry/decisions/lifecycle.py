@@ -8,6 +8,7 @@ are absorbing. Must not: do I/O, read the clock, or keep state between calls.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,7 +23,13 @@ from ferry.api.job import (
     State,
 )
 from ferry.decisions import archiving, builders, inputs, parameters, templating
-from ferry.decisions.observation import Observation, PodView
+from ferry.decisions.observation import (
+    Observation,
+    PodView,
+    PodWarning,
+    slow_to_start,
+    start_deadline,
+)
 from ferry.decisions.plan import (
     Action,
     CreateObject,
@@ -46,6 +53,22 @@ IMAGE_WAITING = frozenset(
     {"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName"}
 )
 BLOCKED_RECHECK_SECONDS = 30.0
+#: Warning Events that keep a pod's containers from starting (the kubelet's reasons); others
+#: seen then (DNSConfigForming, ...) do not. One not repeated for START_FAILURE_FRESH_SECONDS
+#: is taken as overcome (the kubelet retries a mount at least every ~2 minutes).
+START_FAILURES = frozenset(
+    {
+        "FailedMount",
+        "FailedAttachVolume",
+        "FailedMapVolume",
+        "FailedCreatePodSandBox",
+        "FailedCreatePodContainer",
+        "NetworkNotReady",
+    }
+)
+START_FAILURE_FRESH_SECONDS = 300.0
+#: The volume of an input, as the kubelet names it in a FailedMount Event.
+_INPUT_VOLUME = re.compile(r'volume "' + re.escape(builders.INPUT_VOLUME_PREFIX) + r'([^"]+)"')
 
 
 # --------------------------------------------------------------------------- public entry
@@ -411,6 +434,9 @@ def _observe_run(
                 "ImagePullFailed",
                 f"container {container.name}: {container.reason} {container.message}",
             )
+    why = _start_failure(run, obs.now)
+    if why is not None and slow_to_start(run, obs.now, obs.config.pod_start_grace_seconds):
+        return _blocked_run(obs, "PodNotStarting", _not_starting(spec, run.name, why))
     main = run.main
     if run.phase == "Pending" and not run.scheduled:
         message = run.schedule_message or f"pod {run.name} is waiting to be scheduled"
@@ -429,6 +455,26 @@ def _observe_run(
     if code is None:
         return _infra_failure(obs, spec, app, params, f"pod {run.name} failed without an exit code")
     return RunOutcome.APP_FAILED, _run_end(st.start_time, main, obs.now, code)
+
+
+def _start_failure(run: PodView, now: datetime) -> PodWarning | None:
+    """The newest recent Warning that keeps the pod from starting, if any."""
+    for warning in run.warnings:
+        if warning.reason not in START_FAILURES:
+            continue
+        seen = warning.last_seen
+        if seen is None or (now - seen).total_seconds() <= START_FAILURE_FRESH_SECONDS:
+            return warning
+    return None
+
+
+def _not_starting(spec: JobSpec, pod: str, why: PodWarning) -> str:
+    """Why the pod has not started, naming the input whose volume it is about, if any."""
+    text = f"pod {pod} has not started: {why.reason}: {why.message}"
+    volume = _INPUT_VOLUME.search(why.message)
+    if volume and any(i.name == volume.group(1) for i in spec.inputs):
+        text = f"input {volume.group(1)!r}: {text}"
+    return text
 
 
 def _blocked_run(obs: Observation, reason: str, message: str) -> Draft:
@@ -468,8 +514,13 @@ def _running(
                 f"inputs staged; starting the app in {run.name}",
             )
             draft.inputs_staged = (ConditionStatus.TRUE, "Staged", "all inputs staged")
-            return draft
-        return Draft(State.STAGING_INPUTS, "StagingInputs", f"running {staging} in {run.name}")
+        else:
+            draft = Draft(State.STAGING_INPUTS, "StagingInputs", f"running {staging} in {run.name}")
+        deadline = start_deadline(run, obs.config.pod_start_grace_seconds)
+        if deadline is not None:  # look into it then if it has not started by then
+            left = (deadline - obs.now).total_seconds()
+            draft.requeue_after = left if left > 0 else BLOCKED_RECHECK_SECONDS
+        return draft
     started = st.start_time or main.started_at or obs.now
     draft = Draft(State.RUNNING, "AppRunning", f"app running in pod {run.name}")
     draft.updates["start_time"] = started

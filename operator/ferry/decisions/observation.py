@@ -1,15 +1,15 @@
 """What the lifecycle decision sees: the Job, its App, its parents, its pods, and the time.
 
 Owns: the immutable observation value types and the pure parsing of pod dictionaries (as
-the apiserver returns them) into `PodView`s. Must not: fetch anything; handlers gather the
-objects and hand them over.
+the apiserver returns them) into `PodView`s, and of a pod's Warning Events into
+`PodWarning`s. Must not: fetch anything; handlers gather the objects and hand them over.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from ferry.api.app import AppSpec
@@ -43,6 +43,15 @@ class ContainerView:
 
 
 @dataclass(frozen=True)
+class PodWarning:
+    """A Warning Event about a pod (the kubelet's FailedMount, ...)."""
+
+    reason: str
+    message: str
+    last_seen: datetime | None = None
+
+
+@dataclass(frozen=True)
 class PodView:
     """The parts of a pod the lifecycle cares about."""
 
@@ -50,8 +59,11 @@ class PodView:
     attempt: int
     role: Role
     phase: Phase = "Pending"
+    uid: str = ""
     deleting: bool = False
     scheduled: bool = False
+    #: When the scheduler bound it (the PodScheduled condition's lastTransitionTime).
+    scheduled_at: datetime | None = None
     schedule_message: str = ""
     reason: str = ""
     message: str = ""
@@ -59,11 +71,36 @@ class PodView:
     init: tuple[ContainerView, ...] = ()
     main: ContainerView | None = None
     archive_try: int = 0
+    #: Warning Events about the pod, newest first: looked up by the handlers only for a pod
+    #: slow to start (`slow_to_start`); never part of the pod itself.
+    warnings: tuple[PodWarning, ...] = ()
 
     @property
     def live(self) -> bool:
         """Not yet ended: it holds, or may still hold, resources."""
         return self.phase not in ("Succeeded", "Failed")
+
+    @property
+    def started(self) -> bool:
+        """Whether any of its containers ever ran."""
+        containers = (*self.init, *((self.main,) if self.main is not None else ()))
+        return any(c.state in ("running", "terminated") or c.restart_count for c in containers)
+
+
+def start_deadline(pod: PodView, grace: float) -> datetime | None:
+    """When a scheduled pod none of whose containers has run counts as slow to start (the
+    kubelet cannot mount a volume, make its sandbox, ...: the reason is only in its Events);
+    None when that does not apply to it."""
+    if not pod.scheduled or pod.scheduled_at is None or not pod.live or pod.deleting:
+        return None
+    if pod.started:
+        return None
+    return pod.scheduled_at + timedelta(seconds=grace)
+
+
+def slow_to_start(pod: PodView, now: datetime, grace: float) -> bool:
+    deadline = start_deadline(pod, grace)
+    return deadline is not None and now >= deadline
 
 
 def prompt_change(before: PodView | None, after: PodView | None) -> bool:
@@ -218,9 +255,13 @@ def pod_view(pod: Mapping[str, Any]) -> PodView | None:
         attempt=attempt,
         role=role,
         phase=phase,
+        uid=str(meta.get("uid") or ""),
         deleting=bool(meta.get("deletionTimestamp")),
         scheduled=scheduled.get("status") == "True"
         or bool((pod.get("spec") or {}).get("nodeName")),
+        scheduled_at=_time(scheduled.get("lastTransitionTime"))
+        if scheduled.get("status") == "True"
+        else None,
         schedule_message=str(scheduled.get("message") or scheduled.get("reason") or ""),
         reason=str(status.get("reason") or ""),
         message=str(status.get("message") or ""),
@@ -229,3 +270,23 @@ def pod_view(pod: Mapping[str, Any]) -> PodView | None:
         main=main,
         archive_try=archive_try,
     )
+
+
+def pod_warnings(events: Sequence[Mapping[str, Any]]) -> tuple[PodWarning, ...]:
+    """Parse core/v1 Events (as the apiserver returns them) into PodWarnings, newest first."""
+    found = []
+    for event in events:
+        meta = event.get("metadata") or {}
+        seen = _time(
+            event.get("lastTimestamp") or event.get("eventTime") or meta.get("creationTimestamp")
+        )
+        found.append(
+            PodWarning(
+                reason=str(event.get("reason") or ""),
+                message=str(event.get("message") or "").strip(),
+                last_seen=seen,
+            )
+        )
+    oldest = datetime.min.replace(tzinfo=UTC)
+    found.sort(key=lambda w: w.last_seen or oldest, reverse=True)
+    return tuple(found)

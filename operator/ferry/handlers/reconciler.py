@@ -36,7 +36,9 @@ from ferry.decisions.observation import (
     ParentView,
     PodView,
     pod_view,
+    pod_warnings,
     prompt_change,
+    slow_to_start,
 )
 from ferry.handlers.jobcache import JobCache, app_name, resource_version, slim
 from ferry.handlers.metrics import Metrics, WatchFreshness
@@ -319,9 +321,15 @@ class Reconciler:
             mpi = await self._mpi_available()
         deleting = self._pending(self.expected_deleted, key)
         views = [dataclasses.replace(v, deleting=True) if v.name in deleting else v for v in pods]
+        now = self.clock()
+        for i, v in enumerate(views):
+            if slow_to_start(v, now, self.config.pod_start_grace_seconds):
+                # Why it does not start is only in its Events (FailedMount, ...).
+                events = await self._io(self.kube.pod_warnings, ns, v.name, v.uid)
+                views[i] = dataclasses.replace(v, warnings=pod_warnings(events))
         obs = Observation(
             job=view,
-            now=self.clock(),
+            now=now,
             config=self.config,
             app=app,
             parents=parents,
