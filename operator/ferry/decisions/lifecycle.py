@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from ferry.api.app import AppSpec, Scalar
 from ferry.api.common import ConditionStatus
@@ -347,36 +347,53 @@ def _start(
 def _infra_failure(
     obs: Observation, spec: JobSpec, app: AppSpec | None, params: dict[str, Scalar], why: str
 ) -> Draft:
-    st = obs.job.status
-    counts = st.retries or RetryCounts()
     budget = spec.effective_retry.infra_failures
-    n = st.attempt or 0
+    n = obs.job.status.attempt or 0
     stale = [
         DeleteObject("Pod", p.name)
         for p in obs.pods
         if p.attempt == n and p.live and not p.deleting
     ]
-    if counts.infra_failures < budget:
-        used = counts.infra_failures + 1
-        draft = _start(
-            obs,
-            spec,
-            app,
-            params,
-            n + 1,
-            State.RETRYING,
-            "InfraFailure",
-            f"attempt {n}: {why}; starting attempt {n + 1} (infrastructure retry {used}/{budget})",
-        )
-        if draft.state == State.RETRYING:  # not when the restart is Blocked (App gone)
-            draft.updates["retries"] = counts.model_copy(update={"infra_failures": used})
-    else:
-        draft = Draft(
-            State.FAILED,
-            "InfraFailed",
-            f"attempt {n}: {why}; infrastructure retries exhausted ({budget})",
-        )
+    retry = _retry(obs, spec, app, params, n, "infra_failures", "InfraFailure", why)
+    draft = retry or Draft(
+        State.FAILED,
+        "InfraFailed",
+        f"attempt {n}: {why}; infrastructure retries exhausted ({budget})",
+    )
     draft.actions = stale + draft.actions
+    return draft
+
+
+def _retry(
+    obs: Observation,
+    spec: JobSpec,
+    app: AppSpec | None,
+    params: dict[str, Scalar],
+    n: int,
+    budget_of: Literal["app_failures", "infra_failures"],
+    reason: str,
+    why: str,
+) -> Draft | None:
+    """Attempt n + 1 after attempt n failed for `why`, counted against retry.<budget_of>;
+    None when that budget is spent."""
+    counts = obs.job.status.retries or RetryCounts()
+    budget: int = getattr(spec.effective_retry, budget_of)
+    used: int = getattr(counts, budget_of) + 1
+    if used > budget:
+        return None
+    label = "app" if budget_of == "app_failures" else "infrastructure"
+    draft = _start(
+        obs,
+        spec,
+        app,
+        params,
+        n + 1,
+        State.RETRYING,
+        reason,
+        f"attempt {n}: {why}; starting attempt {n + 1} ({label} retry {used}/{budget})",
+    )
+    if draft.state == State.RETRYING:  # not when the restart is Blocked (App gone)
+        draft.updates["retries"] = counts.model_copy(update={budget_of: used})
     return draft
 
 
@@ -585,7 +602,6 @@ def _verdict(
     n: int,
     code: int | None,
 ) -> Draft:
-    st = obs.job.status
     if outcome == RunOutcome.SUCCEEDED:
         return Draft(State.FINISHED, "Succeeded", f"attempt {n} succeeded")
     if outcome == RunOutcome.TIMED_OUT:
@@ -595,22 +611,6 @@ def _verdict(
             "MaxRunSecondsExceeded",
             f"attempt {n} ran longer than maxRunSeconds ({limit}s)",
         )
-    counts = st.retries or RetryCounts()
-    budget = spec.effective_retry.app_failures
-    if counts.app_failures < budget:
-        used = counts.app_failures + 1
-        draft = _start(
-            obs,
-            spec,
-            app,
-            params,
-            n + 1,
-            State.RETRYING,
-            "AppFailed",
-            f"attempt {n}: app exited with code {code}; "
-            f"starting attempt {n + 1} (app retry {used}/{budget})",
-        )
-        if draft.state == State.RETRYING:  # not when the restart is Blocked (App gone)
-            draft.updates["retries"] = counts.model_copy(update={"app_failures": used})
-        return draft
-    return Draft(State.FAILED, "AppFailed", f"attempt {n}: app exited with code {code}")
+    why = f"app exited with code {code}"
+    retry = _retry(obs, spec, app, params, n, "app_failures", "AppFailed", why)
+    return retry or Draft(State.FAILED, "AppFailed", f"attempt {n}: {why}")
