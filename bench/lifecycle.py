@@ -593,14 +593,35 @@ class AuditCounts:
         ]
 
 
+@dataclass(frozen=True)
+class AuditMark:
+    """Where the audit log stood: the file then current (its inode) and its size."""
+
+    inode: int
+    offset: int
+
+    #: Everything there is: every rotated file and the current one, from their starts.
+    @classmethod
+    def beginning(cls) -> AuditMark:
+        return cls(inode=-1, offset=0)
+
+
 class AuditLog:
-    """Reads the apiserver's JSON audit log from where the last read stopped."""
+    """Reads the apiserver's JSON audit log from a mark on, across rotations: the apiserver
+    (lumberjack) renames the full file to audit-<time>.log and starts a new audit.log. The
+    local cluster makes rotation rare (--audit-log-maxsize), this makes it harmless."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.offset = path.stat().st_size if path.exists() else 0
 
-    def mark(self) -> int:
+    def mark(self) -> AuditMark:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return AuditMark(inode=0, offset=0)
+        return AuditMark(inode=st.st_ino, offset=st.st_size)
+
+    def size(self) -> int:
         return self.path.stat().st_size if self.path.exists() else 0
 
     def settle(self, quiet: float = 2.0, limit: float = 20.0) -> None:
@@ -608,22 +629,51 @@ class AuditLog:
         deadline = time.monotonic() + limit
         size = -1
         while time.monotonic() < deadline:
-            now = self.mark()
+            now = self.size()
             if now == size:
                 return
             size = now
             time.sleep(quiet)
 
-    def events(self, start: int) -> Iterator[dict[str, Any]]:
-        with open(self.path, "rb") as f:
-            f.seek(start)
-            for line in f:
-                with contextlib.suppress(ValueError):
-                    yield json.loads(line)
+    def files(self, start: AuditMark) -> list[tuple[Path, int]]:
+        """The files holding what was written since `start`, oldest first, each with the
+        offset to read it from."""
+        rotated = sorted(self.path.parent.glob(f"{self.path.stem}-*{self.path.suffix}"))
+        chain = [*rotated, self.path] if self.path.exists() else rotated
+        inodes = [p.stat().st_ino for p in chain]
+        if start.inode in inodes:
+            at = inodes.index(start.inode)
+            return [(chain[at], start.offset)] + [(p, 0) for p in chain[at + 1 :]]
+        return [(p, 0) for p in chain]
 
-    def writes(self, start: int, namespace: str, t0: float, t1: float) -> AuditCounts:
+    def events(self, start: AuditMark, needle: str = "") -> Iterator[dict[str, Any]]:
+        """The records since `start` (only lines containing `needle`, when given)."""
+        raw = needle.encode()
+        for path, offset in self.files(start):
+            with open(path, "rb") as f:
+                f.seek(offset)
+                for line in f:
+                    if raw and raw not in line:
+                        continue
+                    with contextlib.suppress(ValueError):
+                        yield json.loads(line)
+
+    def first_create(self, namespace: str) -> float | None:
+        """When the benchmark's first create in `namespace` was received (a burst's start)."""
+        for ev in self.events(AuditMark.beginning(), f'"{namespace}"'):
+            ref = ev.get("objectRef") or {}
+            if (
+                ev.get("verb") == "create"
+                and ref.get("namespace") == namespace
+                and ref.get("resource") == "jobs"
+                and actor_of(ev) == "bench"
+            ):
+                return _ts(ev["requestReceivedTimestamp"])
+        return None
+
+    def writes(self, start: AuditMark, namespace: str, t0: float, t1: float) -> AuditCounts:
         counts = AuditCounts()
-        for ev in self.events(start):
+        for ev in self.events(start, f'"{namespace}"'):
             if ev.get("stage") != "ResponseComplete" or ev.get("verb") not in WRITE_VERBS:
                 continue
             ref = ev.get("objectRef") or {}
@@ -644,6 +694,19 @@ class AuditLog:
                 counts.failed[actor] += 1
                 counts.failed_by_key[(actor, user, ev["verb"], resource)] += 1
         return counts
+
+
+def record_writes(result: BurstResult, counts: AuditCounts) -> None:
+    """Put a burst's audited writes into its result."""
+    per_actor = counts.per_actor()
+    controller = "operator" if result.system == FERRY.name else "kube-controller-manager"
+    total = sum(v for a, v in per_actor.items() if a != "bench")
+    result.writes = counts.table()
+    result.writes_per_actor = dict(per_actor)
+    result.failed_writes = dict(counts.failed)
+    result.user_agents = counts.user_agents
+    result.writes_per_job = total / result.jobs
+    result.controller_writes_per_job = per_actor.get(controller, 0) / result.jobs
 
 
 # --------------------------------------------------------------------------- statistics
@@ -699,6 +762,7 @@ class BurstResult:
     # The operator's own count of its API requests over its life (reads included).
     operator_requests: dict[str, int] = field(default_factory=dict)
     completions: list[float] = field(default_factory=list)  # seconds since the first create
+    wall_start: float | None = None  # time.time() of the first create
 
 
 @dataclass
@@ -833,9 +897,6 @@ class Bench:
         wall1 = wall0 + (max(terminal_times.values(), default=t_end) - t0) + args.grace
         self.audit.settle()
         counts = self.audit.writes(audit_start, ns, wall0 - 1.0, wall1)
-        per_actor = counts.per_actor()
-        controller = "operator" if system is FERRY else "kube-controller-manager"
-        total = sum(v for a, v in per_actor.items() if a != "bench")
         with tl.lock:
             create_to_pod = [
                 tl.pod_added[j] - tl.job_added[j] for j in tl.pod_added if j in tl.job_added
@@ -862,17 +923,19 @@ class Bench:
             p99_create_to_pod=percentile(create_to_pod, 99),
             p50_pod_to_job=percentile(pod_to_job, 50),
             p99_pod_to_job=percentile(pod_to_job, 99),
-            writes=counts.table(),
-            writes_per_actor=dict(per_actor),
-            failed_writes=dict(counts.failed),
-            user_agents=counts.user_agents,
-            writes_per_job=total / n,
-            controller_writes_per_job=per_actor.get(controller, 0) / n,
+            writes=[],
+            writes_per_actor={},
+            failed_writes={},
+            user_agents={},
+            writes_per_job=0.0,
+            controller_writes_per_job=0.0,
             controller_manager_cpu_seconds=(kcm1 - kcm0) if kcm0 is not None and kcm1 else None,
             archive_spec=self.archive if system is FERRY else None,
             operator_requests=op_requests,
             completions=sorted(t - t0 for t in terminal_times.values()),
+            wall_start=wall0,
         )
+        record_writes(result, counts)
         if operator and op0 and op1:
             result.operator_cpu_seconds = op1.cpu_seconds - op0.cpu_seconds
             result.operator_cpu_seconds_total = op1.cpu_seconds
@@ -1128,7 +1191,13 @@ def markdown(
         f"(shared with other work), `--jobs {args.jobs} --rounds {args.rounds} --qps {args.qps:g}"
         f"{f' --rate {args.rate:g}' if args.rate else ''}"
         f"{f' --workers {args.workers}' if args.workers else ''}`, kwok run time "
-        f"{args.duration}; Ferry Jobs' archive setting: `{meta['archive']}`.\n"
+        f"{args.duration}; Ferry Jobs' archive setting: `{meta['archive']}`."
+        + (
+            f" Writes counted again on {meta['recounted']} from every audit log file "
+            "(`--recount`).\n"
+            if meta.get("recounted")
+            else "\n"
+        )
     )
     out.append(
         "| round | system | all terminal (s) | completions/s | create→pod p50 / p99 (s) "
@@ -1323,6 +1392,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--update-docs", action="store_true", help="write the results into docs/benchmarks.md"
     )
     p.add_argument("--keep-cluster", action="store_true", help="leave the cluster running")
+    p.add_argument(
+        "--recount",
+        default=None,
+        metavar="JSON",
+        help="count the writes of a finished run (its results JSON, its --root) again",
+    )
     args = p.parse_args(argv)
     if args.timeout is None:
         args.timeout = 300 + args.jobs
@@ -1332,12 +1407,52 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def recount(args: argparse.Namespace) -> int:
+    """Count each burst's writes again from every audit log file in --root (rotated ones
+    included) and print the report anew; the results JSON is rewritten. For a run whose
+    counts the audit log's rotation spoiled (the reader before AuditMark)."""
+    path = Path(args.recount)
+    data = json.loads(path.read_text())
+    audit = AuditLog(Path(args.root) / "audit.log")
+    grace = float(data["args"]["grace"])
+    bursts = [BurstResult(**b) for b in data["bursts"]]
+    for b in bursts:
+        start = b.wall_start if b.wall_start is not None else audit.first_create(b.namespace)
+        if start is None or b.seconds_to_all_terminal is None:
+            log(f"round {b.round} {b.system}: no window to count in; left as it was")
+            continue
+        before = (b.writes_per_job, b.controller_writes_per_job)
+        counts = audit.writes(
+            AuditMark.beginning(),
+            b.namespace,
+            start - 1.0,
+            start + b.seconds_to_all_terminal + grace,
+        )
+        record_writes(b, counts)
+        log(
+            f"round {b.round} {b.system}: writes/Job {before[0]:.2f} -> {b.writes_per_job:.2f}, "
+            f"controller {before[1]:.2f} -> {b.controller_writes_per_job:.2f}"
+        )
+    summary = summarize(bursts)
+    pop = data.get("population")
+    goal_lines = goals(summary, pop)
+    meta = {**data["meta"], "recounted": datetime.now(UTC).strftime("%Y-%m-%d")}
+    run_args = argparse.Namespace(**data["args"])
+    text = markdown(run_args, bursts, summary, pop, goal_lines, meta)
+    print(text)
+    data.update(bursts=[asdict(x) for x in bursts], summary=summary, goals=goal_lines, meta=meta)
+    path.write_text(json.dumps(data, indent=2))
+    return 0
+
+
 def _interrupted(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.recount:
+        return recount(args)
     root = Path(args.root)
     if root.exists():
         if any(root.iterdir()) and not (root / "state.json").exists():
