@@ -442,6 +442,12 @@ class LocalCluster:
                 str(kwok_config),
                 "--manage-all-nodes=false",
                 f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}=fake",
+                # Node leases renewed every 10 s, as a kubelet does. Without them the nodes'
+                # only heartbeat is a status patch about every 55 s, longer than the node
+                # lifecycle controller's 50 s grace: every node went NotReady for 5 s each
+                # minute, and every running pod was marked not ready and patched back.
+                "--node-lease-duration-seconds",
+                "40",
                 "--node-ip",
                 "10.250.0.1",
                 "--cidr",
