@@ -229,6 +229,89 @@ def test_simulation_example_stages_s3_input_and_archives_results(
     assert_admitted(kube, ns, real_operator)
 
 
+# --------------------------------------------------------------------------- missing objects
+
+
+def walk_job(name: str, source: dict[str, Any]) -> dict[str, Any]:
+    """The simulation example's App, its config staged from `source`."""
+    return {
+        "apiVersion": "ferry.dev/v1alpha1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {
+            "appRef": {"name": "randomwalk"},
+            "parameters": {"steps": 5, "seed": 1, "frameEvery": 5},
+            "inputs": [{"name": "config", "source": source}],
+        },
+    }
+
+
+def history_states(job: dict[str, Any]) -> list[str]:
+    return [h["state"] for h in job["status"].get("history", [])]
+
+
+def test_missing_config_map_input_blocks_naming_it_until_it_is_created(
+    ferry_kube: Kube, ferry_namespace: str, real_operator: RealNodeOperator
+) -> None:
+    """The kubelet cannot mount the input's ConfigMap, which shows only in the pod's Events:
+    the Job is Blocked with the kubelet's words and the input's name, then runs once the
+    ConfigMap exists."""
+    kube, ns = ferry_kube, ferry_namespace
+    apply_example(kube, ns, "simulation", "app.yaml")
+    source = {"configMap": {"name": "walk-config", "key": "config.txt"}}
+    kube.apply(walk_job("walk-cm", source), "-n", ns)
+    job = wait_state(kube, ns, "walk-cm", {"Blocked"}, real_operator, timeout=120)
+    st = job["status"]
+    assert st["reason"] == "PodNotStarting"
+    assert st["message"].startswith("input 'config': pod walk-cm-1 has not started: FailedMount:")
+    assert 'configmap "walk-config" not found' in st["message"]
+    # docs/api.md shows this very line.
+    shown = f"{st['state']}/{st['reason']}: {st['message']}"
+    assert shown in (ROOT / "docs" / "api.md").read_text().splitlines()
+    assert conditions(job)["Ready"] == "False"
+    events = kube.run(
+        "get", "events", "-n", ns, "--field-selector",
+        "involvedObject.kind=Job,involvedObject.name=walk-cm,reason=PodNotStarting",
+        "-o", "jsonpath={.items[*].type}",
+    ).stdout  # fmt: skip
+    assert events.split() == ["Warning"]
+    kube.run("create", "configmap", "walk-config", "-n", ns, "--from-literal=config.txt=scale=2\n")
+    job = wait_state(kube, ns, "walk-cm", {"Finished"}, real_operator, timeout=240)
+    _manifest, content = verified_archive(kube, job)
+    assert content["results/config-used.txt"] == b"scale=2\n"
+    states = history_states(job)  # (a 5-step run may end before a pass sees it Running)
+    assert states.index("Blocked") < states.index("Finished")
+    assert job["status"]["attempt"] == 1  # the same pod went on: nothing was retried
+
+
+def test_missing_credentials_secret_blocks_naming_it_until_it_is_created(
+    ferry_kube: Kube, ferry_namespace: str, real_operator: RealNodeOperator
+) -> None:
+    kube, ns = ferry_kube, ferry_namespace
+    state = kube.state
+    store(state).put_bytes(DEFAULT_BUCKET, "e2e/secret/config.txt", b"scale=4\n")
+    apply_example(kube, ns, "simulation", "app.yaml")
+    source = {
+        "s3": {"bucket": DEFAULT_BUCKET, "key": "e2e/secret/config.txt",
+               "secretRef": {"name": "team-s3"}},
+    }  # fmt: skip
+    kube.apply(walk_job("walk-secret", source), "-n", ns)
+    job = wait_state(kube, ns, "walk-secret", {"Blocked"}, real_operator, timeout=120)
+    st = job["status"]
+    assert st["reason"] == "ConfigError"
+    assert "stage-config" in st["message"]
+    assert 'secret "team-s3" not found' in st["message"]
+    kube.run(
+        "create", "secret", "generic", "team-s3", "-n", ns,
+        f"--from-literal=accessKey={state.minio_access_key}",
+        f"--from-literal=secretKey={state.minio_secret_key}",
+    )  # fmt: skip
+    job = wait_state(kube, ns, "walk-secret", {"Finished"}, real_operator, timeout=240)
+    _manifest, content = verified_archive(kube, job)
+    assert content["results/config-used.txt"] == b"scale=4\n"
+    assert job["status"]["attempt"] == 1
+
+
 def test_pipeline_child_stages_the_parents_output(
     ferry_kube: Kube, ferry_namespace: str, real_operator: RealNodeOperator
 ) -> None:

@@ -161,7 +161,7 @@ def check_extends(old: list[dict[str, Any]], new: list[dict[str, Any]], name: st
 def check_order(history: list[dict[str, Any]], name: str = "") -> None:
     """Within each attempt states never go back; times never decrease; a terminal state, if
     any, is last. Retrying starts a new attempt, and so does Suspended (suspending stops the
-    attempt; resuming starts the next one)."""
+    attempt; resuming starts the next one). Blocked may come at any point before Running."""
     rank = -1
     previous: datetime | None = None
     for i, entry in enumerate(history):
@@ -176,6 +176,11 @@ def check_order(history: list[dict[str, Any]], name: str = "") -> None:
             continue
         if state == "Suspended":
             rank = RANK[state]
+            continue
+        if state == "Blocked":
+            # Before the app runs, a pod can be blocked (a missing Secret or ConfigMap, a pod
+            # that does not start) and go on from where it was once unblocked.
+            assert rank < RANK["Running"], f"{name}: Blocked after the app ran: {history}"
             continue
         assert state in RANK, f"{name}: unknown state {state}"
         assert RANK[state] >= rank, f"{name}: {state} after a later state: {states_of(history)}"

@@ -10,6 +10,7 @@ import itertools
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -713,6 +714,63 @@ def test_stage_in_failure_names_the_input(
     assert "model" in st["message"]
     assert _cond(job, "InputsStaged") == "False"
     assert "Running" not in states(job)
+
+
+def _kubelet_warning(
+    pod: dict[str, Any], reason: str, message: str, uid: str = ""
+) -> dict[str, Any]:
+    """A Warning Event about `pod` as the kubelet posts one (kwok's nodes post none)."""
+    meta = pod["metadata"]
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{meta['name']}."},
+        "involvedObject": {
+            "apiVersion": "v1", "kind": "Pod", "name": meta["name"],
+            "namespace": meta["namespace"], "uid": uid or meta["uid"],
+        },
+        "type": "Warning", "reason": reason, "message": message,
+        "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+        "source": {"component": "kubelet", "host": pod["spec"].get("nodeName", "")},
+    }  # fmt: skip
+
+
+def test_a_pod_that_does_not_start_blocks_with_the_kubelets_warning(
+    kube: Kube, namespace: str, operator: OperatorProcess
+) -> None:
+    """A scheduled pod whose containers never start (start-delay far away) and a FailedMount
+    Event about it: Blocked/PodNotStarting with the kubelet's words and the input's name
+    (FERRY_POD_START_GRACE_SECONDS is 4 in the tests). A Warning about an earlier pod of the
+    same name (another uid) is not taken for it."""
+    _create(
+        kube,
+        namespace,
+        app_manifest(),
+        job_manifest(
+            "nomount",
+            annotations=sim(start_delay="600s"),
+            inputs=[{"name": "model", "source": {"configMap": {"name": "frames", "key": "m"}}}],
+        ),
+    )
+    watcher = Watcher(kube, namespace, "nomount")
+    watcher.state("StagingInputs", timeout=60)
+    (pod,) = pods(kube, namespace, "nomount")
+    assert pod["spec"].get("nodeName"), "the pod should be scheduled"
+    mount = 'MountVolume.SetUp failed for volume "in-model" : configmap "frames" not found'
+    kube.create(_kubelet_warning(pod, "FailedMount", mount), "-n", namespace)
+    kube.create(
+        _kubelet_warning(pod, "FailedMount", "an earlier pod's", uid="0000-old"), "-n", namespace
+    )
+    job = watcher.state("Blocked", timeout=60)
+    st = status(job)
+    assert st["reason"] == "PodNotStarting"
+    assert st["message"] == f"input 'model': pod nomount-1 has not started: FailedMount: {mount}"
+    assert _cond(job, "Accepted") == "True"
+    patch(kube, namespace, "nomount", {"cancel": True})
+    job = watcher.terminal(timeout=60)
+    assert status(job)["state"] == "Cancelled"
+    check_order(status(job)["history"], "nomount")
 
 
 # --------------------------------------------------------------------------- TTL
