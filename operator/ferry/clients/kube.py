@@ -215,9 +215,9 @@ class KubeClient:
         return out
 
     def pod_warnings(self, namespace: str, name: str, uid: str) -> list[Obj]:
-        """The Warning Events about the pod (this uid), newest first, as the apiserver gives
-        them; none when they cannot be read (best effort: they only explain a pod slow to
-        start)."""
+        """The Warning Events about the pod (this uid), as the apiserver gives them (unsorted;
+        `observation.pod_warnings` orders them); none when they cannot be read (best effort:
+        they only explain a pod slow to start)."""
         selector = f"involvedObject.kind=Pod,involvedObject.name={name},type=Warning"
         self._call("list", "events")
         try:
