@@ -778,10 +778,9 @@ class Bench:
 
     def remove(self, ns: str) -> None:
         """Delete a finished burst's namespace and wait until it is gone, so that the next
-        burst shares the cluster with none of its objects: kwok keeps simulating every pod
-        it sees (the Job controller's 5,000 finished pods per round made later rounds of
-        both systems slower), and the garbage collector works before the next round, not
-        during it."""
+        burst shares the cluster with none of its objects (kwok keeps every pod it sees, the
+        Job controller's finished pods stay) and the garbage collector works before the next
+        round, not during it."""
         core = k8s.CoreV1Api(self.api)
         t = time.monotonic()
         core.delete_namespace(ns)

@@ -250,6 +250,7 @@ def pod_view(pod: Mapping[str, Any]) -> PodView | None:
         if raw_phase == known:
             phase = known
     disrupted = disruption.get("status") == "True"
+    bound = scheduled.get("status") == "True"
     return PodView(
         name=str(meta.get("name", "")),
         attempt=attempt,
@@ -257,11 +258,8 @@ def pod_view(pod: Mapping[str, Any]) -> PodView | None:
         phase=phase,
         uid=str(meta.get("uid") or ""),
         deleting=bool(meta.get("deletionTimestamp")),
-        scheduled=scheduled.get("status") == "True"
-        or bool((pod.get("spec") or {}).get("nodeName")),
-        scheduled_at=_time(scheduled.get("lastTransitionTime"))
-        if scheduled.get("status") == "True"
-        else None,
+        scheduled=bound or bool((pod.get("spec") or {}).get("nodeName")),
+        scheduled_at=_time(scheduled.get("lastTransitionTime")) if bound else None,
         schedule_message=str(scheduled.get("message") or scheduled.get("reason") or ""),
         reason=str(status.get("reason") or ""),
         message=str(status.get("message") or ""),

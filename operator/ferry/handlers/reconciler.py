@@ -180,16 +180,13 @@ class Reconciler:
 
     def pod_event(self, kind: str | None, obj: Obj) -> None:
         self.metrics.observe_container_summaries([obj])
-        meta = obj.get("metadata", {})
-        job = (meta.get("labels") or {}).get("ferry.dev/job")
-        expected = self.expected_created.get((meta.get("namespace", ""), str(job)), {})
-        ours = kind == "ADDED" and meta.get("name", "") in expected
-        key, before, after = self._cache_pod(kind, obj)
+        key, before, after, expected = self._cache_pod(kind, obj)
         if key is None:
             return
+        meta = obj.get("metadata", {})
         if kind != "DELETED" and not meta.get("deletionTimestamp"):
             self.stray.add(key)
-        if ours and after is not None:
+        if kind == "ADDED" and expected and after is not None:
             # A pod this process just created is no news by itself; only what it already
             # shows beyond a new pod's state is.
             before = dataclasses.replace(
@@ -206,13 +203,13 @@ class Reconciler:
 
     def _cache_pod(
         self, kind: str | None, obj: Obj
-    ) -> tuple[Key | None, PodView | None, PodView | None]:
-        """Keep the pod's view; the Job's key (None for a pod of no Job) and the pod's view
-        before and after."""
+    ) -> tuple[Key | None, PodView | None, PodView | None, bool]:
+        """Keep the pod's view; the Job's key (None for a pod of no Job), the pod's view
+        before and after, and whether it is one this process created and had not seen yet."""
         meta = obj.get("metadata", {})
         job = (meta.get("labels") or {}).get("ferry.dev/job")
         if not job:
-            return None, None, None
+            return None, None, None, False
         key = (meta.get("namespace", ""), job)
         name = meta.get("name", "")
         cached = self.pods.setdefault(key, {})
@@ -226,11 +223,11 @@ class Reconciler:
                 cached[name] = (resource_version(obj), view)
             if meta.get("deletionTimestamp"):
                 self.expected_deleted.get(key, {}).pop(name, None)
-        self.expected_created.get(key, {}).pop(name, None)
+        expected = self.expected_created.get(key, {}).pop(name, None) is not None
         after = cached.get(name)
         if not cached:
             del self.pods[key]
-        return key, (before[1] if before else None), (after[1] if after else None)
+        return key, (before[1] if before else None), (after[1] if after else None), expected
 
     def _expect(self, table: dict[Key, dict[str, float]], key: Key, name: str) -> None:
         table.setdefault(key, {})[name] = time.monotonic() + EXPECTATION_SECONDS
