@@ -494,7 +494,9 @@ class LocalCluster:
         )
 
         def ready() -> bool:
-            with urllib.request.urlopen(f"http://{host}:{port}/minio/health/ready", timeout=2) as r:
+            # /minio/health/ready answers 200 before the object layer is up; /cluster does not.
+            url = f"http://{host}:{port}/minio/health/cluster"
+            with urllib.request.urlopen(url, timeout=2) as r:
                 return int(r.status) == 200
 
         self._wait("minio", ready, timeout=60)

@@ -63,8 +63,14 @@ class MinioServer:
         self.wait_ready(timeout)
 
     def ready(self) -> bool:
+        """True once the store can serve S3 calls.
+
+        /minio/health/ready answers 200 a few milliseconds before the object layer is up (an
+        S3 call then gets XMinioServerNotInitialized); /minio/health/cluster answers 503 until
+        it is, so that is the one to wait on.
+        """
         try:
-            url = f"{self.endpoint}/minio/health/ready"
+            url = f"{self.endpoint}/minio/health/cluster"
             with urllib.request.urlopen(url, timeout=1) as r:  # noqa: S310 - http://127.0.0.1
                 return int(r.status) == 200
         except OSError:
