@@ -23,6 +23,7 @@ from ferry.decisions.observation import (
     ParentView,
     PodView,
 )
+from ferry.runners import RUNNERS
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 CREATED = NOW - timedelta(minutes=5)
@@ -30,6 +31,11 @@ CONFIG = OperatorConfig()
 JOB = "frame-001"
 NS = "bridge"
 UID = "0b5e3d1c-1111-2222-3333-444455556666"
+
+
+def decide(obs: Observation) -> lifecycle.Plan:
+    """The lifecycle's decision with the runtimes this Ferry runs."""
+    return lifecycle.decide(obs, RUNNERS)
 
 
 def at(seconds: float) -> datetime:
@@ -151,11 +157,11 @@ def with_status(obs: Observation, status: JobStatus, **changes: Any) -> Observat
 def run_steps(first: Observation, steps: Sequence[Mapping[str, Any]]) -> list[lifecycle.Plan]:
     """Decide `first`, then for each step apply the last plan's status, change the
     observation as the step says (pods=..., now=..., spec=...), and decide again."""
-    plans = [lifecycle.decide(first)]
+    plans = [decide(first)]
     obs = first
     for step in steps:
         obs = with_status(obs, plans[-1].status, **dict(step))
-        plans.append(lifecycle.decide(obs))
+        plans.append(decide(obs))
     return plans
 
 

@@ -62,6 +62,9 @@ pytestmark = pytest.mark.unit
         ("[^a-c].txt", "a.txt", False),
         ("x[!a]y", "x/y", False),
         ("x[/]y", "x/y", False),
+        # a class never spans a segment: `[!/]` is the literal segments "[!" and "]"
+        ("[!/]", "_", False),
+        ("[!/]", "[!/]", True),
         ("[]].txt", "].txt", True),
         ("[.txt", "[.txt", True),  # an unclosed [ is literal
         ("file[0-9][0-9].dat", "file42.dat", True),

@@ -12,9 +12,10 @@ import pytest
 from ferry.api.common import MAX_CONDITION_MESSAGE, ConditionStatus
 from ferry.api.job import MAX_HISTORY, HistoryEntry, JobStatus, State
 from ferry.config import OperatorConfig
-from ferry.decisions import lifecycle, parse
-from ferry.decisions.lifecycle import CreateObject, DeleteJob, DeleteObject, Plan, decide
+from ferry.decisions import parse, run
 from ferry.decisions.observation import Observation, ParentView, PodView, PodWarning
+from ferry.decisions.plan import CreateObject, DeleteJob, DeleteObject, Plan
+from ferry.runners import pod as pod_runner
 
 from .factories import (
     CONFIG,
@@ -28,6 +29,7 @@ from .factories import (
     archive_pod,
     at,
     container,
+    decide,
     disrupted,
     evicted,
     exited,
@@ -565,8 +567,21 @@ def test_restart_blocked_by_a_missing_app_does_not_spend_the_budget() -> None:
             "MPIOperatorMissing",
             "MPIJob",
         ),
+        (
+            # The MPIJob CRD is there, but this Ferry has no MPI runner: never one plain pod.
+            app_view(app_spec(runtime={"type": "MPI", "mpi": {"workers": 2}})),
+            True,
+            "RuntimeUnavailable",
+            "runs as MPI",
+        ),
     ],
-    ids=["app-missing", "app-unparsable", "app-unsound", "mpi-operator-missing"],
+    ids=[
+        "app-missing",
+        "app-unparsable",
+        "app-unsound",
+        "mpi-operator-missing",
+        "mpi-runtime-unavailable",
+    ],
 )
 def test_blocked_before_acceptance(app: Any, mpi: bool, reason: str, needle: str) -> None:
     plan = decide(observe(job_view(), app=app, mpi_available=mpi))
@@ -580,10 +595,17 @@ def test_blocked_before_acceptance(app: Any, mpi: bool, reason: str, needle: str
     assert [(e.type, e.reason) for e in plan.events] == [("Warning", reason)]
 
 
-def test_mpi_app_with_the_operator_present_is_not_blocked() -> None:
+def test_an_mpi_app_never_runs_as_one_pod_even_after_the_job_was_accepted() -> None:
+    """An accepted Job whose App is now MPI (the CRD present) stops at RuntimeUnavailable: no
+    PVC, no pod."""
     app = app_view(app_spec(runtime={"type": "MPI", "mpi": {"workers": 2}}))
-    plan = decide(observe(job_view(), app=app, mpi_available=True))
-    assert plan.state != State.BLOCKED
+    accepted = JobStatus.model_validate(
+        {"app": {"name": "solver", "version": "1", "image": "x", "specHash": "0"}}
+    )
+    for status in (JobStatus(), accepted):
+        plan = decide(observe(job_view(status=status), app=app, mpi_available=True))
+        assert (plan.state, plan.status.reason) == (State.BLOCKED, "RuntimeUnavailable")
+        assert not [a for a in plan.actions if isinstance(a, CreateObject)]
 
 
 def test_blocked_recovers_when_the_app_appears() -> None:
@@ -612,7 +634,7 @@ def test_container_waiting_errors_block_and_recover(reason: str, expected: str) 
     obs, plan = at_state([{"pods": [waiting(reason=reason, message=message)]}])
     assert (plan.state, plan.status.reason) == (State.BLOCKED, expected)
     assert "container app" in (plan.status.message or "")
-    assert plan.requeue_after == lifecycle.BLOCKED_RECHECK_SECONDS
+    assert plan.requeue_after == run.BLOCKED_RECHECK_SECONDS
     assert plan.actions == ()
     assert cond(plan, "Accepted")[0] == T
     recovered = decide(with_status(obs, plan.status, pods=(running(),)))
@@ -656,7 +678,7 @@ def test_a_pod_slow_to_start_blocks_with_its_warning_naming_the_input() -> None:
     assert plan.status.message == (
         f"input 'model': pod {JOB}-1 has not started: FailedMount: {FAILED_MOUNT.message}"
     )
-    assert plan.requeue_after == lifecycle.BLOCKED_RECHECK_SECONDS
+    assert plan.requeue_after == run.BLOCKED_RECHECK_SECONDS
     assert plan.actions == ()
     assert [e.type for e in plan.events] == ["Warning"]
     recovered = decide(with_status(obs, plan.status, pods=(staging(),)))
@@ -674,7 +696,7 @@ def test_a_start_failure_not_about_an_input_volume_is_shown_as_it_is() -> None:
 
 
 def test_a_start_failure_not_repeated_for_minutes_is_taken_as_overcome() -> None:
-    fresh = lifecycle.START_FAILURE_FRESH_SECONDS
+    fresh = pod_runner.START_FAILURE_FRESH_SECONDS
     old = dataclasses.replace(FAILED_MOUNT, last_seen=at(-fresh - 1))
     _, plan = at_state([{"pods": [not_started(-900, old)]}])
     assert (plan.state, plan.status.reason) == (State.STAGING_INPUTS, "StagingInputs")
@@ -686,7 +708,7 @@ def test_a_start_failure_not_repeated_for_minutes_is_taken_as_overcome() -> None
 def test_warnings_that_do_not_stop_a_pod_starting_do_not_block() -> None:
     _, plan = at_state([{"pods": [not_started(-90, DNS)]}])
     assert (plan.state, plan.status.reason) == (State.STAGING_INPUTS, "StagingInputs")
-    assert plan.requeue_after == lifecycle.BLOCKED_RECHECK_SECONDS
+    assert plan.requeue_after == run.BLOCKED_RECHECK_SECONDS
 
 
 def test_a_pod_within_its_start_grace_is_staging_and_looked_at_when_it_ends() -> None:
@@ -699,7 +721,7 @@ def test_a_pod_within_its_start_grace_is_staging_and_looked_at_when_it_ends() ->
 def test_a_slow_pod_without_warnings_stays_staging_and_is_looked_at_again() -> None:
     _, plan = at_state([{"pods": [not_started(-90)]}])
     assert (plan.state, plan.status.reason) == (State.STAGING_INPUTS, "StagingInputs")
-    assert plan.requeue_after == lifecycle.BLOCKED_RECHECK_SECONDS
+    assert plan.requeue_after == run.BLOCKED_RECHECK_SECONDS
 
 
 def test_the_start_grace_is_a_setting() -> None:
@@ -712,7 +734,7 @@ def test_a_running_pod_is_never_looked_into() -> None:
     pod = dataclasses.replace(running(), scheduled_at=at(-3600), warnings=(FAILED_MOUNT,))
     _, plan = at_state([{"pods": [pod]}])
     assert (plan.state, plan.status.reason) == (State.RUNNING, "AppRunning")
-    assert plan.requeue_after != lifecycle.BLOCKED_RECHECK_SECONDS
+    assert plan.requeue_after != run.BLOCKED_RECHECK_SECONDS
 
 
 # --------------------------------------------------------------------------- parents

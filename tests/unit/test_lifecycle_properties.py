@@ -12,14 +12,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ferry.api.job import TERMINAL_STATES, HistoryEntry, JobSpec, JobStatus, RunOutcome, State
-from ferry.decisions.lifecycle import CreateObject, decide
 from ferry.decisions.observation import ContainerView, Observation, PodView
+from ferry.decisions.plan import CreateObject
 
 from .factories import (
     JOB,
     NOW,
     app_spec,
     app_view,
+    decide,
     job_dict,
     job_spec,
     job_view,

@@ -41,6 +41,15 @@ MAX_RUN_SECONDS = 30 * 24 * 3600
 MAX_CONDITION_MESSAGE = 1024
 
 
+def parse_time(value: Any) -> datetime | None:
+    """A timestamp as the apiserver writes it (RFC 3339, `Z` for UTC); None when absent."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
 def list_map(key: str = "name") -> dict[str, Any]:
     """Schema markers of a list keyed by `key`: entries are unique and merged by key."""
     return {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": [key]}

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from ferry.api.app import AppStatus
 from ferry.api.common import ConditionStatus
+from ferry.api.reasons import Reason
 from ferry.decisions import parameters
 from ferry.decisions.conditions import set_condition
 from ferry.decisions.observation import AppView
@@ -24,10 +25,10 @@ def app_status(
     else:
         problems = parameters.validate_app(view.spec)
     if problems:
-        status, reason, message = ConditionStatus.FALSE, "InvalidSpec", "; ".join(problems)
+        status, reason, message = ConditionStatus.FALSE, Reason.INVALID_SPEC, "; ".join(problems)
     else:
         assert view.spec is not None
-        status, reason = ConditionStatus.TRUE, "Valid"
+        status, reason = ConditionStatus.TRUE, Reason.VALID
         version = f" {view.spec.version}" if view.spec.version else ""
         counts = f"{len(view.spec.parameters)} parameter(s), {len(view.spec.inputs)} input(s)"
         message = f"App{version} is valid: {counts}"

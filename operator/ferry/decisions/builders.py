@@ -15,41 +15,43 @@ from typing import Any
 from ferry.api.app import AppSpec, Scalar
 from ferry.api.common import API_VERSION, Resources, S3Location
 from ferry.api.job import InputSource, JobInput, JobSpec, S3Source
-from ferry.config import OperatorConfig
-from ferry.decisions import templating
-from ferry.decisions.observation import (
+from ferry.api.names import (
+    ANNOTATION_ARCHIVE_TRY,
     APP_CONTAINER,
+    APP_LOG,
     ARCHIVE_CONTAINER,
+    BIN_DIR,
+    BIN_VOLUME,
+    INPUT_VOLUME_PREFIX,
     LABEL_ATTEMPT,
     LABEL_JOB,
     LABEL_MANAGED_BY,
     LABEL_ROLE,
+    LAUNCHER,
+    LOGS_DIR,
     MANAGED_BY,
+    RESERVED_PREFIXES,
+    ROLE_ARCHIVE,
+    ROLE_RUN,
+    ROLE_WORKSPACE,
+    SETUP_CONTAINER,
+    SOURCE_DIR,
+    WORKSPACE_DIR,
+    WORKSPACE_VOLUME,
+    archive_key_prefix,
+    archive_pod_name,
+    run_pod_name,
+    stage_container_name,
+    workspace_name,
 )
+from ferry.config import OperatorConfig
+from ferry.decisions import templating
 from ferry.decisions.parameters import rendered_strings
 
 Manifest = dict[str, Any]
 
-WORKSPACE_VOLUME = "workspace"
-BIN_VOLUME = "ferry-bin"
-#: Volumes of pvc and configMap inputs are this followed by the input name.
-INPUT_VOLUME_PREFIX = "in-"
-LAUNCHER = "/ferry/bin/ferry-launch"
-LOGS_DIR = "/ferry/logs"
 RUN_AS_USER = 1000
 STAGER = ["python3", "-m", "ferry.stager"]
-
-
-def run_pod_name(job: str, attempt: int) -> str:
-    return f"{job}-{attempt}"
-
-
-def workspace_name(job: str, attempt: int) -> str:
-    return f"{job}-{attempt}"
-
-
-def archive_pod_name(job: str, attempt: int, try_: int) -> str:
-    return f"{job}-{attempt}-archive-{try_}"
 
 
 @dataclass(frozen=True)
@@ -61,10 +63,6 @@ class JobMeta:
     uid: str
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
-
-
-#: Prefixes of the Job's own metadata that are not copied onto its children.
-RESERVED_PREFIXES = ("ferry.dev/", "kubectl.kubernetes.io/", "app.kubernetes.io/managed-by")
 
 
 def _user_metadata(values: Mapping[str, str]) -> dict[str, str]:
@@ -139,7 +137,7 @@ def workspace_pvc(job: JobMeta, spec: JobSpec, attempt: int, config: OperatorCon
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
-        "metadata": _metadata(job, workspace_name(job.name, attempt), attempt, "workspace"),
+        "metadata": _metadata(job, workspace_name(job.name, attempt), attempt, ROLE_WORKSPACE),
         "spec": pvc_spec,
     }
 
@@ -226,12 +224,12 @@ def _stage_container(
             raise ValueError(f"input {item.name!r}: jobOutput not resolved")
         item = JobInput(name=item.name, source=InputSource(s3=resolved))
     source = item.source
-    container = _tools_container(f"stage-{item.name}", ["stage-in"], config)
+    container = _tools_container(stage_container_name(item.name), ["stage-in"], config)
     env: list[dict[str, Any]] = [
         {"name": "FERRY_INPUT", "value": json.dumps(item.wire(), sort_keys=True)},
     ]
     mounts: list[dict[str, Any]] = [
-        {"name": WORKSPACE_VOLUME, "mountPath": "/ferry/inputs", "subPath": "inputs"},
+        {"name": WORKSPACE_VOLUME, "mountPath": templating.INPUTS_DIR, "subPath": "inputs"},
         {"name": WORKSPACE_VOLUME, "mountPath": LOGS_DIR, "subPath": "logs"},
     ]
     if source.s3 is not None:
@@ -244,7 +242,7 @@ def _stage_container(
                 "persistentVolumeClaim": {"claimName": source.pvc.claim_name, "readOnly": True},
             }
         )
-        mounts.append({"name": vol, "mountPath": f"/ferry/source/{item.name}", "readOnly": True})
+        mounts.append({"name": vol, "mountPath": f"{SOURCE_DIR}/{item.name}", "readOnly": True})
     elif source.config_map is not None:
         vol = f"{INPUT_VOLUME_PREFIX}{item.name}"
         volumes.append(
@@ -256,7 +254,7 @@ def _stage_container(
                 },
             }
         )
-        mounts.append({"name": vol, "mountPath": f"/ferry/source/{item.name}", "readOnly": True})
+        mounts.append({"name": vol, "mountPath": f"{SOURCE_DIR}/{item.name}", "readOnly": True})
     container["env"] = env
     container["volumeMounts"] = mounts
     return container
@@ -299,10 +297,10 @@ def run_pod(
     launch = bool(app.command) and spec.archiving
     inits: list[dict[str, Any]] = []
     if launch or spec.inputs:
-        setup = _tools_container("ferry-setup", ["setup", "--bin", "/ferry/bin"], config)
+        setup = _tools_container(SETUP_CONTAINER, ["setup", "--bin", BIN_DIR], config)
         setup["volumeMounts"] = [
-            {"name": WORKSPACE_VOLUME, "mountPath": "/ferry/workspace"},
-            {"name": BIN_VOLUME, "mountPath": "/ferry/bin"},
+            {"name": WORKSPACE_VOLUME, "mountPath": WORKSPACE_DIR},
+            {"name": BIN_VOLUME, "mountPath": BIN_DIR},
         ]
         volumes.append({"name": BIN_VOLUME, "emptyDir": {"sizeLimit": "64Mi"}})
         inits.append(setup)
@@ -336,13 +334,13 @@ def run_pod(
     }
     if inits:
         app_container["volumeMounts"].append(
-            {"name": BIN_VOLUME, "mountPath": "/ferry/bin", "readOnly": True}
+            {"name": BIN_VOLUME, "mountPath": BIN_DIR, "readOnly": True}
         )
     if app.command:
         command = [templating.render(c, ctx) for c in app.command]
         if launch:
             # The launcher tees stdout/stderr to logs/app.log and passes the exit code through.
-            command = [LAUNCHER, "--log", f"{LOGS_DIR}/app.log", "--", *command]
+            command = [LAUNCHER, "--log", f"{LOGS_DIR}/{APP_LOG}", "--", *command]
         app_container["command"] = command
         app_container["args"] = args
     elif args:
@@ -350,7 +348,7 @@ def run_pod(
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": _metadata(job, run_pod_name(job.name, attempt), attempt, "run"),
+        "metadata": _metadata(job, run_pod_name(job.name, attempt), attempt, ROLE_RUN),
         "spec": {
             "restartPolicy": "Never",
             "automountServiceAccountToken": False,
@@ -374,7 +372,7 @@ def archive_destination(job: JobMeta, spec: JobSpec, attempt: int, config: Opera
     )
     if prefix and not prefix.endswith("/"):
         prefix += "/"
-    return f"s3://{bucket}/{prefix}{job.namespace}/{job.name}/{job.uid}/attempt-{attempt}/"
+    return f"s3://{bucket}/{prefix}{archive_key_prefix(job.namespace, job.name, job.uid, attempt)}"
 
 
 def archive_pod(
@@ -402,10 +400,10 @@ def archive_pod(
         *_s3_env(archive.s3 if archive else None, config, "FERRY_S3"),
     ]
     container["volumeMounts"] = [
-        {"name": WORKSPACE_VOLUME, "mountPath": "/ferry/workspace", "readOnly": True}
+        {"name": WORKSPACE_VOLUME, "mountPath": WORKSPACE_DIR, "readOnly": True}
     ]
-    meta = _metadata(job, archive_pod_name(job.name, attempt, try_), attempt, "archive")
-    meta["annotations"] = {**meta.get("annotations", {}), "ferry.dev/archive-try": str(try_)}
+    meta = _metadata(job, archive_pod_name(job.name, attempt, try_), attempt, ROLE_ARCHIVE)
+    meta["annotations"] = {**meta.get("annotations", {}), ANNOTATION_ARCHIVE_TRY: str(try_)}
     return {
         "apiVersion": "v1",
         "kind": "Pod",

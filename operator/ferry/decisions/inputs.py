@@ -10,12 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ferry.api import names
 from ferry.api.job import JobSpec, S3Source
 from ferry.decisions.observation import ParentView
-
-#: Where the archive puts a Job's output files under its attempt URI (stager.archive.OUTPUTS):
-#: `<uri>outputs/<path>`, next to `<uri>logs/app.log` and `<uri>manifest.json`.
-ARCHIVED_OUTPUTS = "outputs/"
 
 
 def split_uri(uri: str) -> tuple[str, str]:
@@ -50,7 +47,7 @@ def resolve_job_outputs(
             errors.append(f"{where}: Job {output.job!r}: {exc}")
             continue
         # status.outputs.uri is the attempt's root; the files the app wrote are under outputs/.
-        location = prefix + ARCHIVED_OUTPUTS + output.path
+        location = prefix + names.ARCHIVE_OUTPUTS + output.path
         store = parent.store
         resolved[item.name] = S3Source(
             bucket=bucket,

@@ -12,19 +12,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from ferry.api import names
 from ferry.api.app import AppSpec
-from ferry.api.common import S3Location
+from ferry.api.common import S3Location, parse_time
 from ferry.api.job import JobSpec, JobStatus, State
 from ferry.config import OperatorConfig
-
-LABEL_JOB = "ferry.dev/job"
-LABEL_ATTEMPT = "ferry.dev/attempt"
-LABEL_ROLE = "ferry.dev/role"
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-MANAGED_BY = "ferry"
-
-APP_CONTAINER = "app"
-ARCHIVE_CONTAINER = "archive"
 
 Role = Literal["run", "archive"]
 Phase = Literal["Pending", "Running", "Succeeded", "Failed", "Unknown"]
@@ -168,14 +160,6 @@ class Observation:
     mpi_available: bool = True
 
 
-def _time(value: Any) -> datetime | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-
-
 def _container(status: Mapping[str, Any]) -> ContainerView:
     state = status.get("state") or {}
     name = str(status.get("name", ""))
@@ -188,15 +172,15 @@ def _container(status: Mapping[str, Any]) -> ContainerView:
             exit_code=int(t.get("exitCode", 0)),
             reason=str(t.get("reason") or ""),
             message=str(t.get("message") or ""),
-            started_at=_time(t.get("startedAt")),
-            finished_at=_time(t.get("finishedAt")),
+            started_at=parse_time(t.get("startedAt")),
+            finished_at=parse_time(t.get("finishedAt")),
             restart_count=restarts,
         )
     if state.get("running"):
         return ContainerView(
             name=name,
             state="running",
-            started_at=_time(state["running"].get("startedAt")),
+            started_at=parse_time(state["running"].get("startedAt")),
             restart_count=restarts,
         )
     if state.get("waiting") is not None:
@@ -216,17 +200,17 @@ def pod_view(pod: Mapping[str, Any]) -> PodView | None:
     meta = pod.get("metadata") or {}
     labels = meta.get("labels") or {}
     try:
-        attempt = int(labels.get(LABEL_ATTEMPT, ""))
+        attempt = int(labels.get(names.LABEL_ATTEMPT, ""))
     except ValueError:
         return None
-    role = labels.get(LABEL_ROLE)
-    if role not in ("run", "archive"):
+    role = labels.get(names.LABEL_ROLE)
+    if role not in (names.ROLE_RUN, names.ROLE_ARCHIVE):
         return None
     status = pod.get("status") or {}
     conditions = {c.get("type"): c for c in status.get("conditions") or []}
     scheduled = conditions.get("PodScheduled", {})
     disruption = conditions.get("DisruptionTarget", {})
-    main_name = APP_CONTAINER if role == "run" else ARCHIVE_CONTAINER
+    main_name = names.APP_CONTAINER if role == names.ROLE_RUN else names.ARCHIVE_CONTAINER
     main = next(
         (
             _container(c)
@@ -241,7 +225,7 @@ def pod_view(pod: Mapping[str, Any]) -> PodView | None:
     }
     init = tuple(init_statuses.get(n) or ContainerView(name=str(n)) for n in init_specs)
     try:
-        archive_try = int((meta.get("annotations") or {}).get("ferry.dev/archive-try", "0"))
+        archive_try = int((meta.get("annotations") or {}).get(names.ANNOTATION_ARCHIVE_TRY, "0"))
     except ValueError:
         archive_try = 0
     raw_phase = str(status.get("phase") or "Pending")
@@ -259,7 +243,7 @@ def pod_view(pod: Mapping[str, Any]) -> PodView | None:
         uid=str(meta.get("uid") or ""),
         deleting=bool(meta.get("deletionTimestamp")),
         scheduled=bound or bool((pod.get("spec") or {}).get("nodeName")),
-        scheduled_at=_time(scheduled.get("lastTransitionTime")) if bound else None,
+        scheduled_at=parse_time(scheduled.get("lastTransitionTime")) if bound else None,
         schedule_message=str(scheduled.get("message") or scheduled.get("reason") or ""),
         reason=str(status.get("reason") or ""),
         message=str(status.get("message") or ""),
@@ -275,7 +259,7 @@ def pod_warnings(events: Sequence[Mapping[str, Any]]) -> tuple[PodWarning, ...]:
     found = []
     for event in events:
         meta = event.get("metadata") or {}
-        seen = _time(
+        seen = parse_time(
             event.get("lastTimestamp") or event.get("eventTime") or meta.get("creationTimestamp")
         )
         found.append(

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ferry.api.app import AppSpec
-from ferry.api.common import S3Location
+from ferry.api.common import S3Location, parse_time
 from ferry.api.job import JobSpec, JobStatus, State
 from ferry.decisions.observation import AppView, JobView, ParentView
 
@@ -37,10 +37,7 @@ def format_errors(exc: ValidationError, prefix: str) -> str:
     return "; ".join(lines)
 
 
-def _time(value: Any) -> datetime:
-    if not value:
-        return datetime.fromtimestamp(0, UTC)
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+EPOCH = datetime.fromtimestamp(0, UTC)
 
 
 def job_view(obj: Mapping[str, Any]) -> JobView:
@@ -61,7 +58,7 @@ def job_view(obj: Mapping[str, Any]) -> JobView:
         namespace=str(meta.get("namespace", "")),
         uid=str(meta.get("uid", "")),
         generation=int(meta.get("generation") or 0),
-        creation_time=_time(meta.get("creationTimestamp")),
+        creation_time=parse_time(meta.get("creationTimestamp")) or EPOCH,
         spec=spec,
         status=status,
         spec_error=error,

@@ -1,18 +1,20 @@
 """The values a lifecycle decision returns, and the draft it is built from.
 
 Owns: the action types (create or delete a child, delete the Job), Events, the `Plan`, the
-mutable `Draft` the decision steps fill in, and small helpers they share. Must not: decide.
+typed `Changes` to status fields, the mutable `Draft` the decision phases fill in, and
+`format_duration`. Must not: decide.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from datetime import datetime
+from enum import Enum
+from typing import Any, Final, Literal
 
 from ferry.api.common import ConditionStatus
-from ferry.api.job import JobStatus, State
-from ferry.decisions import builders
-from ferry.decisions.observation import Observation, PodView
+from ferry.api.job import AppSnapshot, JobStatus, Outputs, RetryCounts, RunOutcome, State
 
 Manifest = dict[str, Any]
 
@@ -74,18 +76,65 @@ class Plan:
 CondValue = tuple[ConditionStatus, str, str]
 
 
+class _Unset(Enum):
+    UNSET = 0
+
+
+#: A status field a decision leaves as it is (None clears it).
+UNSET: Final = _Unset.UNSET
+
+
+@dataclass(frozen=True)
+class Changes:
+    """Status fields a decision sets besides state, reason and message. A field left UNSET
+    keeps its recorded value; None clears it."""
+
+    attempt: int | _Unset | None = UNSET
+    pod_name: str | _Unset | None = UNSET
+    app: AppSnapshot | _Unset | None = UNSET
+    run_outcome: RunOutcome | _Unset | None = UNSET
+    exit_code: int | _Unset | None = UNSET
+    start_time: datetime | _Unset | None = UNSET
+    run_end_time: datetime | _Unset | None = UNSET
+    runtime: str | _Unset | None = UNSET
+    archive_try: int | _Unset | None = UNSET
+    retries: RetryCounts | _Unset | None = UNSET
+    outputs: Outputs | _Unset | None = UNSET
+
+    def set(self) -> dict[str, Any]:
+        """The fields that are set, by JobStatus field name."""
+        return {
+            f.name: value
+            for f in dataclasses.fields(self)
+            if (value := getattr(self, f.name)) is not UNSET
+        }
+
+    def then(self, later: Changes) -> Changes:
+        """These changes followed by `later`'s: where both set a field, `later` wins."""
+        return dataclasses.replace(self, **later.set())
+
+    def apply(self, status: JobStatus) -> JobStatus:
+        return status.model_copy(update=self.set())
+
+
 @dataclass
 class Draft:
-    """A decision in the making: state, reason, message, status updates and actions."""
+    """A decision in the making: state, reason, message, status changes and actions."""
 
     state: State
+    #: A `Reason` (a recorded one, for a terminal Job, may predate today's list).
     reason: str
     message: str
-    updates: dict[str, Any] = field(default_factory=dict)
+    changes: Changes = field(default_factory=Changes)
     actions: list[Action] = field(default_factory=list)
     requeue_after: float | None = None
     inputs_staged: CondValue | None = None
     archived: CondValue | None = None
+
+    def after(self, earlier: Changes) -> Draft:
+        """This draft with `earlier` changes under its own (its own win)."""
+        self.changes = earlier.then(self.changes)
+        return self
 
 
 def format_duration(seconds: float) -> str:
@@ -98,19 +147,3 @@ def format_duration(seconds: float) -> str:
     if minutes:
         return f"{minutes}m{secs}s"
     return f"{secs}s"
-
-
-def job_meta(obs: Observation) -> builders.JobMeta:
-    job = obs.job
-    return builders.JobMeta(job.name, job.namespace, job.uid, job.labels, job.annotations)
-
-
-def find_pod(obs: Observation, attempt: int, role: str, try_: int | None = None) -> PodView | None:
-    for pod in obs.pods:
-        if (
-            pod.attempt == attempt
-            and pod.role == role
-            and (try_ is None or pod.archive_try == try_)
-        ):
-            return pod
-    return None

@@ -11,12 +11,11 @@ from typing import Literal
 
 from ferry.api.common import ConditionStatus
 from ferry.api.job import MAX_HISTORY, ConditionType, HistoryEntry, JobStatus, State
+from ferry.api.reasons import NOT_ACCEPTED, Reason
 from ferry.decisions.conditions import set_condition, truncate
 from ferry.decisions.observation import Observation
 from ferry.decisions.plan import CondValue, Draft, Event, Plan
 
-#: Reasons a Job is not (yet) accepted; Accepted is False with them.
-NOT_ACCEPTED = frozenset({"AppNotFound", "AppInvalid", "InvalidSpec", "MPIOperatorMissing"})
 WARNING_STATES = frozenset(
     {State.FAILED, State.TIMED_OUT, State.BLOCKED, State.RETRYING, State.CANCELLED}
 )
@@ -31,13 +30,8 @@ def finalize(obs: Observation, draft: Draft) -> Plan:
     job = obs.job
     st = job.status
     now = obs.now
-    updates = dict(draft.updates)
-    # Exit code may have been just observed in this pass.
-    exit_code = updates.get("exit_code", st.exit_code)
+    updates = draft.changes.set()
     message = truncate(draft.message)
-    if draft.state == State.FAILED and draft.reason == "AppFailed" and "exit_code" not in updates:
-        updates["exit_code"] = exit_code
-    state_changed = draft.state != st.state or draft.reason != st.reason
     history = list(st.history)
     events: list[Event] = []
     if draft.state != st.state:
@@ -68,8 +62,6 @@ def finalize(obs: Observation, draft: Draft) -> Plan:
         conditions, _ = set_condition(conditions, type_, status, reason, msg, now, job.generation)
     merged = merged.model_copy(update={"conditions": conditions})
     changed = merged != st
-    if changed and not state_changed and not events:
-        events = []
     return Plan(
         status=merged,
         changed=changed,
@@ -88,15 +80,19 @@ def conditions_for(st: JobStatus, draft: Draft) -> dict[str, CondValue]:
     if st.app is not None:
         out[ConditionType.ACCEPTED] = (
             true,
-            "Accepted",
+            Reason.ACCEPTED.value,
             f"App {st.app.name} {st.app.version} ({st.app.spec_hash})".replace("  ", " "),
         )
     elif reason in NOT_ACCEPTED:
         out[ConditionType.ACCEPTED] = (false, reason, message)
     elif state == State.CANCELLED:
-        out[ConditionType.ACCEPTED] = (false, "Cancelled", "cancelled before it was accepted")
+        out[ConditionType.ACCEPTED] = (
+            false,
+            Reason.CANCELLED.value,
+            "cancelled before it was accepted",
+        )
     else:
-        out[ConditionType.ACCEPTED] = (unknown, "Pending", "not evaluated yet")
+        out[ConditionType.ACCEPTED] = (unknown, Reason.PENDING.value, "not evaluated yet")
 
     def keep(type_: ConditionType, new: CondValue | None) -> CondValue:
         if new is not None:
@@ -104,7 +100,7 @@ def conditions_for(st: JobStatus, draft: Draft) -> dict[str, CondValue]:
         old = st.condition(type_.value)
         if old is not None:
             return (old.status, old.reason, old.message)
-        return (unknown, "Pending", "not started")
+        return (unknown, Reason.PENDING.value, "not started")
 
     out[ConditionType.INPUTS_STAGED] = keep(ConditionType.INPUTS_STAGED, draft.inputs_staged)
     out[ConditionType.ARCHIVED] = keep(ConditionType.ARCHIVED, draft.archived)

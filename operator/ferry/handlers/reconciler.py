@@ -24,11 +24,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from ferry.api import names
 from ferry.api.app import AppStatus
 from ferry.api.job import State
 from ferry.clients.kube import ConflictError, KubeClient, NotFoundError
 from ferry.config import OperatorConfig
-from ferry.decisions import apps, builders, lifecycle, parse
+from ferry.decisions import apps, lifecycle, parse
 from ferry.decisions.lifecycle import CreateObject, DeleteJob, DeleteObject
 from ferry.decisions.observation import (
     JobView,
@@ -43,6 +44,7 @@ from ferry.decisions.observation import (
 from ferry.handlers.jobcache import JobCache, app_name, resource_version, slim
 from ferry.handlers.metrics import Metrics, WatchFreshness
 from ferry.handlers.workqueue import WorkQueue
+from ferry.runners import RUNNERS
 
 log = logging.getLogger("ferry.reconciler")
 
@@ -334,7 +336,7 @@ class Reconciler:
             pvcs=_workspaces(view) if (not terminal or stray) else frozenset(),
             mpi_available=mpi,
         )
-        plan = lifecycle.decide(obs)
+        plan = lifecycle.decide(obs, RUNNERS)
         for action in plan.actions:
             if isinstance(action, CreateObject):
                 made = await self._io(self.kube.create, action.manifest)
@@ -436,7 +438,7 @@ def _run_pod_looks_lost(view: JobView, pods: list[PodView]) -> bool:
         return False
     if st.state.terminal:
         return False
-    run = builders.run_pod_name(view.name, st.attempt)
+    run = names.run_pod_name(view.name, st.attempt)
     return all(p.name != run for p in pods)
 
 
@@ -446,5 +448,5 @@ def _workspaces(view: JobView) -> frozenset[str]:
     if spec is not None and not spec.uses_workspace:
         return frozenset()
     return frozenset(
-        builders.workspace_name(view.name, n) for n in range(1, (view.status.attempt or 0) + 1)
+        names.workspace_name(view.name, n) for n in range(1, (view.status.attempt or 0) + 1)
     )

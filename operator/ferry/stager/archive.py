@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ferry.api import names
 from ferry.clients.s3 import PART_PARALLEL, PART_SIZE, S3Client, StoreError
 from ferry.stager import manifest
 from ferry.stager.errors import StagerError
@@ -36,9 +37,9 @@ from ferry.stager.settings import Settings
 from ferry.stager.store import with_retries
 from ferry.stager.workspace import Skipped, UnsafePathError, open_inside, select
 
-OUTPUTS = "outputs/"
-LOG_PATH = "logs/app.log"
-MANIFEST = "manifest.json"
+OUTPUTS = names.ARCHIVE_OUTPUTS
+LOG_PATH = names.ARCHIVE_LOG
+MANIFEST = names.ARCHIVE_MANIFEST
 
 
 @dataclass(frozen=True)
@@ -182,7 +183,7 @@ class Archiver:
     def run(self) -> dict[str, Any]:
         plan = self.plan
         selection = select(self.work, plan.include, plan.exclude)
-        log_file = self.logs / "app.log"
+        log_file = self.logs / names.APP_LOG
         has_log = os.path.lexists(log_file)
         workers = max(1, self.settings.archive_parallel)
         files: list[manifest.Archived] = []

@@ -24,7 +24,8 @@ def _normalize(pattern: str) -> str:
 
 
 def _char_class(pattern: str, start: int) -> tuple[str, int] | None:
-    """Translate the class starting at pattern[start] == '['; None if it is not closed."""
+    """Translate the class starting at pattern[start] == '['; None if it is not closed
+    within its segment (a class never spans a `/`: then the `[` is a literal)."""
     i = start + 1
     negate = i < len(pattern) and pattern[i] in "!^"
     if negate:
@@ -33,9 +34,9 @@ def _char_class(pattern: str, start: int) -> tuple[str, int] | None:
     # A ']' right after '[' or '[!' is a literal member.
     if i < len(pattern) and pattern[i] == "]":
         i += 1
-    while i < len(pattern) and pattern[i] != "]":
+    while i < len(pattern) and pattern[i] not in "]/":
         i += 1
-    if i >= len(pattern):
+    if i >= len(pattern) or pattern[i] == "/":
         return None
     body = pattern[body_start:i]
     members = []

@@ -1,0 +1,103 @@
+"""Well-known names: the labels, annotations, containers, volumes, paths and child names that
+Ferry writes and reads.
+
+Owns: every name that more than one module (or a user, a test, the chart) must agree on — the
+builders that write them, the observation that reads them back, the CLI, the benchmarks and
+the tests all import them from here. Must not: import anything of Ferry's but the API group.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+from ferry.api.common import API_VERSION, GROUP
+
+__all__ = ["API_VERSION", "GROUP"]
+
+# --------------------------------------------------------------------------- labels
+
+#: The Job (by name) a child belongs to.
+LABEL_JOB: Final = f"{GROUP}/job"
+#: The attempt number a child belongs to.
+LABEL_ATTEMPT: Final = f"{GROUP}/attempt"
+#: What the child is for: one of `Role`.
+LABEL_ROLE: Final = f"{GROUP}/role"
+LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
+#: The value of LABEL_MANAGED_BY on everything Ferry creates.
+MANAGED_BY: Final = "ferry"
+
+Role = Literal["run", "archive", "workspace"]
+ROLE_RUN: Final = "run"
+ROLE_ARCHIVE: Final = "archive"
+ROLE_WORKSPACE: Final = "workspace"
+
+# --------------------------------------------------------------------------- annotations
+
+#: On an archive pod: which archive try of its attempt it is (1, 2, ...).
+ANNOTATION_ARCHIVE_TRY: Final = f"{GROUP}/archive-try"
+
+#: Prefixes of a Job's own labels and annotations that are not copied onto its children.
+RESERVED_PREFIXES: Final = (f"{GROUP}/", "kubectl.kubernetes.io/", LABEL_MANAGED_BY)
+
+# --------------------------------------------------------------------------- containers
+
+#: The app's container in the run pod.
+APP_CONTAINER: Final = "app"
+#: The uploader's container in the archive pod.
+ARCHIVE_CONTAINER: Final = "archive"
+#: The first init container of a run pod: lays out the workspace, installs the launcher.
+SETUP_CONTAINER: Final = "ferry-setup"
+#: Each input is staged by an init container named this followed by the input's name.
+STAGE_CONTAINER_PREFIX: Final = "stage-"
+
+# --------------------------------------------------------------------------- volumes, paths
+
+WORKSPACE_VOLUME: Final = "workspace"
+BIN_VOLUME: Final = "ferry-bin"
+#: Volumes of pvc and configMap inputs are this followed by the input name.
+INPUT_VOLUME_PREFIX: Final = "in-"
+BIN_DIR: Final = "/ferry/bin"
+LAUNCHER: Final = f"{BIN_DIR}/ferry-launch"
+LOGS_DIR: Final = "/ferry/logs"
+#: The app's log inside LOGS_DIR, and so inside the archive.
+APP_LOG: Final = "app.log"
+WORKSPACE_DIR: Final = "/ferry/workspace"
+SOURCE_DIR: Final = "/ferry/source"
+
+# --------------------------------------------------------------------------- archive layout
+# Below an attempt's archive URI (`archive_key_prefix`): the outputs, the app's log, and the
+# manifest, written last.
+ARCHIVE_OUTPUTS: Final = "outputs/"
+ARCHIVE_LOG: Final = f"logs/{APP_LOG}"
+ARCHIVE_MANIFEST: Final = "manifest.json"
+
+#: The component that posts Ferry's Events.
+COMPONENT: Final = "ferry-operator"
+#: The CRD whose presence means the Kubeflow MPI Operator is installed.
+MPIJOB_CRD: Final = "mpijobs.kubeflow.org"
+
+# --------------------------------------------------------------------------- child names
+
+
+def run_pod_name(job: str, attempt: int) -> str:
+    """The run pod of attempt `attempt` (also what `status.podName` says)."""
+    return f"{job}-{attempt}"
+
+
+def workspace_name(job: str, attempt: int) -> str:
+    """The workspace PVC of attempt `attempt`."""
+    return f"{job}-{attempt}"
+
+
+def archive_pod_name(job: str, attempt: int, try_: int) -> str:
+    """Try `try_` of archiving attempt `attempt`."""
+    return f"{job}-{attempt}-archive-{try_}"
+
+
+def stage_container_name(input_name: str) -> str:
+    return f"{STAGE_CONTAINER_PREFIX}{input_name}"
+
+
+def archive_key_prefix(namespace: str, job: str, uid: str, attempt: int) -> str:
+    """Where an attempt's archive goes below the store's bucket and prefix."""
+    return f"{namespace}/{job}/{uid}/attempt-{attempt}/"

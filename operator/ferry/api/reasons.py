@@ -1,0 +1,130 @@
+"""Every reason Ferry writes: `status.reason`, the conditions' reasons and the Events'.
+
+Owns: the reasons as typed constants, each with the one line that explains it to a user.
+docs/api.md's reason table is checked against `EXPLAINED` by a unit test, so a reason cannot
+be added without being documented. Must not: decide when a reason applies (the lifecycle
+does).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    """One CamelCase word saying why a Job (or an App) is where it is."""
+
+    # --- not accepted, or cannot go on until something changes (Blocked)
+    APP_NOT_FOUND = "AppNotFound"
+    APP_INVALID = "AppInvalid"
+    INVALID_SPEC = "InvalidSpec"
+    MPI_OPERATOR_MISSING = "MPIOperatorMissing"
+    RUNTIME_UNAVAILABLE = "RuntimeUnavailable"
+    CONFIG_ERROR = "ConfigError"
+    IMAGE_PULL_FAILED = "ImagePullFailed"
+    POD_NOT_STARTING = "PodNotStarting"
+    # --- waiting
+    AWAITING_PARENTS = "AwaitingParents"
+    SUSPENDED = "Suspended"
+    RESUMING = "Resuming"
+    # --- an attempt on its way
+    POD_CREATED = "PodCreated"
+    RESUMED = "Resumed"
+    POD_PENDING = "PodPending"
+    UNSCHEDULABLE = "Unschedulable"
+    STAGING_INPUTS = "StagingInputs"
+    STARTING_APP = "StartingApp"
+    APP_RUNNING = "AppRunning"
+    POD_TERMINATING = "PodTerminating"
+    # --- archiving
+    STOPPING_APP = "StoppingApp"
+    ARCHIVING = "Archiving"
+    ARCHIVE_RETRYING = "ArchiveRetrying"
+    ARCHIVED = "Archived"
+    NOT_ARCHIVED = "NotArchived"
+    # --- retries
+    APP_FAILED = "AppFailed"
+    INFRA_FAILURE = "InfraFailure"
+    # --- outcomes
+    SUCCEEDED = "Succeeded"
+    INFRA_FAILED = "InfraFailed"
+    STAGE_IN_FAILED = "StageInFailed"
+    ARCHIVE_FAILED = "ArchiveFailed"
+    PARENT_FAILED = "ParentFailed"
+    MAX_RUN_SECONDS_EXCEEDED = "MaxRunSecondsExceeded"
+    CANCEL_REQUESTED = "CancelRequested"
+    CANCELLED = "Cancelled"
+    # --- conditions only
+    ACCEPTED = "Accepted"
+    PENDING = "Pending"
+    STAGED = "Staged"
+    VALID = "Valid"
+
+
+#: What each reason tells a user; docs/api.md's reason table says the same.
+EXPLAINED: dict[Reason, str] = {
+    Reason.APP_NOT_FOUND: "the App named by `spec.appRef` does not exist in the Job's namespace",
+    Reason.APP_INVALID: "the App exists but is not usable (its message says why), or changed "
+    "under an accepted Job in a way the Job no longer fits",
+    Reason.INVALID_SPEC: "the Job (or App) asks for something the schema cannot refuse: a "
+    "parameter of the wrong type, an undeclared input, a bad template (terminal for a Job)",
+    Reason.MPI_OPERATOR_MISSING: "the App runs as MPI and the MPIJob CRD (kubeflow.org/v2beta1) "
+    "is not installed",
+    Reason.RUNTIME_UNAVAILABLE: "the App's runtime has no runner in this Ferry: it is never run "
+    "some other way (an MPI App never runs as a single pod)",
+    Reason.CONFIG_ERROR: "a container cannot be created from its configuration (a missing "
+    "Secret or key, ...): the kubelet's words",
+    Reason.IMAGE_PULL_FAILED: "a container's image cannot be pulled",
+    Reason.POD_NOT_STARTING: "the run pod was scheduled but none of its containers has started "
+    "in `FERRY_POD_START_GRACE_SECONDS`; its newest Warning Event says why",
+    Reason.AWAITING_PARENTS: "`spec.parents` are not all Finished",
+    Reason.SUSPENDED: "`spec.suspend` is true",
+    Reason.RESUMING: "`spec.suspend` went back to false; the stopped attempt's pod is ending",
+    Reason.POD_CREATED: "attempt 1's run pod was created",
+    Reason.RESUMED: "a new attempt was started after a suspension (not counted as a failure)",
+    Reason.POD_PENDING: "the run pod waits to be scheduled",
+    Reason.UNSCHEDULABLE: "the scheduler cannot place the run pod (its message is the scheduler's)",
+    Reason.STAGING_INPUTS: "an input is being staged",
+    Reason.STARTING_APP: "every input is staged and the app's container is starting",
+    Reason.APP_RUNNING: "the app runs",
+    Reason.POD_TERMINATING: "the run pod is being deleted",
+    Reason.STOPPING_APP: "the app's pod is stopping before its outputs are archived",
+    Reason.ARCHIVING: "an archive pod uploads the outputs, `logs/app.log` and `manifest.json`",
+    Reason.ARCHIVE_RETRYING: "an archive try failed and another is made",
+    Reason.ARCHIVED: "the attempt's outputs are in the store (condition Archived)",
+    Reason.NOT_ARCHIVED: "archiving was not wanted (`archive.enabled` or `archive.onFailure` "
+    "is false)",
+    Reason.APP_FAILED: "the app exited non-zero: retried within `retry.appFailures`, else terminal",
+    Reason.INFRA_FAILURE: "the platform ended an attempt (eviction, node loss, a pod deleted "
+    "under the Job); retried within `retry.infraFailures`",
+    Reason.SUCCEEDED: "the app exited 0 and its outputs are archived",
+    Reason.INFRA_FAILED: "infrastructure failures used up `retry.infraFailures`",
+    Reason.STAGE_IN_FAILED: "an input could not be staged (its message names the input)",
+    Reason.ARCHIVE_FAILED: "every archive try failed",
+    Reason.PARENT_FAILED: "a parent ended other than Finished",
+    Reason.MAX_RUN_SECONDS_EXCEEDED: "the app ran longer than `maxRunSeconds`",
+    Reason.CANCEL_REQUESTED: "`spec.cancel` is true and pods are being stopped",
+    Reason.CANCELLED: "cancelled through `spec.cancel`",
+    Reason.ACCEPTED: "the App was resolved and its snapshot taken (condition Accepted)",
+    Reason.PENDING: "not evaluated yet (conditions only)",
+    Reason.STAGED: "every input is staged (condition InputsStaged)",
+    Reason.VALID: "the App is usable (App condition Ready)",
+}
+
+#: Reasons a Job is not (yet) accepted with: its Accepted condition is False.
+NOT_ACCEPTED = frozenset(
+    {
+        Reason.APP_NOT_FOUND,
+        Reason.APP_INVALID,
+        Reason.INVALID_SPEC,
+        Reason.MPI_OPERATOR_MISSING,
+        Reason.RUNTIME_UNAVAILABLE,
+    }
+)
+
+
+def markdown_table() -> str:
+    """docs/api.md's reason table, one row per reason, in declaration order."""
+    rows = ["| reason | meaning |", "|---|---|"]
+    rows += [f"| `{reason.value}` | {EXPLAINED[reason]} |" for reason in Reason]
+    return "\n".join(rows)

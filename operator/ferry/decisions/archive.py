@@ -1,0 +1,136 @@
+"""The archive phase of an attempt: start, watch, retry, and read the archive pod's summary.
+
+Owns: creating the archive pod once the run has stopped (whatever ran it: the archive pod
+reads the attempt's workspace), retrying it up to the configured number of tries, the
+manifest's extra fields, and turning the archive pod's termination summary into
+`status.outputs`. Must not: judge the attempt (the verdict does, once the outputs are
+archived).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ferry.api import names
+from ferry.api.common import ConditionStatus
+from ferry.api.job import Outputs, RunOutcome, State
+from ferry.api.reasons import Reason
+from ferry.decisions import builders
+from ferry.decisions.conditions import truncate
+from ferry.decisions.context import Ctx, find_pod
+from ferry.decisions.observation import PodView
+from ferry.decisions.plan import Changes, CreateObject, Draft
+from ferry.decisions.runner import RunView
+
+
+def step(ctx: Ctx, view: RunView | None, outcome: RunOutcome, n: int) -> Draft:
+    """Where archiving attempt `n` stands, and what to do next."""
+    st = ctx.status
+    if view is not None and view.live:
+        draft = Draft(
+            State.ARCHIVING,
+            Reason.STOPPING_APP,
+            f"waiting for {ctx.runner.noun} {view.name} to stop before archiving",
+        )
+        draft.actions += ctx.runner.stop(ctx, n)
+        return draft
+    try_ = st.archive_try or 1
+    pod = find_pod(ctx.obs, n, names.ROLE_ARCHIVE, try_)
+    if pod is None:
+        return _create(ctx, outcome, n, try_, Reason.ARCHIVING, "")
+    if pod.phase == "Succeeded":
+        outputs = outputs_from(pod, builders.archive_destination(ctx.meta, ctx.spec, n, ctx.config))
+        draft = Draft(
+            State.ARCHIVING, Reason.ARCHIVED, "archived", changes=Changes(outputs=outputs)
+        )
+        draft.archived = (
+            ConditionStatus.TRUE,
+            Reason.ARCHIVED.value,
+            f"{outputs.files} file(s), {outputs.bytes} bytes at {outputs.uri}",
+        )
+        return draft
+    if pod.phase == "Failed" or (pod.deleting and pod.live):
+        why = (
+            (pod.main.message.strip() if pod.main and pod.main.message else "")
+            or pod.reason
+            or "archive pod failed"
+        )
+        if pod.deleting and pod.live:
+            return Draft(
+                State.ARCHIVING, Reason.ARCHIVE_RETRYING, f"waiting for {pod.name} to stop"
+            )
+        if try_ < ctx.config.archive_tries:
+            message = (
+                f"archive try {try_} failed ({truncate(why, 300)}); "
+                f"trying again ({try_ + 1}/{ctx.config.archive_tries})"
+            )
+            return _create(ctx, outcome, n, try_ + 1, Reason.ARCHIVE_RETRYING, message)
+        draft = Draft(
+            State.FAILED,
+            Reason.ARCHIVE_FAILED,
+            f"attempt {n}: archiving failed {try_} time(s): {truncate(why, 512)}",
+        )
+        draft.archived = (ConditionStatus.FALSE, Reason.ARCHIVE_FAILED.value, draft.message)
+        return draft
+    return Draft(State.ARCHIVING, Reason.ARCHIVING, f"archiving attempt {n} with pod {pod.name}")
+
+
+def _create(
+    ctx: Ctx, outcome: RunOutcome, n: int, try_: int, reason: Reason, message: str
+) -> Draft:
+    """Archive try `try_` of attempt `n`: its pod (the one place it is built)."""
+    if ctx.app is None:
+        return Draft(
+            State.BLOCKED,
+            Reason.APP_NOT_FOUND,
+            f"App {ctx.spec.app_ref.name!r} not found; needed to archive",
+        )
+    manifest = builders.archive_pod(
+        ctx.meta, ctx.app, ctx.spec, n, try_, manifest_extra(ctx, outcome), ctx.config
+    )
+    name = manifest["metadata"]["name"]
+    return Draft(
+        State.ARCHIVING,
+        reason,
+        message or f"archiving attempt {n} with pod {name}",
+        changes=Changes(archive_try=try_),
+        actions=[CreateObject(manifest)],
+    )
+
+
+def manifest_extra(ctx: Ctx, outcome: RunOutcome) -> dict[str, Any]:
+    job = ctx.obs.job
+    st = ctx.status
+    snapshot = st.app.wire() if st.app else {"name": ctx.spec.app_ref.name}
+    return {
+        "job": {
+            "name": job.name,
+            "namespace": job.namespace,
+            "uid": job.uid,
+            "attempt": ctx.attempt,
+        },
+        "app": snapshot,
+        "parameters": dict(sorted(ctx.params.items())),
+        "outcome": outcome.value,
+    }
+
+
+def outputs_from(pod: PodView, uri: str) -> Outputs:
+    """The archive summary the stager wrote as its termination message."""
+    data: dict[str, Any] = {}
+    if pod.main is not None and pod.main.message:
+        try:
+            loaded = json.loads(pod.main.message)
+            if isinstance(loaded, dict):
+                data = loaded
+        except ValueError:
+            data = {}
+    files = data.get("files")
+    size = data.get("bytes")
+    return Outputs(
+        uri=str(data.get("uri") or uri),
+        files=files if isinstance(files, int) else 0,
+        bytes=size if isinstance(size, int) else 0,
+        manifest=str(data.get("manifest") or f"{uri}{names.ARCHIVE_MANIFEST}"),
+    )

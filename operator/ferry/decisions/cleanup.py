@@ -1,0 +1,69 @@
+"""Cleanup: a terminal Job releases what it holds, a cancelled one stops, a TTL deletes it.
+
+Owns: the terminal pass (re-deriving the recorded state and releasing children), releasing a
+Job's children (workspaces first, then pods), cancellation, and `ttlSecondsAfterFinished`.
+Works on every child the observation lists (run and archive pods of any runner, workspaces),
+so it needs no App and no runner. Must not: change a terminal state.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from ferry.api.job import State
+from ferry.api.reasons import Reason
+from ferry.decisions.observation import Observation
+from ferry.decisions.plan import Action, DeleteJob, DeleteObject, Draft
+
+
+def terminal(obs: Observation) -> Draft:
+    """A recorded terminal state stays; its children are released, its TTL kept."""
+    st = obs.job.status
+    assert st.state is not None
+    draft = Draft(st.state, st.reason or st.state.value, st.message or "")
+    release(obs, draft)
+    if st.completion_time is not None:
+        expire(obs, draft, st.completion_time)
+    return draft
+
+
+def cancel(obs: Observation) -> Draft:
+    """spec.cancel: stop every pod still standing, then Cancelled."""
+    live = [p for p in obs.pods if p.live]
+    if not live:
+        return Draft(State.CANCELLED, Reason.CANCELLED, "cancelled through spec.cancel")
+    draft = Draft(State.CANCELLING, Reason.CANCEL_REQUESTED, f"stopping {len(live)} pod(s)")
+    draft.actions += [DeleteObject("Pod", p.name) for p in live if not p.deleting]
+    return draft
+
+
+def release(obs: Observation, draft: Draft) -> None:
+    """Delete the Job's pods and workspaces.
+
+    Finished pods go too: a pod that mounts a workspace, even one that has ended, keeps the
+    PVC's `kubernetes.io/pvc-protection` finalizer, so the workspace (and its volume) would
+    stay Terminating until the Job itself is deleted. The app's output is archived
+    (logs/app.log) before a Job ends.
+
+    Workspaces come first: a pass cut short then leaves pods behind, whose watch events bring
+    the Job back for another release, never a workspace nobody looks at again."""
+    targeted = {a.name for a in draft.actions if isinstance(a, DeleteObject)}
+    workspaces: list[Action] = [DeleteObject("PersistentVolumeClaim", p) for p in sorted(obs.pvcs)]
+    draft.actions[:0] = workspaces
+    # Without a workspace nothing is pinned: ended pods stay for `kubectl logs`.
+    pinning = obs.job.spec is None or obs.job.spec.uses_workspace
+    for pod in obs.pods:
+        if not pod.deleting and pod.name not in targeted and (pod.live or pinning):
+            draft.actions.append(DeleteObject("Pod", pod.name))
+
+
+def expire(obs: Observation, draft: Draft, ended: datetime) -> None:
+    """ttlSecondsAfterFinished: delete the Job when due, else come back then."""
+    spec = obs.job.spec
+    if spec is None or spec.ttl_seconds_after_finished is None:
+        return
+    due = ended + timedelta(seconds=spec.ttl_seconds_after_finished)
+    if obs.now >= due:
+        draft.actions.append(DeleteJob())
+    else:
+        draft.requeue_after = (due - obs.now).total_seconds()
