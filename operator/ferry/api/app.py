@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from pydantic import ConfigDict, Field, model_validator
 
 from ferry.api.common import (
+    API_VERSION,
     ENV_NAME,
     IDENTIFIER,
     MAX_RUN_SECONDS,
@@ -196,7 +197,7 @@ class AppStatus(WireModel):
 class App(WireModel):
     """A registered, versioned application."""
 
-    api_version: str = "ferry.dev/v1alpha1"
+    api_version: str = API_VERSION
     kind: str = "App"
     metadata: dict[str, Any] = Field(default_factory=dict)
     spec: AppSpec

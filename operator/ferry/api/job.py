@@ -14,6 +14,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from ferry.api.app import Scalar
 from ferry.api.common import (
+    API_VERSION,
     IDENTIFIER,
     MAX_RUN_SECONDS,
     SHA256_HEX,
@@ -428,7 +429,7 @@ class JobStatus(WireModel):
 class Job(WireModel):
     """One execution of an App."""
 
-    api_version: str = "ferry.dev/v1alpha1"
+    api_version: str = API_VERSION
     kind: str = "Job"
     metadata: dict[str, Any] = Field(default_factory=dict)
     spec: JobSpec

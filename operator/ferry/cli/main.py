@@ -103,7 +103,10 @@ def logs(name: str, namespace: str | None, attempt: int | None) -> int:
     n = attempt or (job.get("status") or {}).get("attempt")
     if not n:
         raise CommandError(f"Job {name} has not started a pod yet")
-    print(_run(["logs", f"{name}-{n}", "-c", "app", *_ns(namespace)]), end="")
+    from ferry.api import names
+
+    pod = names.run_pod_name(name, int(n))
+    print(_run(["logs", pod, "-c", names.APP_CONTAINER, *_ns(namespace)]), end="")
     return 0
 
 

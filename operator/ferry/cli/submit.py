@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ferry.api.common import API_VERSION
 from ferry.api.job import JobSpec
 
 
@@ -100,4 +101,4 @@ def job_manifest(
     metadata: dict[str, Any] = {"name": name}
     if labels:
         metadata["labels"] = labels
-    return {"apiVersion": "ferry.dev/v1alpha1", "kind": "Job", "metadata": metadata, "spec": spec}
+    return {"apiVersion": API_VERSION, "kind": "Job", "metadata": metadata, "spec": spec}

@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from ferry.api import names
 from ferry.api.job import State
 
 
@@ -78,7 +79,9 @@ class Metrics:
                 status.get("containerStatuses") or []
             ):
                 name = str(c.get("name", ""))
-                if not (name.startswith("stage-") or name == "archive"):
+                if not (
+                    name.startswith(names.STAGE_CONTAINER_PREFIX) or name == names.ARCHIVE_CONTAINER
+                ):
                     continue
                 term = (c.get("state") or {}).get("terminated") or {}
                 key = f"{pod['metadata'].get('uid')}/{name}"
@@ -91,7 +94,7 @@ class Metrics:
                     continue
                 if not isinstance(summary, dict):
                     continue
-                direction = "in" if name.startswith("stage-") else "out"
+                direction = "in" if name.startswith(names.STAGE_CONTAINER_PREFIX) else "out"
                 if isinstance(summary.get("bytes"), int):
                     self.data_bytes.labels(direction).inc(summary["bytes"])
                 if isinstance(summary.get("seconds"), int | float):
