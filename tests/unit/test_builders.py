@@ -10,6 +10,7 @@ import pytest
 from ferry.api.job import JobSpec
 from ferry.config import OperatorConfig
 from ferry.decisions import builders
+from ferry.decisions import run_pod as run_pod_template
 from ferry.decisions.builders import JobMeta
 from ferry.decisions.templating import TemplateError
 
@@ -22,7 +23,9 @@ PARAMS = {"steps": 5}
 
 
 def run_pod(spec: JobSpec | None = None, attempt: int = 1, **app: Any) -> dict[str, Any]:
-    return builders.run_pod(META, app_spec(**app), spec or job_spec(), PARAMS, attempt, CONFIG)
+    return run_pod_template.run_pod(
+        META, app_spec(**app), spec or job_spec(), PARAMS, attempt, CONFIG
+    )
 
 
 def archive(spec: JobSpec | None = None, attempt: int = 1, try_: int = 1) -> dict[str, Any]:

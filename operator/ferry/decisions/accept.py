@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from ferry.api.app import AppSpec, Scalar
 from ferry.api.job import AppSnapshot, JobSpec, State
 from ferry.api.reasons import Reason
-from ferry.decisions import builders, parameters, templating
+from ferry.decisions import parameters, run_pod, templating
 from ferry.decisions.context import Ctx, job_meta
 from ferry.decisions.observation import Observation
 from ferry.decisions.plan import Changes, Draft
@@ -88,7 +88,7 @@ def accept(
 def _template_errors(
     obs: Observation, app: AppSpec, spec: JobSpec, values: Mapping[str, Scalar]
 ) -> list[str]:
-    ctx = builders.template_context(job_meta(obs), app, spec, values, 1)
+    ctx = run_pod.template_context(job_meta(obs), app, spec, values, 1)
     errors = []
     fields = [("spec.command", c) for c in app.command or []]
     fields += [("spec.args", a) for a in app.args] + [

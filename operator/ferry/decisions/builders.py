@@ -1,8 +1,9 @@
-"""Pure builders of the objects Ferry creates for a Job attempt.
+"""Pure builders of the objects Ferry creates for a Job attempt, and their shared parts.
 
-Owns: the workspace PVC, the run pod (setup + staging init containers, the app container) and
-the archive pod, as plain dictionaries ready to send; deterministic names, owner references,
-labels, resources and the `restricted` security context. Must not: do I/O or read the clock.
+Owns: the children's metadata (deterministic names, labels, the controller owner reference),
+the `restricted` security contexts, resources, the tools container and its store settings,
+the workspace PVC, and the archive pod with its destination, as plain dictionaries ready to
+send. The run pod is `run_pod`'s. Must not: do I/O or read the clock.
 """
 
 from __future__ import annotations
@@ -12,41 +13,27 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ferry.api.app import AppSpec, Scalar
+from ferry.api.app import AppSpec
 from ferry.api.common import API_VERSION, Resources, S3Location
-from ferry.api.job import InputSource, JobInput, JobSpec, S3Source
+from ferry.api.job import JobSpec
 from ferry.api.names import (
     ANNOTATION_ARCHIVE_TRY,
-    APP_CONTAINER,
-    APP_LOG,
     ARCHIVE_CONTAINER,
-    BIN_DIR,
-    BIN_VOLUME,
-    INPUT_VOLUME_PREFIX,
     LABEL_ATTEMPT,
     LABEL_JOB,
     LABEL_MANAGED_BY,
     LABEL_ROLE,
-    LAUNCHER,
-    LOGS_DIR,
     MANAGED_BY,
     RESERVED_PREFIXES,
     ROLE_ARCHIVE,
-    ROLE_RUN,
     ROLE_WORKSPACE,
-    SETUP_CONTAINER,
-    SOURCE_DIR,
     WORKSPACE_DIR,
     WORKSPACE_VOLUME,
     archive_key_prefix,
     archive_pod_name,
-    run_pod_name,
-    stage_container_name,
     workspace_name,
 )
 from ferry.config import OperatorConfig
-from ferry.decisions import templating
-from ferry.decisions.parameters import rendered_strings
 
 Manifest = dict[str, Any]
 
@@ -65,7 +52,7 @@ class JobMeta:
     annotations: Mapping[str, str] = field(default_factory=dict)
 
 
-def _user_metadata(values: Mapping[str, str]) -> dict[str, str]:
+def _userchild_metadata(values: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in values.items() if not k.startswith(RESERVED_PREFIXES)}
 
 
@@ -89,15 +76,15 @@ def owner_reference(job: JobMeta) -> dict[str, Any]:
     }
 
 
-def _metadata(job: JobMeta, name: str, attempt: int, role: str) -> dict[str, Any]:
+def child_metadata(job: JobMeta, name: str, attempt: int, role: str) -> dict[str, Any]:
     """Children carry the Job's own labels and annotations, then Ferry's (which win)."""
     meta: dict[str, Any] = {
         "name": name,
         "namespace": job.namespace,
-        "labels": {**_user_metadata(job.labels), **labels(job, attempt, role)},
+        "labels": {**_userchild_metadata(job.labels), **labels(job, attempt, role)},
         "ownerReferences": [owner_reference(job)],
     }
-    annotations = _user_metadata(job.annotations)
+    annotations = _userchild_metadata(job.annotations)
     if annotations:
         meta["annotations"] = annotations
     return meta
@@ -115,7 +102,7 @@ def restricted_container_context() -> dict[str, Any]:
     }
 
 
-def _pod_security_context() -> dict[str, Any]:
+def pod_security_context() -> dict[str, Any]:
     return {
         "runAsNonRoot": True,
         "runAsUser": RUN_AS_USER,
@@ -137,7 +124,7 @@ def workspace_pvc(job: JobMeta, spec: JobSpec, attempt: int, config: OperatorCon
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
-        "metadata": _metadata(job, workspace_name(job.name, attempt), attempt, ROLE_WORKSPACE),
+        "metadata": child_metadata(job, workspace_name(job.name, attempt), attempt, ROLE_WORKSPACE),
         "spec": pvc_spec,
     }
 
@@ -173,7 +160,7 @@ def effective_resources(app: AppSpec, spec: JobSpec) -> dict[str, Any]:
     return out
 
 
-def _s3_env(
+def s3_env(
     location: S3Location | None, config: OperatorConfig, prefix: str
 ) -> list[dict[str, Any]]:
     """Endpoint, region and credentials (by secretKeyRef, never read by Ferry)."""
@@ -197,7 +184,7 @@ def _s3_env(
     ]
 
 
-def _tools_container(name: str, args: list[str], config: OperatorConfig) -> dict[str, Any]:
+def tools_container(name: str, args: list[str], config: OperatorConfig) -> dict[str, Any]:
     return {
         "name": name,
         "image": config.tools_image,
@@ -208,155 +195,6 @@ def _tools_container(name: str, args: list[str], config: OperatorConfig) -> dict
         "resources": {
             "requests": {"cpu": "100m", "memory": "128Mi"},
             "limits": {"memory": "512Mi"},
-        },
-    }
-
-
-def _stage_container(
-    item: JobInput,
-    config: OperatorConfig,
-    volumes: list[dict[str, Any]],
-    resolved: S3Source | None = None,
-) -> dict[str, Any]:
-    if item.source.job_output is not None:
-        # Another Job's outputs: staged like any S3 input once resolved to a location.
-        if resolved is None:
-            raise ValueError(f"input {item.name!r}: jobOutput not resolved")
-        item = JobInput(name=item.name, source=InputSource(s3=resolved))
-    source = item.source
-    container = _tools_container(stage_container_name(item.name), ["stage-in"], config)
-    env: list[dict[str, Any]] = [
-        {"name": "FERRY_INPUT", "value": json.dumps(item.wire(), sort_keys=True)},
-    ]
-    mounts: list[dict[str, Any]] = [
-        {"name": WORKSPACE_VOLUME, "mountPath": templating.INPUTS_DIR, "subPath": "inputs"},
-        {"name": WORKSPACE_VOLUME, "mountPath": LOGS_DIR, "subPath": "logs"},
-    ]
-    if source.s3 is not None:
-        env += _s3_env(source.s3, config, "FERRY_S3")
-    elif source.pvc is not None:
-        vol = f"{INPUT_VOLUME_PREFIX}{item.name}"
-        volumes.append(
-            {
-                "name": vol,
-                "persistentVolumeClaim": {"claimName": source.pvc.claim_name, "readOnly": True},
-            }
-        )
-        mounts.append({"name": vol, "mountPath": f"{SOURCE_DIR}/{item.name}", "readOnly": True})
-    elif source.config_map is not None:
-        vol = f"{INPUT_VOLUME_PREFIX}{item.name}"
-        volumes.append(
-            {
-                "name": vol,
-                "configMap": {
-                    "name": source.config_map.name,
-                    "items": [{"key": source.config_map.key, "path": "content"}],
-                },
-            }
-        )
-        mounts.append({"name": vol, "mountPath": f"{SOURCE_DIR}/{item.name}", "readOnly": True})
-    container["env"] = env
-    container["volumeMounts"] = mounts
-    return container
-
-
-def template_context(
-    job: JobMeta, app: AppSpec, spec: JobSpec, params: Mapping[str, Scalar], attempt: int
-) -> templating.Context:
-    inputs = {i.name: f"{templating.INPUTS_DIR}/{i.name}" for i in app.inputs}
-    return templating.Context(
-        params=rendered_strings(app, params),
-        inputs=inputs,
-        job_name=job.name,
-        job_namespace=job.namespace,
-        attempt=attempt,
-    )
-
-
-def run_pod(
-    job: JobMeta,
-    app: AppSpec,
-    spec: JobSpec,
-    params: Mapping[str, Scalar],
-    attempt: int,
-    config: OperatorConfig,
-    resolved: Mapping[str, S3Source] | None = None,
-) -> Manifest:
-    """The attempt's run pod. Raises templating.TemplateError on a bad template.
-
-    `resolved` gives the S3 location of each jobOutput input (decisions.inputs)."""
-    ctx = template_context(job, app, spec, params, attempt)
-    workspace: dict[str, Any] = (
-        {"persistentVolumeClaim": {"claimName": workspace_name(job.name, attempt)}}
-        if spec.uses_workspace
-        else {"emptyDir": {}}
-    )
-    volumes: list[dict[str, Any]] = [{"name": WORKSPACE_VOLUME, **workspace}]
-    # The launcher captures the app's output for the archive; without an archive, or with
-    # the image's own entrypoint (which Ferry cannot wrap), the app runs as it is.
-    launch = bool(app.command) and spec.archiving
-    inits: list[dict[str, Any]] = []
-    if launch or spec.inputs:
-        setup = _tools_container(SETUP_CONTAINER, ["setup", "--bin", BIN_DIR], config)
-        setup["volumeMounts"] = [
-            {"name": WORKSPACE_VOLUME, "mountPath": WORKSPACE_DIR},
-            {"name": BIN_VOLUME, "mountPath": BIN_DIR},
-        ]
-        volumes.append({"name": BIN_VOLUME, "emptyDir": {"sizeLimit": "64Mi"}})
-        inits.append(setup)
-    resolved = resolved or {}
-    inits += [_stage_container(i, config, volumes, resolved.get(i.name)) for i in spec.inputs]
-    args = [templating.render(a, ctx) for a in app.args]
-    app_container: dict[str, Any] = {
-        "name": APP_CONTAINER,
-        "image": app.image,
-        "imagePullPolicy": config.image_pull_policy,
-        "workingDir": templating.WORKDIR,
-        "env": [{"name": e.name, "value": templating.render(e.value, ctx)} for e in app.env]
-        + [
-            {"name": "FERRY_JOB", "value": job.name},
-            {"name": "FERRY_ATTEMPT", "value": str(attempt)},
-            {"name": "FERRY_WORKDIR", "value": templating.WORKDIR},
-        ],
-        "securityContext": restricted_container_context(),
-        "resources": effective_resources(app, spec),
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-        "volumeMounts": [
-            {"name": WORKSPACE_VOLUME, "mountPath": templating.WORKDIR, "subPath": "work"},
-            {
-                "name": WORKSPACE_VOLUME,
-                "mountPath": templating.INPUTS_DIR,
-                "subPath": "inputs",
-                "readOnly": True,
-            },
-            {"name": WORKSPACE_VOLUME, "mountPath": LOGS_DIR, "subPath": "logs"},
-        ],
-    }
-    if inits:
-        app_container["volumeMounts"].append(
-            {"name": BIN_VOLUME, "mountPath": BIN_DIR, "readOnly": True}
-        )
-    if app.command:
-        command = [templating.render(c, ctx) for c in app.command]
-        if launch:
-            # The launcher tees stdout/stderr to logs/app.log and passes the exit code through.
-            command = [LAUNCHER, "--log", f"{LOGS_DIR}/{APP_LOG}", "--", *command]
-        app_container["command"] = command
-        app_container["args"] = args
-    elif args:
-        app_container["args"] = args
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": _metadata(job, run_pod_name(job.name, attempt), attempt, ROLE_RUN),
-        "spec": {
-            "restartPolicy": "Never",
-            "automountServiceAccountToken": False,
-            "enableServiceLinks": False,
-            "securityContext": _pod_security_context(),
-            **({"initContainers": inits} if inits else {}),
-            "containers": [app_container],
-            "volumes": volumes,
         },
     }
 
@@ -394,15 +232,15 @@ def archive_pod(
         "exclude": list(exclude),
         "extra": dict(manifest_extra),
     }
-    container = _tools_container(ARCHIVE_CONTAINER, ["archive"], config)
+    container = tools_container(ARCHIVE_CONTAINER, ["archive"], config)
     container["env"] = [
         {"name": "FERRY_ARCHIVE", "value": json.dumps(plan, sort_keys=True)},
-        *_s3_env(archive.s3 if archive else None, config, "FERRY_S3"),
+        *s3_env(archive.s3 if archive else None, config, "FERRY_S3"),
     ]
     container["volumeMounts"] = [
         {"name": WORKSPACE_VOLUME, "mountPath": WORKSPACE_DIR, "readOnly": True}
     ]
-    meta = _metadata(job, archive_pod_name(job.name, attempt, try_), attempt, ROLE_ARCHIVE)
+    meta = child_metadata(job, archive_pod_name(job.name, attempt, try_), attempt, ROLE_ARCHIVE)
     meta["annotations"] = {**meta.get("annotations", {}), ANNOTATION_ARCHIVE_TRY: str(try_)}
     return {
         "apiVersion": "v1",
@@ -412,7 +250,7 @@ def archive_pod(
             "restartPolicy": "Never",
             "automountServiceAccountToken": False,
             "enableServiceLinks": False,
-            "securityContext": _pod_security_context(),
+            "securityContext": pod_security_context(),
             "containers": [container],
             "volumes": [
                 {

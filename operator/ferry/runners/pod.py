@@ -17,7 +17,7 @@ from datetime import datetime
 from ferry.api import names
 from ferry.api.job import JobSpec, S3Source
 from ferry.api.reasons import Reason
-from ferry.decisions import builders
+from ferry.decisions import builders, run_pod
 from ferry.decisions.context import Ctx, find_pod
 from ferry.decisions.observation import PodView, PodWarning, slow_to_start, start_deadline
 from ferry.decisions.plan import Action, DeleteObject
@@ -59,7 +59,7 @@ class PodRunner:
         self, ctx: Ctx, attempt: int, resolved: Mapping[str, S3Source]
     ) -> tuple[Manifest, ...]:
         assert ctx.app is not None
-        pod = builders.run_pod(
+        pod = run_pod.run_pod(
             ctx.meta, ctx.app, ctx.spec, ctx.params, attempt, ctx.config, resolved
         )
         if not ctx.spec.uses_workspace:
