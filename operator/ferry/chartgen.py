@@ -10,6 +10,7 @@ covers it. Must not: talk to any server.
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,9 @@ def field_schema(model: type[BaseModel], name: str) -> Schema:
 def operator_schema(model: type[BaseModel] = OperatorConfig) -> Schema:
     """The `operator` section of values.schema.json."""
     properties: Schema = {camel(name): field_schema(model, name) for name in CHART_FIELDS}
-    properties.update(CHART_ONLY)
+    if properties.keys() & CHART_ONLY.keys():
+        raise ValueError(f"chart-only keys shadow fields: {properties.keys() & CHART_ONLY.keys()}")
+    properties.update(copy.deepcopy(CHART_ONLY))
     return {
         "$comment": _COMMENT,
         "type": "object",
