@@ -8,7 +8,7 @@ export PATH := $(HOME)/.cache/ferry/bin:$(PATH)
 help:
 	@echo "make demo   - local cluster + MinIO + operator, run the hello example, show its timeline"
 	@echo "make test   - install what is missing, then lint, type-check, layer check and every test"
-	@echo "make crds   - regenerate crds/ and charts/ferry/crds/ from the pydantic models"
+	@echo "make crds   - regenerate crds/, charts/ferry/crds/ and values.schema.json's operator section"
 
 deps:
 	hack/install-deps.sh

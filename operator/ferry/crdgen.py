@@ -3,12 +3,14 @@
 Owns: turning pydantic's JSON Schema into a structural OpenAPI v3 schema (refs inlined,
 nullable unions collapsed, scalar unions made explicit), plus printer columns, short names,
 categories and the status subresource. `python -m ferry.crdgen` writes crds/ and the chart's
-crds/; `--check` fails when the committed files differ. Must not: talk to any server.
+crds/, and the operator section of the chart's values.schema.json (ferry.chartgen); `--check`
+fails when the committed files differ. Must not: talk to any server.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from pydantic import BaseModel
 from ferry.api.app import AppSpec, AppStatus
 from ferry.api.common import GROUP, VERSION
 from ferry.api.job import MAX_JOB_NAME, JobSpec, JobStatus
+from ferry.chartgen import VALUES_SCHEMA, values_schema
 
 Schema = dict[str, Any]
 
@@ -214,12 +217,17 @@ def render(crd: Schema) -> str:
 
 
 def generated_files(root: Path) -> dict[Path, str]:
-    """Every generated file, by its path under the repository root."""
+    """Every generated file, by its path under the repository root.
+
+    values.schema.json is generated in part: its committed text must exist (FileNotFoundError)
+    and be JSON (ValueError); everything but the operator section is kept.
+    """
     files: dict[Path, str] = {}
     for name, crd in (("ferry.dev_apps.yaml", app_crd()), ("ferry.dev_jobs.yaml", job_crd())):
         text = render(crd)
         files[root / "crds" / name] = text
         files[root / "charts" / "ferry" / "crds" / name] = text
+    files[root / VALUES_SCHEMA] = values_schema((root / VALUES_SCHEMA).read_text())
     return files
 
 
@@ -228,8 +236,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=Path.cwd())
     parser.add_argument("--check", action="store_true", help="fail when files differ")
     args = parser.parse_args(argv)
+    try:
+        files = generated_files(args.root)
+    except (OSError, json.JSONDecodeError) as err:
+        print(f"cannot generate the operator section of {VALUES_SCHEMA}: {err}", file=sys.stderr)
+        return 1
     stale = []
-    for path, text in generated_files(args.root).items():
+    for path, text in files.items():
         if args.check:
             if not path.exists() or path.read_text() != text:
                 stale.append(str(path))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ def test_committed_crds_match_the_generated_ones() -> None:
         "crds/ferry.dev_jobs.yaml",
         "charts/ferry/crds/ferry.dev_apps.yaml",
         "charts/ferry/crds/ferry.dev_jobs.yaml",
+        "charts/ferry/values.schema.json",
     }
     stale = [
         str(p.relative_to(ROOT))
@@ -68,6 +70,11 @@ def test_committed_crds_match_the_generated_ones() -> None:
 
 
 def test_check_mode_fails_on_a_difference(tmp_path: Path) -> None:
+    # values.schema.json is generated in part: the rest of it must be there.
+    assert crdgen.main(["--root", str(tmp_path)]) == 1
+    values_schema = tmp_path / "charts" / "ferry" / "values.schema.json"
+    values_schema.parent.mkdir(parents=True)
+    values_schema.write_text((ROOT / "charts" / "ferry" / "values.schema.json").read_text())
     assert crdgen.main(["--root", str(tmp_path)]) == 0  # writes
     assert crdgen.main(["--check", "--root", str(tmp_path)]) == 0
     target = tmp_path / "charts" / "ferry" / "crds" / "ferry.dev_jobs.yaml"
@@ -75,6 +82,30 @@ def test_check_mode_fails_on_a_difference(tmp_path: Path) -> None:
     assert crdgen.main(["--check", "--root", str(tmp_path)]) == 1
     target.unlink()
     assert crdgen.main(["--check", "--root", str(tmp_path)]) == 1
+
+
+def test_check_mode_covers_the_values_schema(tmp_path: Path) -> None:
+    values_schema = tmp_path / "charts" / "ferry" / "values.schema.json"
+    values_schema.parent.mkdir(parents=True)
+    committed = (ROOT / "charts" / "ferry" / "values.schema.json").read_text()
+    values_schema.write_text(committed)
+    assert crdgen.main(["--root", str(tmp_path)]) == 0
+    assert crdgen.main(["--check", "--root", str(tmp_path)]) == 0
+    # A hand edit of the operator section...
+    document = json.loads(committed)
+    document["properties"]["operator"]["properties"]["workers"]["maximum"] = 128
+    values_schema.write_text(json.dumps(document, indent=2) + "\n")
+    assert crdgen.main(["--check", "--root", str(tmp_path)]) == 1
+    assert crdgen.main(["--root", str(tmp_path)]) == 0  # ...is overwritten,
+    assert values_schema.read_text() == committed
+    # while an edit elsewhere is kept, but only in the generator's formatting.
+    document = json.loads(committed)
+    document["properties"]["toolsImage"]["minLength"] = 1
+    values_schema.write_text(json.dumps(document))
+    assert crdgen.main(["--check", "--root", str(tmp_path)]) == 1
+    assert crdgen.main(["--root", str(tmp_path)]) == 0
+    assert crdgen.main(["--check", "--root", str(tmp_path)]) == 0
+    assert json.loads(values_schema.read_text()) == document
 
 
 def test_rendered_files_are_yaml_of_the_crd() -> None:
