@@ -43,7 +43,9 @@ class OperatorConfig(BaseModel):
         default=(), description="Namespaces to watch; empty means the whole cluster."
     )
     qps: Annotated[float, Field(gt=0)] = Field(default=50.0, description="Client-side API QPS.")
-    burst: Annotated[int, Field(ge=1)] = Field(default=100)
+    burst: Annotated[int, Field(ge=1)] = Field(
+        default=100, description="Client-side API burst above the QPS."
+    )
     workers: Annotated[int, Field(ge=1, le=64)] = Field(
         default=8, description="Jobs reconciled concurrently."
     )
@@ -68,8 +70,12 @@ class OperatorConfig(BaseModel):
     )
     finalizer: str = Field(default="ferry.dev/finalizer")
     storage_class_name: str | None = Field(default=None)
-    metrics_port: Annotated[int, Field(ge=0, le=65535)] = Field(default=8080)
-    health_port: Annotated[int, Field(ge=0, le=65535)] = Field(default=8081)
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = Field(
+        default=8080, description="Port of the Prometheus /metrics endpoint; 0 turns it off."
+    )
+    health_port: Annotated[int, Field(ge=0, le=65535)] = Field(
+        default=8081, description="Port of the /healthz liveness endpoint; 0 turns it off."
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> OperatorConfig:
