@@ -1,11 +1,12 @@
-"""The host-path permissions watcher: `python -m ferrydev.cluster.hostpath SINCE`.
+"""The host-path permissions watcher: `python .../ferrydev/cluster/hostpath.py SINCE`.
 
 Owns: a loop (a child process of a real-node cluster, stopped with it) that makes every
 host-path volume directory created after SINCE (kube-controller-manager's provisioner makes
 them 0750 root:root) writable by any uid, so that non-root pods can use their volumes.
 
 Must not: touch anything outside /tmp/hostpath_pv (kube-controller-manager's fixed
-directory), or do anything but this loop.
+directory), or import anything but the standard library: it runs as a script, by file, with
+whichever Python runs the cluster (ferrydev need not be importable there).
 """
 
 from __future__ import annotations

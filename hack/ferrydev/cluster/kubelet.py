@@ -4,7 +4,7 @@ host-path volumes that pods running as non-root cannot write.
 Owns: the KubeletConfiguration (API only on the pod bridge, healthz on loopback, x509 authn
 by the apiserver's client CA, cgroupfs, no image GC), saving the sysctls the kubelet changes
 (`network.release` puts them back), starting the kubelet and waiting until its Node is Ready
-with a fresh heartbeat, the host-path permissions watcher (`ferrydev.cluster.hostpath`), and
+with a fresh heartbeat, the host-path permissions watcher (hostpath.py, run as a script), and
 removing the kubelet's empty cgroups on teardown.
 
 Must not: run without containerd (`containerd.start` comes first), or remove a busy cgroup.
@@ -22,6 +22,8 @@ from pathlib import Path
 from ferrydev.cluster.runner import Runner
 from ferrydev.cluster.state import KUBELET_SYSCTLS, REAL_NODE_LABEL, REAL_NODE_NAME, binary
 from ferrydev.processes import free_port
+
+HOSTPATH_SCRIPT = Path(__file__).with_name("hostpath.py")
 
 
 def save_sysctls(c: Runner) -> None:
@@ -119,10 +121,9 @@ def start_hostpath_perms(c: Runner) -> None:
     """kube-controller-manager's host-path provisioner makes each volume directory 0750
     root:root, which pods running as non-root (Ferry's, under the restricted Pod Security
     Standard) cannot write; a small watcher opens each new one up (0777)."""
-    c.spawn(
-        "hostpath-perms",
-        [sys.executable, "-m", "ferrydev.cluster.hostpath", str(time.time())],
-    )
+    # Run as a file (it needs only the standard library), so that it works whichever Python
+    # runs the cluster, with or without ferrydev installed.
+    c.spawn("hostpath-perms", [sys.executable, str(HOSTPATH_SCRIPT), str(time.time())])
 
 
 def remove_kubepods_cgroups() -> None:
