@@ -19,6 +19,7 @@ crds:
 check-crds:
 	$(PY) -m ferry.crdgen --check
 
+# hack/cluster (Python without a .py suffix) is included by pyproject.toml's extend-include.
 lint:
 	.venv/bin/ruff check operator tests hack bench
 	.venv/bin/ruff format --check operator tests hack bench

@@ -50,8 +50,7 @@ cluster_ok() {
   "$PY" - "$DIR" <<'EOF'
 import sys
 from pathlib import Path
-sys.path.insert(0, "hack")
-from localcluster import ClusterState, status
+from ferrydev.cluster import ClusterState, status
 root = Path(sys.argv[1])
 alive = status(root)
 sys.exit(0 if alive and all(alive.values()) and ClusterState.load(root).real_node else 1)
@@ -62,7 +61,7 @@ if cluster_ok; then
   echo "== reusing the local cluster with its real node in $DIR"
   # Refresh the node's images if Ferry's code changed since (imports only what differs).
   socket=$("$PY" -c "import json,sys;print(json.load(open(sys.argv[1]))['containerd_socket'])" "$DIR/state.json")
-  "$PY" hack/images.py import --address "$socket" >/dev/null
+  "$PY" -m ferrydev.images import --address "$socket" >/dev/null
 else
   if [ -f "$DIR/state.json" ]; then
     echo "== stopping the incomplete (or node-less) cluster in $DIR"

@@ -13,7 +13,7 @@ if [ "$(id -u)" = 0 ]; then FERRY_WITH_NODE="${FERRY_WITH_NODE:-1}"; fi
 need_apt=()
 command -v openssl >/dev/null || need_apt+=(openssl)
 if [ "${FERRY_WITH_NODE:-0}" = 1 ]; then
-  # The real node (hack/cluster up --real-node) and its images (hack/images.py).
+  # The real node (hack/cluster up --real-node) and its images (python -m ferrydev.images).
   command -v containerd >/dev/null || need_apt+=(containerd)  # also brings ctr
   command -v runc >/dev/null || need_apt+=(runc)
   # Debian puts the CNI plugins in /usr/lib/cni (not /opt/cni/bin).
@@ -43,6 +43,7 @@ fi
 
 hack/build-tools.sh kubernetes etcd kwok minio helm
 if [ "${FERRY_WITH_NODE:-0}" = 1 ]; then
-  # The real node's images (cached by their inputs in ~/.cache/ferry/images).
-  "$PY" hack/images.py build >/dev/null
+  # The real node's images (cached by their inputs in ~/.cache/ferry/images); ferrydev is
+  # installed in the virtualenv with Ferry (pip install -e).
+  .venv/bin/python -m ferrydev.images build >/dev/null
 fi

@@ -1,6 +1,6 @@
 """Shared fixtures: the real local cluster and MinIO for integration and e2e tests.
 
-The cluster is started once per test session (hack/localcluster.py), unless
+The cluster is started once per test session (ferrydev.cluster), unless
 FERRY_TEST_CLUSTER_DIR names one already running (`hack/cluster up`), which is then reused.
 Only loopback clusters are accepted: a kubeconfig pointing anywhere else is refused, so the
 tests never touch a real cluster by mistake. A missing prerequisite fails with a message that
@@ -22,18 +22,12 @@ from urllib.parse import urlparse
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "hack"))
+from ferrydev.cluster import POD_GATEWAY, ClusterError, ClusterState, LocalCluster
+from ferrydev.kubectl import kubectl_binary
+from ferrydev.paths import BIN
+from ferrydev.processes import free_port
 
-from localcluster import (  # noqa: E402
-    BIN,
-    POD_GATEWAY,
-    ClusterError,
-    ClusterState,
-    LocalCluster,
-    free_port,
-    kubectl_binary,
-)
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class Kube:
@@ -45,7 +39,7 @@ class Kube:
         server = urlparse(state.server)
         local = {"127.0.0.1", "localhost", "::1"}
         if state.real_node:
-            local.add(POD_GATEWAY)  # the local pod bridge's address (see hack/localcluster.py)
+            local.add(POD_GATEWAY)  # the local pod bridge's address (ferrydev.cluster.network)
         if server.hostname not in local:
             raise RuntimeError(f"refusing to test against a non-loopback cluster: {state.server}")
 

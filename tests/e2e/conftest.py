@@ -1,5 +1,5 @@
 """Fixtures for tests on the real node: a local cluster with `real_node=True` (containerd,
-runc and the kubelet; see hack/localcluster.py and "A real node" in docs/development.md).
+runc and the kubelet; see ferrydev.cluster and "A real node" in docs/development.md).
 
 The cluster is started once per session, unless FERRY_TEST_CLUSTER_DIR names a running one
 started with `hack/cluster up --real-node`, which is then reused. The real node needs root.
@@ -15,10 +15,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "hack"))
-
-from localcluster import REAL_NODE_NAME, ClusterError, ClusterState, LocalCluster
-
+from ferrydev.cluster import REAL_NODE_NAME, ClusterError, ClusterState, LocalCluster
 from tests.conftest import ROOT, Kube, OperatorProcess
 
 #: The default store's bucket on the real-node cluster; Ferry's archive does not create buckets.

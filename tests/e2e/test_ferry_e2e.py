@@ -15,9 +15,9 @@ import time
 from typing import Any
 
 import pytest
-from localcluster import REAL_NODE_NAME, ClusterState
 
 from ferry.clients.s3 import S3Client
+from ferrydev.cluster import REAL_NODE_NAME, ClusterState
 from tests.conftest import ROOT, Kube
 from tests.e2e.conftest import DEFAULT_BUCKET, RealNodeOperator
 

@@ -3,7 +3,7 @@ logs in with its ServiceAccount and takes the hello example to Finished; upgrade
 working and uninstall leaves nothing of the release behind.
 
 The local cluster has no kube-proxy, so the `kubernetes` Service IP does not route; its
-apiserver listens on the pod bridge (10.88.0.1, see hack/localcluster.py), and the chart's
+apiserver listens on the pod bridge (10.88.0.1, see ferrydev.cluster.apiserver), and the chart's
 `apiServer.host/port` values point the operator there.
 
 Isolation from the host operator (the process the other e2e tests use): it is stopped for the
@@ -22,8 +22,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from localcluster import POD_GATEWAY, REAL_NODE_NAME
 
+from ferrydev.cluster import POD_GATEWAY, REAL_NODE_NAME
 from tests.conftest import ROOT, Kube, helm
 from tests.e2e.conftest import DEFAULT_BUCKET, TOOLS_IMAGE, RealNodeOperator
 

@@ -1,7 +1,7 @@
 """Real containers on the local real node (`ferry-node`: kubelet, containerd, runc, CNI).
 
 Every pod here runs under the restricted Pod Security Standard (enforced on the namespace),
-with images built by hack/images.py and `imagePullPolicy: Never`. The simulated kwok nodes
+with images built by ferrydev.images and `imagePullPolicy: Never`. The simulated kwok nodes
 carry a NoSchedule taint on a real-node cluster, so these pods land on `ferry-node`.
 """
 
@@ -13,8 +13,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
-from localcluster import REAL_NODE_NAME, ClusterState
 
+from ferrydev.cluster import REAL_NODE_NAME, ClusterState
 from tests.conftest import Kube
 
 pytestmark = pytest.mark.e2e

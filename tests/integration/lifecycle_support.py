@@ -10,8 +10,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from localcluster import kubectl_binary
-
+from ferrydev.kubectl import kubectl_binary
 from tests.conftest import Kube
 
 API = "ferry.dev/v1alpha1"

@@ -3,7 +3,7 @@
 Each test runs `python -m ferry.stager …` with the container paths pointed into tmp_path and
 checks what a pod would show: the exit code, the termination message, the staged files and
 their records, and what landed in the bucket (downloaded and hashed again). The store-outage
-tests start a MinIO of their own (tests/minio_server.py), never touching the shared one.
+tests start a MinIO of their own (ferrydev.minio), never touching the shared one.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from ferry.clients.s3 import S3Client
-from tests.minio_server import MinioServer
+from ferrydev.minio import MinioServer
 
 pytestmark = pytest.mark.integration
 
@@ -482,7 +482,7 @@ def test_bad_credentials(pod: Pod, bucket: str, override: dict[str, str], code: 
 
 
 def test_unreachable_store(pod: Pod, bucket: str) -> None:
-    from localcluster import free_port
+    from ferrydev.processes import free_port
 
     port = free_port()
     res = pod.stage(

@@ -3,36 +3,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
+from ferrydev.bench.audit import BENCH_USER_AGENT, AuditCounts, AuditLog, AuditMark, _ts
+from ferrydev.bench.results import BurstResult, record_writes
 
 pytestmark = pytest.mark.unit
 
 NS = "bench-1-ferry-r1"
-
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "bench_lifecycle", ROOT / "bench" / "lifecycle.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_lifecycle"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load()
 
 
 def record(verb: str, resource: str, ns: str = NS, ua: str = "", t: str = "12:00:01") -> str:
@@ -41,7 +24,7 @@ def record(verb: str, resource: str, ns: str = NS, ua: str = "", t: str = "12:00
         "verb": verb,
         "objectRef": {"namespace": ns, "resource": resource},
         "requestReceivedTimestamp": f"2026-11-22T{t}.000000Z",
-        "userAgent": ua or bench.BENCH_USER_AGENT,
+        "userAgent": ua or BENCH_USER_AGENT,
         "user": {"username": "ferry-admin"},
         "responseStatus": {"code": 201},
     }
@@ -58,13 +41,13 @@ def rotate(path: Path, stamp: str) -> None:
 
 
 def window() -> tuple[float, float]:
-    return bench._ts("2026-11-22T12:00:00Z"), bench._ts("2026-11-22T13:00:00Z")
+    return _ts("2026-11-22T12:00:00Z"), _ts("2026-11-22T13:00:00Z")
 
 
 def test_writes_since_a_mark_are_counted_across_a_rotation(tmp_path: Path) -> None:
     path = tmp_path / "audit.log"
     append(path, record("create", "jobs"))  # before the mark
-    log = bench.AuditLog(path)
+    log = AuditLog(path)
     mark = log.mark()
     append(path, record("create", "jobs"), record("create", "pods", ua="kube-controller-manager"))
     rotate(path, "12-00-05")
@@ -77,11 +60,11 @@ def test_writes_since_a_mark_are_counted_across_a_rotation(tmp_path: Path) -> No
 def test_without_rotation_only_what_follows_the_mark_is_read(tmp_path: Path) -> None:
     path = tmp_path / "audit.log"
     append(path, record("create", "jobs"), record("create", "jobs"))
-    log = bench.AuditLog(path)
+    log = AuditLog(path)
     mark = log.mark()
     append(path, record("patch", "pods/status", ua="kwok-controller"))
     assert log.writes(mark, NS, *window()).per_actor() == {"kwok": 1}
-    assert sum(log.writes(bench.AuditMark.beginning(), NS, *window()).per_actor().values()) == 3
+    assert sum(log.writes(AuditMark.beginning(), NS, *window()).per_actor().values()) == 3
 
 
 def test_the_window_and_the_first_create_bound_a_recount(tmp_path: Path) -> None:
@@ -96,27 +79,27 @@ def test_the_window_and_the_first_create_bound_a_recount(tmp_path: Path) -> None
         record("update", "jobs/status", ua=kcm, t="12:00:09"),
         record("update", "jobs/status", ua=kcm, t="12:00:10"),  # after the window
     )
-    log = bench.AuditLog(path)
-    assert log.first_create("other") == bench._ts("2026-11-22T12:00:01Z")
-    start = bench._ts("2026-11-22T11:59:00Z")
+    log = AuditLog(path)
+    assert log.first_create("other") == _ts("2026-11-22T12:00:01Z")
+    start = _ts("2026-11-22T11:59:00Z")
     assert log.first_create(NS) == start  # the earliest, across files
-    counts = log.writes(bench.AuditMark.beginning(), NS, start + 60, start + 69)
+    counts = log.writes(AuditMark.beginning(), NS, start + 60, start + 69)
     assert counts.per_actor() == {"bench": 1, kcm: 1}
     assert log.first_create("nowhere") is None
 
 
 def test_record_writes_counts_the_controller_and_all_but_the_bench() -> None:
-    counts = bench.AuditCounts()
+    counts = AuditCounts()
     counts.by_key[("bench", "u", "create", "jobs")] = 10
     counts.by_key[("operator", "u", "update", "jobs/status")] = 30
     counts.by_key[("kwok", "u", "patch", "pods/status")] = 20
-    result = bench.BurstResult(
+    result = BurstResult(
         system="ferry", round=1, namespace=NS, jobs=10, terminal=10, succeeded=10,
         seconds_to_all_terminal=1.0, completions_per_second=10.0, create_seconds=0.1,
         p50_create_to_pod=None, p99_create_to_pod=None, p50_pod_to_job=None,
         p99_pod_to_job=None, writes=[], writes_per_actor={}, failed_writes={},
         user_agents={}, writes_per_job=0.0, controller_writes_per_job=0.0,
     )  # fmt: skip
-    bench.record_writes(result, counts)
+    record_writes(result, counts)
     assert (result.writes_per_job, result.controller_writes_per_job) == (5.0, 3.0)
     assert result.writes_per_actor == {"bench": 10, "operator": 30, "kwok": 20}

@@ -1,8 +1,11 @@
 """A MinIO server process of a test's (or benchmark's) own, killable and restartable in place.
 
-The shared cluster's MinIO must not be stopped by one test, so tests that take the store down
-start this one: same binary (hack/build-tools.sh puts it in ~/.cache/ferry/bin), a free
-loopback port and a data dir kept across restarts.
+Owns: `MinioServer`: the cached minio binary (hack/build-tools.sh puts it in
+~/.cache/ferry/bin) on a free loopback port with generated root credentials and a data dir
+kept across restarts; readiness, kill (as when the store's node dies) and stop.
+
+Must not: be the shared cluster's MinIO (`ferrydev.cluster.minio` starts that one; one test
+must never stop it), or listen on anything but 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -10,15 +13,12 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "hack"))
-
-from localcluster import binary, free_port  # noqa: E402
+from ferrydev.cluster.state import binary
+from ferrydev.processes import free_port
 
 
 class MinioServer:

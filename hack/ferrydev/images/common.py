@@ -1,0 +1,112 @@
+"""What every image build shares: the image names, errors, running a command, hashing inputs
+and the cache directory of built images.
+
+Owns: the fully qualified names of the node's images, `ImageError`, `Built` (one built image:
+its tarball and manifest digest), running a build command (an `ImageError` with its output
+on failure), the cache key of an image (a hash of its inputs: strings, bytes, files by
+content, and the image code itself), looking a key up in ~/.cache/ferry/images and a scratch
+directory there that is unmounted and removed afterwards.
+
+Must not: build or import any image (the builders and `ferrydev.images` do).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ferrydev.mounts import unmount_under
+from ferrydev.paths import IMAGES
+
+PAUSE_IMAGE = "localhost/ferry/pause:3.10"
+# Debian bookworm's busybox-static is 1.35.0; the tag is the name Ferry's tests use.
+BUSYBOX_IMAGE = "localhost/ferry/busybox:1.36"
+TOOLS_IMAGE = "localhost/ferry/tools:0.1.0"
+ALL = (PAUSE_IMAGE, BUSYBOX_IMAGE, TOOLS_IMAGE)
+
+PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Bump when the recipe of an image changes in a way its hashed inputs do not show.
+RECIPE = "2"
+
+
+class ImageError(RuntimeError):
+    """An image could not be built or imported; the message says why."""
+
+
+@dataclass
+class Built:
+    name: str
+    tarball: Path
+    manifest_digest: str
+    cached: bool
+    seconds: float
+
+
+def log(msg: str) -> None:
+    print(f"[images] {msg}", file=sys.stderr, flush=True)
+
+
+def run(
+    argv: list[str], cwd: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(argv, text=True, capture_output=True, cwd=cwd, env=env)
+    if proc.returncode != 0:
+        raise ImageError(
+            f"{' '.join(map(str, argv))} failed ({proc.returncode}):\n"
+            f"{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
+        )
+    return proc
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def recipe_files() -> list[Path]:
+    """The image code itself (this package's modules): a change to it rebuilds every image."""
+    return sorted(Path(__file__).resolve().parent.glob("*.py"))
+
+
+def inputs_hash(*parts: str | bytes | Path) -> str:
+    """A short hash of strings, bytes and files (by content); the cache key of an image."""
+    h = hashlib.sha256(RECIPE.encode())
+    for part in parts:
+        if isinstance(part, Path):
+            h.update(part.as_posix().encode() + b"\0" + sha256_file(part).encode())
+        elif isinstance(part, str):
+            h.update(part.encode())
+        else:
+            h.update(part)
+        h.update(b"\0")
+    return h.hexdigest()[:20]
+
+
+def cached(kind: str, key: str) -> tuple[Path, str | None]:
+    """The tarball path for `key`, and its manifest digest if it was built already."""
+    tarball = IMAGES / f"{kind}-{key}.oci.tar"
+    digest_file = tarball.parent / (tarball.name + ".digest")
+    if tarball.exists() and digest_file.exists():
+        return tarball, digest_file.read_text().strip()
+    return tarball, None
+
+
+@contextlib.contextmanager
+def workdir(prefix: str) -> Iterator[Path]:
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=prefix, dir=IMAGES))
+    try:
+        yield work
+    finally:
+        unmount_under(work)
+        shutil.rmtree(work, ignore_errors=True)

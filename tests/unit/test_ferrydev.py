@@ -1,0 +1,62 @@
+"""ferrydev's own invariants: where it finds the repository, and the parts of it that must run
+with nothing but the standard library (hack/cluster under the system's Python, the host-path
+watcher run by file)."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import ferrydev
+from ferrydev import paths
+from ferrydev.cluster import hostpath
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_paths_name_this_checkout() -> None:
+    assert paths.ROOT == ROOT
+    assert paths.KWOK_STAGES.is_file()
+    assert Path(ferrydev.__file__).resolve().is_relative_to(ROOT / "hack")
+
+
+def test_versions_env_is_read() -> None:
+    versions = paths.versions()
+    assert versions["KUBERNETES_VERSION"].startswith("v1.")
+    assert set(versions) >= {"ETCD_VERSION", "KWOK_VERSION", "MINIO_VERSION", "HELM_VERSION"}
+
+
+def test_the_hostpath_watcher_imports_only_the_standard_library() -> None:
+    tree = ast.parse(Path(hostpath.__file__).read_text())
+    names = {
+        (node.module or "") if isinstance(node, ast.ImportFrom) else alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    roots = {name.split(".")[0] for name in names}
+    assert roots <= sys.stdlib_module_names | {"__future__"}, roots
+
+
+def test_hack_cluster_needs_no_third_party_package() -> None:
+    """hack/cluster's imports stay within the standard library (it runs under any Python)."""
+    code = (
+        "import sys\n"
+        "import ferrydev.cli\n"
+        "loaded = {m.split('.')[0] for m in sys.modules}\n"
+        "print(sorted(loaded & {'kubernetes', 'minio', 'ferry', 'yaml', 'pydantic', 'kopf'}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT / "hack",
+    ).stdout
+    assert out.strip() == "[]"
