@@ -25,13 +25,12 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from ferry.api.app import AppStatus
-from ferry.api.job import State
 from ferry.clients.kube import ConflictError, KubeClient, NotFoundError
 from ferry.config import OperatorConfig
-from ferry.decisions import apps, builders, lifecycle, parse
+from ferry.decisions import apps, lifecycle, parse
+from ferry.decisions.expected import run_pod_looks_lost, workspaces
 from ferry.decisions.lifecycle import CreateObject, DeleteJob, DeleteObject
 from ferry.decisions.observation import (
-    JobView,
     Observation,
     ParentView,
     PodView,
@@ -286,7 +285,7 @@ class Reconciler:
                 self.enqueue(key, EXPECTATION_SECONDS)
                 return
             pods = [view for _, view in self.pods.get(key, {}).values()]
-            if _run_pod_looks_lost(view, pods):
+            if run_pod_looks_lost(view, pods):
                 # Losing a run pod counts against the retry budget: confirm with the
                 # apiserver before believing the cache.
                 listed, _ = await self._io(self.kube.list_children, ns, name)
@@ -331,7 +330,7 @@ class Reconciler:
             app=app,
             parents=parents,
             pods=tuple(views),
-            pvcs=_workspaces(view) if (not terminal or stray) else frozenset(),
+            pvcs=workspaces(view) if (not terminal or stray) else frozenset(),
             mpi_available=mpi,
         )
         plan = lifecycle.decide(obs)
@@ -426,25 +425,3 @@ class Reconciler:
             meta["name"],
             status.conditions[-1].message if status.conditions else "",
         )
-
-
-def _run_pod_looks_lost(view: JobView, pods: list[PodView]) -> bool:
-    """The current attempt's run pod should exist (recorded as made, no outcome yet) but the
-    cache has none."""
-    st = view.status
-    if not st.attempt or st.run_outcome is not None or st.state in (None, State.SUSPENDED):
-        return False
-    if st.state.terminal:
-        return False
-    run = builders.run_pod_name(view.name, st.attempt)
-    return all(p.name != run for p in pods)
-
-
-def _workspaces(view: JobView) -> frozenset[str]:
-    """The workspace PVCs the Job's attempts made (none when it uses no workspace)."""
-    spec = view.spec
-    if spec is not None and not spec.uses_workspace:
-        return frozenset()
-    return frozenset(
-        builders.workspace_name(view.name, n) for n in range(1, (view.status.attempt or 0) + 1)
-    )
