@@ -14,6 +14,7 @@ from typing import Any
 import kopf
 
 from ferry.clients.kube import KubeClient, credentials, load_config
+from ferry.clients.protocol import KubeAPI
 from ferry.config import OperatorConfig
 from ferry.handlers.metrics import Metrics
 from ferry.handlers.reconciler import Reconciler
@@ -85,7 +86,10 @@ def login(settings: kopf.OperatorSettings, **kwargs: Any) -> kopf.ConnectionInfo
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     config = OperatorConfig.from_env(os.environ)
     configure(settings, config)
-    kube = KubeClient(load_config(os.environ.get("FERRY_KUBECONFIG")), config.qps, config.burst)
+    # Typed as the protocol the handlers use: mypy checks here that KubeClient satisfies it.
+    kube: KubeAPI = KubeClient(
+        load_config(os.environ.get("FERRY_KUBECONFIG")), config.qps, config.burst
+    )
     metrics = Metrics()
     reconciler = Reconciler(kube, config, metrics=metrics)
     metrics.serve(config.metrics_port)

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from ferry.api.app import AppStatus
-from ferry.clients.kube import ConflictError, KubeClient, NotFoundError
+from ferry.clients.protocol import ConflictError, KubeAPI, NotFoundError
 from ferry.config import OperatorConfig
 from ferry.decisions import apps, lifecycle, parse
 from ferry.decisions.expected import run_pod_looks_lost, workspaces
@@ -64,7 +64,7 @@ def utcnow() -> datetime:
 class Reconciler:
     def __init__(
         self,
-        kube: KubeClient,
+        kube: KubeAPI,
         config: OperatorConfig,
         clock: Callable[[], datetime] = utcnow,
         metrics: Metrics | None = None,
