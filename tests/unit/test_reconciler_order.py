@@ -212,13 +212,13 @@ async def test_after_an_expectation_is_met_the_pass_still_works_on_its_own_job()
         rec.jobs.put((NS, "j"), copy.deepcopy(kube.job), refresh=True)
         # The archive pod is expected too, and seen; the run pod's event is lost, so the
         # cache lacks it and the pass must confirm with a LIST for Job "j".
-        rec.expected_created[(NS, "j")].pop("j-1", None)
-        rec._expect(rec.expected_created, (NS, "j"), "j-1-archive-1")
+        rec.pods.forget_created((NS, "j"), "j-1")
+        rec.pods.expect_created((NS, "j"), "j-1-archive-1")
         archive = _pod("Running", {"running": {"startedAt": NOW.isoformat()}})
         archive["metadata"]["name"] = "j-1-archive-1"
         archive["metadata"]["labels"]["ferry.dev/role"] = "archive"
-        rec._cache_pod("ADDED", archive)
-        rec._expect(rec.expected_created, (NS, "j"), "j-1-archive-1")
+        rec.pods.put("ADDED", archive)
+        rec.pods.expect_created((NS, "j"), "j-1-archive-1")
         kube.pods = [_pod("Running", {"running": {"startedAt": NOW.isoformat()}})]
         await rec.reconcile((NS, "j"))
         assert ("list", "j") in kube.log
