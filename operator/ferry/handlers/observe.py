@@ -27,6 +27,7 @@ from ferry.config import OperatorConfig
 from ferry.decisions import parse
 from ferry.decisions.expected import run_pod_looks_lost, workspaces
 from ferry.decisions.observation import (
+    AppView,
     JobView,
     Observation,
     ParentView,
@@ -100,26 +101,13 @@ class Observer:
         terminal = view.status.state is not None and view.status.state.terminal
         stray = self.pods.take_stray(key)
         children = not terminal or stray
-        pods: list[PodView] = []
-        if children:
-            if self.pods.unseen_created(key):
-                # A pod made by an earlier pass is not in the cache yet: its watch event
-                # will bring this Job back; deciding now would work from a stale view.
-                return Later(EXPECTATION_SECONDS)
-            pods = self.pods.views(key)
-            if run_pod_looks_lost(view, pods):
-                # Losing a run pod counts against the retry budget: confirm with the
-                # apiserver before believing the cache.
-                pods = await self._list_pods(key)
+        pods = await self._pods(key, view) if children else []
+        if pods is None:
+            return Later(EXPECTATION_SECONDS)
         app_obj = await self._app(ns, view, terminal)
-        parents: dict[str, ParentView | None] = {}
-        if view.spec is not None:
-            for parent in view.spec.parents:
-                parents[parent] = self.jobs.parent((ns, parent))
+        parents = self._parents(ns, view)
         app = parse.app_view(app_obj) if app_obj else None
-        mpi = True
-        if app is not None and app.spec is not None and app.spec.runtime.type == "MPI":
-            mpi = await self._mpi_available()
+        mpi = await self._mpi_available(app)
         now = self.clock()
         observation = Observation(
             job=view,
@@ -145,11 +133,20 @@ class Observer:
             self.jobs.put(key, obj, refresh=True)
         return obj
 
-    async def _list_pods(self, key: Key) -> list[PodView]:
-        """The Job's pods listed fresh, believed over the cache."""
-        listed, _ = await self.threads.run(self.kube.list_children, *key)
-        self.metrics.observe_container_summaries(listed)
-        return self.pods.replace(key, listed)
+    async def _pods(self, key: Key, view: JobView) -> list[PodView] | None:
+        """The Job's pods; None while a pod this process created is not in the cache yet."""
+        if self.pods.unseen_created(key):
+            # A pod made by an earlier pass is not in the cache yet: its watch event will
+            # bring this Job back; deciding now would work from a stale view.
+            return None
+        pods = self.pods.views(key)
+        if run_pod_looks_lost(view, pods):
+            # Losing a run pod counts against the retry budget: confirm with the apiserver
+            # before believing the cache.
+            listed, _ = await self.threads.run(self.kube.list_children, *key)
+            self.metrics.observe_container_summaries(listed)
+            pods = self.pods.replace(key, listed)
+        return pods
 
     async def _app(self, ns: str, view: JobView, terminal: bool) -> Obj | None:
         if view.spec is None:
@@ -164,7 +161,15 @@ class Observer:
                 self.apps.setdefault((ns, name), slim(app_obj))
         return app_obj
 
-    async def _mpi_available(self) -> bool:
+    def _parents(self, ns: str, view: JobView) -> dict[str, ParentView | None]:
+        if view.spec is None:
+            return {}
+        return {parent: self.jobs.parent((ns, parent)) for parent in view.spec.parents}
+
+    async def _mpi_available(self, app: AppView | None) -> bool:
+        """Whether the MPI operator is installed, when the App needs it (else True)."""
+        if app is None or app.spec is None or app.spec.runtime.type != "MPI":
+            return True
         checked_at, value = self._mpi_checked
         if time.monotonic() - checked_at < MPI_CHECK_SECONDS:
             return value
