@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
-from ferry.decisions.observation import LABEL_JOB, PodView, pod_view
+from ferry.decisions.observation import PodView, pod_view
 from ferry.handlers.jobcache import Key, Obj, resource_version
 
 #: How long a pod this process created or deleted may take to show in the watch.
@@ -57,7 +57,7 @@ class PodCache:
         """Keep what a watch event (`kind` ADDED, MODIFIED, DELETED, or None for a listing)
         shows of a pod, unless it is older than what is known; None for a pod of no Job."""
         meta = obj.get("metadata", {})
-        job = (meta.get("labels") or {}).get(LABEL_JOB)
+        job = (meta.get("labels") or {}).get("ferry.dev/job")
         if not job:
             return None
         key = (meta.get("namespace", ""), job)
