@@ -39,17 +39,12 @@ class PodChange(NamedTuple):
 class PodCache:
     """Pods by Job, with the expectations of this process's own creates and deletes."""
 
-    def __init__(
-        self,
-        monotonic: Callable[[], float] = time.monotonic,
-        expectation_seconds: float = EXPECTATION_SECONDS,
-    ) -> None:
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._pods: dict[Key, dict[str, tuple[int, PodView]]] = {}
         self._created: Expectations = {}
         self._deleted: Expectations = {}
         self._stray: set[Key] = set()
         self._monotonic = monotonic
-        self._expectation_seconds = expectation_seconds
 
     # ---------------------------------------------------------------- pods
 
@@ -125,7 +120,7 @@ class PodCache:
         return self._pending(self._deleted, key)
 
     def _expect(self, table: Expectations, key: Key, name: str) -> None:
-        table.setdefault(key, {})[name] = self._monotonic() + self._expectation_seconds
+        table.setdefault(key, {})[name] = self._monotonic() + EXPECTATION_SECONDS
 
     def _pending(self, table: Expectations, key: Key) -> set[str]:
         now = self._monotonic()
