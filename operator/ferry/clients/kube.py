@@ -1,8 +1,9 @@
 """Kubernetes API access for the operator: the only module that imports `kubernetes`.
 
 Owns: loading credentials (kubeconfig or in-cluster), a client-side QPS limit shared by every
-call, and the handful of reads and writes the reconciler needs, each mapping "already done"
-answers (AlreadyExists on create, NotFoundError on delete) to success. Must not: decide anything.
+call, and `KubeClient`, the handful of reads and writes the reconciler needs (the
+`clients.protocol.KubeAPI` it is typed against), each mapping "already done" answers
+(AlreadyExists on create, NotFoundError on delete) to success. Must not: decide anything.
 Calls are blocking; the reconciler runs them in worker threads.
 """
 
@@ -19,15 +20,11 @@ from kubernetes.client.exceptions import ApiException
 
 from ferry.api.common import GROUP, VERSION
 
+# The errors live beside the protocol (which must not import kubernetes); re-exported here.
+from ferry.clients.protocol import ConflictError as ConflictError
+from ferry.clients.protocol import NotFoundError as NotFoundError
+
 Obj = dict[str, Any]
-
-
-class ConflictError(Exception):
-    """The object changed since it was read (optimistic lock lost); read again and retry."""
-
-
-class NotFoundError(Exception):
-    """The object does not exist."""
 
 
 class RateLimiter:

@@ -13,15 +13,15 @@ from typing import Any
 
 import kopf
 
+from ferry.api import names
+from ferry.api.common import GROUP, VERSION
 from ferry.clients.kube import KubeClient, credentials, load_config
+from ferry.clients.protocol import KubeAPI
 from ferry.config import OperatorConfig
 from ferry.handlers.metrics import Metrics
 from ferry.handlers.reconciler import Reconciler
 
 log = logging.getLogger("ferry.operator")
-
-GROUP = "ferry.dev"
-VERSION = "v1alpha1"
 
 
 class EventsOnlyDiffBase(kopf.AnnotationsDiffBaseStorage):
@@ -36,9 +36,9 @@ class EventsOnlyDiffBase(kopf.AnnotationsDiffBaseStorage):
 def configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
     """Every kopf setting Ferry relies on, set explicitly."""
     settings.persistence.finalizer = config.finalizer
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="ferry.dev")
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = EventsOnlyDiffBase(
-        prefix="ferry.dev", key="last-handled-configuration"
+        prefix=GROUP, key="last-handled-configuration"
     )
     # kopf's per-handler chatter ("Handler ... succeeded") would be one Event write per
     # handler call; Ferry posts its own Events on state transitions only.
@@ -85,7 +85,10 @@ def login(settings: kopf.OperatorSettings, **kwargs: Any) -> kopf.ConnectionInfo
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     config = OperatorConfig.from_env(os.environ)
     configure(settings, config)
-    kube = KubeClient(load_config(os.environ.get("FERRY_KUBECONFIG")), config.qps, config.burst)
+    # Typed as the protocol the handlers use: mypy checks here that KubeClient satisfies it.
+    kube: KubeAPI = KubeClient(
+        load_config(os.environ.get("FERRY_KUBECONFIG")), config.qps, config.burst
+    )
     metrics = Metrics()
     reconciler = Reconciler(kube, config, metrics=metrics)
     metrics.serve(config.metrics_port)
@@ -134,6 +137,6 @@ async def app_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
         await reconciler.reconcile_app(obj)
 
 
-@kopf.on.event("", "v1", "pods", labels={"app.kubernetes.io/managed-by": "ferry"})
+@kopf.on.event("", "v1", "pods", labels={names.LABEL_MANAGED_BY: names.MANAGED_BY})
 async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     memo["reconciler"].pod_event(event.get("type"), dict(event["object"]))
