@@ -10,6 +10,8 @@ import copy
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ferry.clients.protocol import Ownership
+
 if TYPE_CHECKING:
     from ferry.clients.protocol import KubeAPI
 
@@ -27,7 +29,17 @@ class FakeKube:
     def __init__(self, job: Obj, pods: list[Obj]) -> None:
         self.job = job
         self.pods = pods
-        self.pvcs: list[Obj] = [{"metadata": {"name": "j-1", "labels": {"ferry.dev/job": "j"}}}]
+        uid = job["metadata"].get("uid", "")
+        self.pvcs: list[Obj] = [
+            {
+                "metadata": {
+                    "name": "j-1",
+                    "uid": "pvc-uid-1",
+                    "labels": {"ferry.dev/job": "j"},
+                    "ownerReferences": [{"uid": uid, "controller": True}],
+                }
+            }
+        ]
         #: What `pod_warnings` answers.
         self.warnings: list[Obj] = []
         self.log: list[tuple[str, str]] = []
@@ -63,13 +75,23 @@ class FakeKube:
     def crd_exists(self, name: str) -> bool:
         return True
 
+    def ownership(self, kind: str, namespace: str, name: str) -> Ownership | None:
+        self.log.append((f"get {kind}", name))
+        objs = self.pods if kind == "Pod" else self.pvcs
+        for obj in objs:
+            meta = obj["metadata"]
+            if meta["name"] == name:
+                refs = [r for r in meta.get("ownerReferences") or [] if r.get("controller")]
+                return Ownership(str(meta.get("uid", "")), str(refs[0]["uid"]) if refs else "")
+        return None
+
     # ---------------------------------------------------------------- writes
 
     def create(self, manifest: Obj) -> bool:
         self.log.append(("create", manifest["metadata"]["name"]))
         return True
 
-    def delete(self, kind: str, namespace: str, name: str) -> bool:
+    def delete(self, kind: str, namespace: str, name: str, uid: str) -> bool:
         self.log.append((f"delete {kind}", name))
         return True
 

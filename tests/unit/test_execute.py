@@ -88,9 +88,9 @@ async def test_creates_then_the_status_write_then_deletes_then_events(
     bed = Bed(threads, _job())
     plan = _plan(
         State.ARCHIVING,
-        DeleteObject("Pod", "j-1"),
+        DeleteObject("Pod", "j-1", "uid-j-1"),
         _create("Pod", "j-1-archive-1"),
-        DeleteObject("PersistentVolumeClaim", "j-0"),
+        DeleteObject("PersistentVolumeClaim", "j-1"),
         _create("PersistentVolumeClaim", "j-2"),
         events=(Event("Normal", "Archiving", "archiving"),),
     )
@@ -100,7 +100,9 @@ async def test_creates_then_the_status_write_then_deletes_then_events(
         ("create", "j-2"),
         ("status", "Archiving"),
         ("delete Pod", "j-1"),
-        ("delete PersistentVolumeClaim", "j-0"),
+        # A workspace is not watched: its controller is read before it is deleted.
+        ("get PersistentVolumeClaim", "j-1"),
+        ("delete PersistentVolumeClaim", "j-1"),
         ("event", "Archiving"),
     ]
 
@@ -113,7 +115,7 @@ async def test_the_pods_made_and_deleted_are_expected_in_the_pod_cache(
         State.RUNNING,
         _create("Pod", "j-2"),
         _create("PersistentVolumeClaim", "j-2"),
-        DeleteObject("Pod", "j-1"),
+        DeleteObject("Pod", "j-1", "uid-j-1"),
         DeleteObject("PersistentVolumeClaim", "j-1"),
     )
     await bed.run(plan)
@@ -123,8 +125,8 @@ async def test_the_pods_made_and_deleted_are_expected_in_the_pod_cache(
 
 async def test_a_pod_already_gone_is_not_expected_to_go(threads: ApiThreads) -> None:
     bed = Bed(threads, _job())
-    bed.kube.delete = lambda kind, namespace, name: False  # type: ignore[method-assign]
-    await bed.run(_plan(State.RUNNING, DeleteObject("Pod", "j-1")))
+    bed.kube.delete = lambda kind, namespace, name, uid: False  # type: ignore[method-assign]
+    await bed.run(_plan(State.RUNNING, DeleteObject("Pod", "j-1", "uid-j-1")))
     assert bed.pods.deleting(KEY) == set()
 
 
@@ -143,7 +145,7 @@ async def test_an_unchanged_status_is_not_written_and_tells_nothing(
     bed = Bed(threads, _job())
     plan = _plan(
         State.RUNNING,
-        DeleteObject("Pod", "j-0"),
+        DeleteObject("Pod", "j-0", "uid-j-0"),
         changed=False,
         events=(Event("Normal", "Running", "running"),),
     )
@@ -162,7 +164,7 @@ async def test_a_lost_lock_leaves_the_deletes_and_events_undone(threads: ApiThre
     plan = _plan(
         State.ARCHIVING,
         _create("Pod", "j-1-archive-1"),
-        DeleteObject("Pod", "j-1"),
+        DeleteObject("Pod", "j-1", "uid-j-1"),
         events=(Event("Normal", "Archiving", "archiving"),),
     )
     with pytest.raises(ConflictError):
@@ -176,7 +178,7 @@ async def test_deleting_the_job_ends_the_pass(threads: ApiThreads) -> None:
         State.FINISHED,
         _create("PersistentVolumeClaim", "j-1"),
         DeleteJob(),
-        DeleteObject("Pod", "j-1"),
+        DeleteObject("Pod", "j-1", "uid-j-1"),
         events=(Event("Normal", "Finished", "done"),),
     )
     assert await bed.run(plan) is None
@@ -192,7 +194,10 @@ async def test_a_terminal_job_with_nothing_left_rests(threads: ApiThreads) -> No
 
 async def test_a_terminal_job_releasing_something_does_not_rest(threads: ApiThreads) -> None:
     bed = Bed(threads, _job("Finished"))
-    assert await bed.run(_plan(State.FINISHED, DeleteObject("Pod", "j-1"), changed=False)) is None
+    assert (
+        await bed.run(_plan(State.FINISHED, DeleteObject("Pod", "j-1", "uid-j-1"), changed=False))
+        is None
+    )
     assert not bed.jobs.is_rested(KEY)
 
 

@@ -48,7 +48,13 @@ def _app(**spec: Any) -> dict[str, Any]:
 
 def _pod(name: str = "j-1") -> dict[str, Any]:
     labels = {"ferry.dev/job": "j", "ferry.dev/attempt": "1", "ferry.dev/role": "run"}
-    meta = {"name": name, "namespace": NS, "resourceVersion": "20", "labels": labels}
+    meta = {
+        "name": name,
+        "namespace": NS,
+        "resourceVersion": "20",
+        "labels": labels,
+        "ownerReferences": [{"uid": "u-1", "controller": True}],
+    }
     return {"metadata": meta, "status": {"phase": "Running"}}
 
 

@@ -55,7 +55,9 @@ def _pod(phase: str, state: dict[str, Any]) -> dict[str, Any]:
         "metadata": {
             "name": "j-1",
             "namespace": NS,
+            "uid": "pod-uid-1",
             "labels": {"ferry.dev/job": "j", "ferry.dev/attempt": "1", "ferry.dev/role": "run"},
+            "ownerReferences": [{"uid": "u-1", "controller": True}],
         },
         "spec": {"nodeName": "n"},
         "status": {"phase": phase, "containerStatuses": [{"name": "app", "state": state}]},
@@ -111,6 +113,8 @@ async def test_terminal_job_with_a_standing_pod_is_released() -> None:
         await rec.stop()
     # The standing pod is known from the watch: no LIST is needed to release it.
     assert [e for e in kube.log if e[0] != "status"] == [
+        # A workspace is not watched: its controller is read before it is deleted.
+        ("get PersistentVolumeClaim", "j-1"),
         ("delete PersistentVolumeClaim", "j-1"),
         ("delete Pod", "j-1"),
     ]

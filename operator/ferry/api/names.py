@@ -18,6 +18,9 @@ __all__ = ["API_VERSION", "GROUP"]
 
 #: The Job (by name) a child belongs to.
 LABEL_JOB: Final = f"{GROUP}/job"
+#: The UID of the Job a child belongs to (its controller ownerReference says the same; Ferry
+#: looks at, mounts and deletes only children whose controller is the Job's UID).
+LABEL_JOB_UID: Final = f"{GROUP}/job-uid"
 #: The attempt number a child belongs to.
 LABEL_ATTEMPT: Final = f"{GROUP}/attempt"
 #: What the child is for: one of `Role`.

@@ -23,6 +23,7 @@ class Reason(StrEnum):
     CONFIG_ERROR = "ConfigError"
     IMAGE_PULL_FAILED = "ImagePullFailed"
     POD_NOT_STARTING = "PodNotStarting"
+    NAME_TAKEN = "NameTaken"
     # --- waiting
     AWAITING_PARENTS = "AwaitingParents"
     SUSPENDED = "Suspended"
@@ -77,6 +78,10 @@ EXPLAINED: dict[Reason, str] = {
     Reason.IMAGE_PULL_FAILED: "a container's image cannot be pulled",
     Reason.POD_NOT_STARTING: "the run pod was scheduled but none of its containers has started "
     "in `FERRY_POD_START_GRACE_SECONDS`; its newest Warning Event says why",
+    Reason.NAME_TAKEN: "an object Ferry would create for this Job (a workspace PVC, a run or "
+    "archive pod) already exists and was not made by Ferry for this Job (a user's object, or a "
+    "deleted Job's of the same name not yet collected): Ferry never adopts, mounts or deletes "
+    "it, and goes on once the name is free",
     Reason.AWAITING_PARENTS: "`spec.parents` are not all Finished",
     Reason.SUSPENDED: "`spec.suspend` is true",
     Reason.RESUMING: "`spec.suspend` went back to false; the stopped attempt's pod is ending",

@@ -23,6 +23,7 @@ from ferry.api.common import GROUP, VERSION
 # The errors live beside the protocol (which must not import kubernetes); re-exported here.
 from ferry.clients.protocol import ConflictError as ConflictError
 from ferry.clients.protocol import NotFoundError as NotFoundError
+from ferry.clients.protocol import Ownership
 
 Obj = dict[str, Any]
 
@@ -264,19 +265,41 @@ class KubeClient:
             raise
         return True
 
-    def delete(self, kind: str, namespace: str, name: str) -> bool:
-        """Delete a Pod or PVC; False when it was already gone."""
+    def ownership(self, kind: str, namespace: str, name: str) -> Ownership | None:
+        """The object's UID and its controller's (metadata only is read)."""
+        try:
+            if kind == "Pod":
+                self._call("get", "pods")
+                obj = self.core.read_namespaced_pod(name, namespace)
+            elif kind == "PersistentVolumeClaim":
+                self._call("get", "persistentvolumeclaims")
+                obj = self.core.read_namespaced_persistent_volume_claim(name, namespace)
+            else:
+                raise ValueError(f"cannot read {kind}")
+        except ApiException as exc:
+            if _status(exc) == 404:
+                return None
+            raise
+        meta = obj.metadata
+        controller = next((r.uid for r in meta.owner_references or [] if r.controller), "")
+        return Ownership(uid=str(meta.uid or ""), controller_uid=str(controller or ""))
+
+    def delete(self, kind: str, namespace: str, name: str, uid: str) -> bool:
+        """Delete the Pod or PVC of this `uid` only; False when it is gone or the name now
+        belongs to another object (the precondition failed)."""
+        body = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid))
         try:
             if kind == "Pod":
                 self._call("delete", "pods")
-                self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=30)
+                body.grace_period_seconds = 30
+                self.core.delete_namespaced_pod(name, namespace, body=body)
             elif kind == "PersistentVolumeClaim":
                 self._call("delete", "persistentvolumeclaims")
-                self.core.delete_namespaced_persistent_volume_claim(name, namespace)
+                self.core.delete_namespaced_persistent_volume_claim(name, namespace, body=body)
             else:
                 raise ValueError(f"cannot delete {kind}")
         except ApiException as exc:
-            if _status(exc) == 404:
+            if _status(exc) in (404, 409):
                 return False
             raise
         return True

@@ -8,9 +8,16 @@ implements it in memory. Must not: import `kubernetes`, or hold any behaviour.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 Obj = dict[str, Any]
+
+
+class Ownership(NamedTuple):
+    """Who an object is: its own UID, and the UID of its controller ("" without one)."""
+
+    uid: str
+    controller_uid: str
 
 
 class ConflictError(Exception):
@@ -66,14 +73,19 @@ class KubeAPI(Protocol):
 
     def crd_exists(self, name: str) -> bool: ...
 
+    def ownership(self, kind: str, namespace: str, name: str) -> Ownership | None:
+        """The Pod's or PVC's UID and its controller's UID; None when it does not exist."""
+        ...
+
     # ---------------------------------------------------------------- writes
 
     def create(self, manifest: Obj) -> bool:
         """Create a Pod or PVC; False when it already existed."""
         ...
 
-    def delete(self, kind: str, namespace: str, name: str) -> bool:
-        """Delete a Pod or PVC; False when it was already gone."""
+    def delete(self, kind: str, namespace: str, name: str, uid: str) -> bool:
+        """Delete the Pod or PVC of this `uid` only (a precondition); False when it is gone
+        or the name now belongs to another object."""
         ...
 
     def delete_job(self, namespace: str, name: str, uid: str) -> None:

@@ -16,7 +16,7 @@ from ferry.api import names
 from ferry.api.common import ConditionStatus
 from ferry.api.job import Outputs, RunOutcome, State
 from ferry.api.reasons import Reason
-from ferry.decisions import builders
+from ferry.decisions import attempts, builders
 from ferry.decisions.conditions import truncate
 from ferry.decisions.context import Ctx, find_pod
 from ferry.decisions.observation import PodView
@@ -89,6 +89,9 @@ def _create(
     manifest = builders.archive_pod(
         ctx.meta, ctx.app, ctx.spec, n, try_, manifest_extra(ctx, outcome), ctx.config
     )
+    taken = attempts.name_taken(ctx, [manifest])
+    if taken is not None:
+        return taken
     name = manifest["metadata"]["name"]
     return Draft(
         State.ARCHIVING,

@@ -21,6 +21,7 @@ from ferry.api.names import (
     ARCHIVE_CONTAINER,
     LABEL_ATTEMPT,
     LABEL_JOB,
+    LABEL_JOB_UID,
     LABEL_MANAGED_BY,
     LABEL_ROLE,
     MANAGED_BY,
@@ -59,6 +60,7 @@ def _userchild_metadata(values: Mapping[str, str]) -> dict[str, str]:
 def labels(job: JobMeta, attempt: int, role: str) -> dict[str, str]:
     return {
         LABEL_JOB: job.name,
+        LABEL_JOB_UID: job.uid,
         LABEL_ATTEMPT: str(attempt),
         LABEL_ROLE: role,
         LABEL_MANAGED_BY: MANAGED_BY,

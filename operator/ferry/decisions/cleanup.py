@@ -33,7 +33,7 @@ def cancel(obs: Observation) -> Draft:
     if not live:
         return Draft(State.CANCELLED, Reason.CANCELLED, "cancelled through spec.cancel")
     draft = Draft(State.CANCELLING, Reason.CANCEL_REQUESTED, f"stopping {len(live)} pod(s)")
-    draft.actions += [DeleteObject("Pod", p.name) for p in live if not p.deleting]
+    draft.actions += [DeleteObject("Pod", p.name, p.uid) for p in live if not p.deleting]
     return draft
 
 
@@ -54,7 +54,7 @@ def release(obs: Observation, draft: Draft) -> None:
     pinning = obs.job.spec is None or obs.job.spec.uses_workspace
     for pod in obs.pods:
         if not pod.deleting and pod.name not in targeted and (pod.live or pinning):
-            draft.actions.append(DeleteObject("Pod", pod.name))
+            draft.actions.append(DeleteObject("Pod", pod.name, pod.uid))
 
 
 def expire(obs: Observation, draft: Draft, ended: datetime) -> None:

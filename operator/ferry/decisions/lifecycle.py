@@ -16,7 +16,7 @@ from ferry.api.job import State
 from ferry.api.reasons import Reason
 from ferry.decisions import accept, attempts, cleanup, run, verdict
 from ferry.decisions.context import Ctx
-from ferry.decisions.observation import Observation
+from ferry.decisions.observation import Observation, owned
 from ferry.decisions.plan import Action, CreateObject, DeleteJob, DeleteObject, Draft, Event, Plan
 from ferry.decisions.runner import Runner
 from ferry.decisions.status import finalize
@@ -26,6 +26,7 @@ __all__ = ["Action", "CreateObject", "DeleteJob", "DeleteObject", "Event", "Plan
 
 def decide(obs: Observation, runners: Mapping[str, Runner]) -> Plan:
     """The plan for one observation of a Job; `runners` are the runtimes Ferry can run."""
+    obs = owned(obs)
     job = obs.job
     status = job.status
     if status.state is not None and status.state.terminal:

@@ -8,7 +8,7 @@ the apiserver returns them) into `PodView`s, and of a pod's Warning Events into
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -63,6 +63,9 @@ class PodView:
     init: tuple[ContainerView, ...] = ()
     main: ContainerView | None = None
     archive_try: int = 0
+    #: The UID of its controller (the controller ownerReference); Ferry's children name their
+    #: Job's. Empty for a pod without a controller.
+    owner_uid: str = ""
     #: Warning Events about the pod, newest first: looked up by the handlers only for a pod
     #: slow to start (`slow_to_start`); never part of the pod itself.
     warnings: tuple[PodWarning, ...] = ()
@@ -158,6 +161,28 @@ class Observation:
     pods: tuple[PodView, ...] = ()
     pvcs: frozenset[str] = frozenset()
     mpi_available: bool = True
+    #: Objects ("Kind/name") that Ferry went to create for this Job and found made by someone
+    #: else (a user's PVC of the workspace's name, a pod of an earlier Job of the same name,
+    #: a forgery): never adopted.
+    foreign: frozenset[str] = frozenset()
+
+
+def owned(obs: Observation) -> Observation:
+    """The observation with only the pods this Job made: a pod whose controller is not the
+    Job's UID (left by an earlier Job of the same name, or made by someone else with Ferry's
+    labels) is never read, mounted or deleted."""
+    mine = tuple(p for p in obs.pods if p.owner_uid == obs.job.uid)
+    if len(mine) == len(obs.pods):
+        return obs
+    return replace(obs, pods=mine)
+
+
+def controller_uid(meta: Mapping[str, Any]) -> str:
+    """The UID in an object's controller ownerReference; empty when it has none."""
+    for ref in meta.get("ownerReferences") or []:
+        if isinstance(ref, Mapping) and ref.get("controller"):
+            return str(ref.get("uid") or "")
+    return ""
 
 
 def _container(status: Mapping[str, Any]) -> ContainerView:
@@ -251,6 +276,7 @@ def pod_view(pod: Mapping[str, Any]) -> PodView | None:
         init=init,
         main=main,
         archive_try=archive_try,
+        owner_uid=controller_uid(meta),
     )
 
 

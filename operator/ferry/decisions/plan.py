@@ -36,10 +36,13 @@ class CreateObject:
 
 @dataclass(frozen=True)
 class DeleteObject:
-    """Delete this child; NotFound means it is already gone and is fine."""
+    """Delete this child of the Job; NotFound means it is already gone and is fine. Only
+    the object of `uid` is deleted; without a `uid` (a workspace, which is not watched) the
+    handler reads it first and deletes it only if the Job is its controller."""
 
     kind: Literal["Pod", "PersistentVolumeClaim"]
     name: str
+    uid: str = ""
 
 
 @dataclass(frozen=True)

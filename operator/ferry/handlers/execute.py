@@ -17,6 +17,7 @@ what to do (`lifecycle.decide` does), or read the API.
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 from ferry.api import names
 from ferry.clients.protocol import KubeAPI
@@ -66,10 +67,15 @@ class Executor:
     async def execute(self, key: Key, obj: Obj, job: JobView, plan: Plan) -> float | None:
         """Apply `plan`, decided for `job` as observed in `obj`: the seconds after which to
         look at the Job again, None for not (it was deleted, or is at rest now)."""
-        if not await self._create(key, job, plan):
+        created = await self._create(key, job, plan)
+        if created == "deleted":
             return None
+        if created == "held":
+            # A name this plan needed is held by another object: nothing is recorded, and the
+            # next pass decides with that known (Blocked/NameTaken).
+            return MIN_REQUEUE_SECONDS
         written = await self._record(key, obj, job, plan) if plan.changed else None
-        await self._delete(key, plan)
+        await self._delete(key, job, plan)
         if written is not None:
             await self._tell(written, plan)
         delay = look_again_in(plan, self.config.resync_seconds)
@@ -79,13 +85,18 @@ class Executor:
             self.jobs.rest(key)
         return delay
 
-    async def _create(self, key: Key, job: JobView, plan: Plan) -> bool:
-        """The plan's creates, in order; False when it deletes the Job instead (the
-        creates before that are made, nothing after)."""
+    async def _create(
+        self, key: Key, job: JobView, plan: Plan
+    ) -> Literal["done", "deleted", "held"]:
+        """The plan's creates, in order: "deleted" when it deletes the Job instead (the
+        creates before that are made, nothing after), "held" when a name it needs exists and
+        is not the Job's (nothing after it is made)."""
         ns, name = key
         for action in plan.actions:
             if isinstance(action, CreateObject):
                 made = await self.threads.run(self.kube.create, action.manifest)
+                if not made and not await self._ours(key, job, action.kind, action.name):
+                    return "held"
                 if action.kind == "Pod":
                     self.pods.expect_created(key, action.name)
                 if made:
@@ -93,8 +104,25 @@ class Executor:
             elif isinstance(action, DeleteJob):
                 log.info("Job %s/%s: ttlSecondsAfterFinished elapsed; deleting the Job", ns, name)
                 await self.threads.run(self.kube.delete_job, ns, name, job.uid)
-                return False
-        return True
+                return "deleted"
+        return "done"
+
+    async def _ours(self, key: Key, job: JobView, kind: str, name: str) -> bool:
+        """Whether the object that already had this name is the Job's own (made by an earlier
+        pass); one made by anything else is never adopted."""
+        found = await self.threads.run(self.kube.ownership, kind, key[0], name)
+        if found is not None and found.controller_uid == job.uid:
+            return True
+        if found is not None:
+            self.pods.note_foreign(key, kind, name)
+            log.warning(
+                "Job %s/%s: %s %s exists and is not this Job's (controller %r); not adopted",
+                *key,
+                kind,
+                name,
+                found.controller_uid,
+            )
+        return False
 
     async def _record(self, key: Key, obj: Obj, job: JobView, plan: Plan) -> Obj:
         """The one status write, locked on `obj`'s resourceVersion: the Job as written."""
@@ -114,11 +142,20 @@ class Executor:
             )
         return written
 
-    async def _delete(self, key: Key, plan: Plan) -> None:
+    async def _delete(self, key: Key, job: JobView, plan: Plan) -> None:
         ns, name = key
         for action in plan.actions:
             if isinstance(action, DeleteObject):
-                gone = await self.threads.run(self.kube.delete, action.kind, ns, action.name)
+                uid = action.uid
+                if not uid:
+                    # Not watched (a workspace): deleted only if it is the Job's own.
+                    found = await self.threads.run(
+                        self.kube.ownership, action.kind, ns, action.name
+                    )
+                    if found is None or found.controller_uid != job.uid:
+                        continue
+                    uid = found.uid
+                gone = await self.threads.run(self.kube.delete, action.kind, ns, action.name, uid)
                 if action.kind == "Pod" and gone:
                     self.pods.expect_deleted(key, action.name)
                 if gone:

@@ -118,6 +118,7 @@ class Observer:
             pods=await self._pod_views(key, pods, now),
             pvcs=workspaces(view) if children else frozenset(),
             mpi_available=mpi,
+            foreign=self.pods.foreign(key),
         )
         return Observed(obj, observation)
 
@@ -140,7 +141,7 @@ class Observer:
             # bring this Job back; deciding now would work from a stale view.
             return None
         pods = self.pods.views(key)
-        if run_pod_looks_lost(view, pods):
+        if run_pod_looks_lost(view, [p for p in pods if p.owner_uid == view.uid]):
             # Losing a run pod counts against the retry budget: confirm with the apiserver
             # before believing the cache.
             listed, _ = await self.threads.run(self.kube.list_children, *key)

@@ -23,6 +23,9 @@ from ferry.handlers.jobcache import Key, Obj, resource_version
 
 #: How long a pod this process created or deleted may take to show in the watch.
 EXPECTATION_SECONDS = 10.0
+#: How long a name found held by another object is reported to the Job's passes before a
+#: pass tries to create it again (the decision looks again after 30 s).
+FOREIGN_SECONDS = 25.0
 
 Expectations = dict[Key, dict[str, float]]
 
@@ -44,6 +47,7 @@ class PodCache:
         self._pods: dict[Key, dict[str, tuple[int, PodView]]] = {}
         self._created: Expectations = {}
         self._deleted: Expectations = {}
+        self._foreign: Expectations = {}
         self._stray: set[Key] = set()
         self._monotonic = monotonic
 
@@ -120,8 +124,18 @@ class PodCache:
         (within their deadline)."""
         return self._pending(self._deleted, key)
 
-    def _expect(self, table: Expectations, key: Key, name: str) -> None:
-        table.setdefault(key, {})[name] = self._monotonic() + EXPECTATION_SECONDS
+    def note_foreign(self, key: Key, kind: str, name: str) -> None:
+        """Ferry went to create `kind/name` for the Job and found it made by someone else."""
+        self._expect(self._foreign, key, f"{kind}/{name}", FOREIGN_SECONDS)
+
+    def foreign(self, key: Key) -> frozenset[str]:
+        """The Job's child names ("Kind/name") found held by other objects, recently."""
+        return frozenset(self._pending(self._foreign, key))
+
+    def _expect(
+        self, table: Expectations, key: Key, name: str, seconds: float = EXPECTATION_SECONDS
+    ) -> None:
+        table.setdefault(key, {})[name] = self._monotonic() + seconds
 
     def _pending(self, table: Expectations, key: Key) -> set[str]:
         now = self._monotonic()

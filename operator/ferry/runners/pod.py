@@ -77,7 +77,7 @@ class PodRunner:
 
     def stop(self, ctx: Ctx, attempt: int | None) -> tuple[Action, ...]:
         return tuple(
-            DeleteObject("Pod", p.name)
+            DeleteObject("Pod", p.name, p.uid)
             for p in self._run_pods(ctx, attempt)
             if p.live and not p.deleting
         )
