@@ -96,6 +96,13 @@ def test_a_status_older_than_the_spec_is_in_progress() -> None:
     assert kstatus(json.dumps(job))["x"][0] == "InProgress"
 
 
+def test_an_object_without_status_is_current_to_kstatus() -> None:
+    """kstatus's rule for kinds it does not know (docs/gitops.md warns of it): no status at
+    all reads as Current, so a Job or App Ferry has not looked at yet is briefly Current."""
+    job = {"kind": "Job", "metadata": {"name": "new", "generation": 1}, "spec": {}}
+    assert kstatus(json.dumps(job))["new"][0] == "Current"
+
+
 def test_live_jobs_through_their_lives(
     kube: Kube, namespace: str, operator: OperatorProcess
 ) -> None:
