@@ -96,6 +96,7 @@ class Reconciler:
         self.tasks: list[asyncio.Task[None]] = []
         self.metrics = metrics or Metrics()
         self.metrics.attach(self.jobs.states, kube.calls.counts)
+        self.queue.on_wait = self.metrics.observe_queue_wait
         self.freshness = WatchFreshness()
         self._mpi_checked = (0.0, False)
 
@@ -352,6 +353,7 @@ class Reconciler:
             written = await self._io(self.kube.replace_status, "jobs", obj, plan.status.wire())
             # Kept as the newest version, so that this write's own watch event is no news.
             self.jobs.put(key, written)
+            self.metrics.observe_status(view.status, plan.status)
             if plan.status.state != view.status.state:
                 state = plan.status.state.value if plan.status.state else ""
                 self.metrics.transitions.labels(state, plan.status.reason or "").inc()
