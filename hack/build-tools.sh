@@ -3,7 +3,8 @@
 #
 # Output: $FERRY_CACHE/bin/<name>-<version> plus a plain <name> symlink, for
 #   kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl (Kubernetes)
-#   etcd, kwok, minio, helm.
+#   etcd, kwok, minio, helm, and kstatus (hack/kstatus: kstatus's verdict per object, as
+#   Flux computes it; cached by its cli-utils version and a hash of its sources).
 # A binary already present for its pinned version is reused (warm start).
 # Versions live in hack/versions.env only.
 set -euo pipefail
@@ -21,7 +22,7 @@ export CGO_ENABLED=0
 export GOTOOLCHAIN=local
 
 want=("$@")
-[ ${#want[@]} -gt 0 ] || want=(kubernetes etcd kwok minio helm)
+[ ${#want[@]} -gt 0 ] || want=(kubernetes etcd kwok minio helm kstatus)
 
 have() { [ -x "$BIN/$1-$2" ]; }
 link() { ln -sf "$1-$2" "$BIN/$1"; }
@@ -115,6 +116,28 @@ build_etcd() {
   echo "etcd $v: built in $(( $(stamp) - t0 ))s"
 }
 
+build_kstatus() {
+  # Built from this checkout's hack/kstatus module (not `go install`): its go.mod pins
+  # sigs.k8s.io/cli-utils, which must match CLI_UTILS_VERSION in versions.env.
+  local src="$here/kstatus" v="$CLI_UTILS_VERSION"
+  if ! grep -q "sigs.k8s.io/cli-utils $v\$" "$src/go.mod"; then
+    echo "hack/kstatus/go.mod does not require sigs.k8s.io/cli-utils $v (versions.env)" >&2
+    return 1
+  fi
+  local sum; sum=$(cat "$src/go.mod" "$src/go.sum" "$src/main.go" | sha256sum | cut -c1-12)
+  local tag="$v-$sum"
+  if have kstatus "$tag"; then link kstatus "$tag"; echo "kstatus $tag: cached"; return; fi
+  local t0; t0=$(stamp)
+  local try
+  for try in 1 2 3 4; do
+    (cd "$src" && GOFLAGS=-mod=readonly go build -trimpath -ldflags "-s -w" -o "$BIN/kstatus-$tag" .) && break
+    [ "$try" = 4 ] && return 1
+    echo "kstatus build failed (attempt $try); retrying" >&2; sleep $((try * 5))
+  done
+  link kstatus "$tag"
+  echo "kstatus $tag: built in $(( $(stamp) - t0 ))s"
+}
+
 for w in "${want[@]}"; do
   case "$w" in
     kubernetes) build_kubernetes ;;
@@ -122,6 +145,7 @@ for w in "${want[@]}"; do
     kwok) build_go_install kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION" ;;
     minio) build_go_install minio github.com/minio/minio "$MINIO_VERSION" ;;
     helm) build_go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" ;;
+    kstatus) build_kstatus ;;
     *) echo "unknown tool: $w" >&2; exit 2 ;;
   esac
 done

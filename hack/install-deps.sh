@@ -41,7 +41,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 
-hack/build-tools.sh kubernetes etcd kwok minio helm
+hack/build-tools.sh kubernetes etcd kwok minio helm kstatus
 if [ "${FERRY_WITH_NODE:-0}" = 1 ]; then
   # The real node's images (cached by their inputs in ~/.cache/ferry/images); ferrydev is
   # installed in the virtualenv with Ferry (pip install -e).

@@ -220,4 +220,5 @@ def test_chart_crds_are_the_generated_ones() -> None:
 
 def test_argocd_health_check_ships_in_the_chart() -> None:
     assert (CHART / "health" / "argocd-job.lua").is_file()
+    assert (CHART / "health" / "argocd-app.lua").is_file()
     assert Path(CHART / "values.schema.json").is_file()

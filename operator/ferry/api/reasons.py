@@ -68,7 +68,8 @@ EXPLAINED: dict[Reason, str] = {
     Reason.APP_INVALID: "the App exists but is not usable (its message says why), or changed "
     "under an accepted Job in a way the Job no longer fits",
     Reason.INVALID_SPEC: "the Job (or App) asks for something the schema cannot refuse: a "
-    "parameter of the wrong type, an undeclared input, a bad template (terminal for a Job)",
+    "parameter of the wrong type, an undeclared input, a bad template (terminal for a Job; "
+    "for an App, Ready False and Stalled True until its spec is fixed)",
     Reason.MPI_OPERATOR_MISSING: "the App runs as MPI and the MPIJob CRD (kubeflow.org/v2beta1) "
     "is not installed",
     Reason.RUNTIME_UNAVAILABLE: "the App's runtime has no runner in this Ferry: it is never run "
@@ -113,7 +114,7 @@ EXPLAINED: dict[Reason, str] = {
     Reason.ACCEPTED: "the App was resolved and its snapshot taken (condition Accepted)",
     Reason.PENDING: "not evaluated yet (conditions only)",
     Reason.STAGED: "every input is staged (condition InputsStaged)",
-    Reason.VALID: "the App is usable (App condition Ready)",
+    Reason.VALID: "the App is usable (App conditions: Ready True, Stalled and Reconciling False)",
 }
 
 #: Reasons a Job is not (yet) accepted with: its Accepted condition is False.

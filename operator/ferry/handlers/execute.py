@@ -129,6 +129,7 @@ class Executor:
         written = await self.threads.run(self.kube.replace_status, "jobs", obj, plan.status.wire())
         # Kept as the newest version, so that this write's own watch event is no news.
         self.jobs.put(key, written)
+        self.metrics.observe_status(job.status, plan.status)
         if plan.status.state != job.status.state:
             state = plan.status.state.value if plan.status.state else ""
             self.metrics.transitions.labels(state, plan.status.reason or "").inc()

@@ -68,6 +68,7 @@ class Reconciler:
         self.tasks: list[asyncio.Task[None]] = []
         self.metrics = metrics or Metrics()
         self.metrics.attach(self.jobs.states, kube.calls.counts)
+        self.queue.on_wait = self.metrics.observe_queue_wait
         self.freshness = WatchFreshness()
         self.observer = Observer(
             kube, config, clock, self.jobs, self.pods, self.apps, self.threads, self.metrics
