@@ -151,7 +151,9 @@ def _stage_in(
     else:
         source = {"s3": {"bucket": BUCKET, "prefix": ds.key_prefix}}
     item = JobInput.model_validate({"name": "data", "source": source})
-    settings = replace(base, inputs_dir=tmp / "stage" / "inputs", logs_dir=tmp / "stage" / "logs")
+    settings = replace(
+        base, inputs_dir=tmp / "stage" / "inputs", records_dir=tmp / "stage" / "records"
+    )
     out = tmp / "baseline-in"
 
     def stager() -> None:

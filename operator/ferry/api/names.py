@@ -65,6 +65,15 @@ LOGS_DIR: Final = "/ferry/logs"
 #: The app's log inside LOGS_DIR, and so inside the archive.
 APP_LOG: Final = "app.log"
 WORKSPACE_DIR: Final = "/ferry/workspace"
+#: Staging records (what each input was, its bytes and hashes), for the manifest: mounted in
+#: the staging containers and read by the archive, never mounted in the app's container, so
+#: the app cannot forge its inputs' provenance.
+RECORDS_DIR: Final = "/ferry/records"
+#: The workspace's folders (subPaths) of an attempt.
+WORKSPACE_WORK: Final = "work"
+WORKSPACE_INPUTS: Final = "inputs"
+WORKSPACE_LOGS: Final = "logs"
+WORKSPACE_RECORDS: Final = "records"
 SOURCE_DIR: Final = "/ferry/source"
 
 # --------------------------------------------------------------------------- archive layout

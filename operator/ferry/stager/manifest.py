@@ -1,6 +1,6 @@
 """The archive's manifest.json and the staging records it folds in.
 
-Owns: the manifest's shape (below) and reading the staging records (logs/inputs/*.json) safely.
+Owns: the manifest's shape (below) and reading the staging records (records/inputs/*.json, where the app cannot write) safely.
 The content depends only on the workspace and the plan, except `createdAt`, so archiving the
 same attempt twice yields the same manifest but for that timestamp. Must not: upload anything.
 
@@ -50,9 +50,9 @@ class Archived:
         return {"path": self.path, "key": self.key, "bytes": self.bytes, "sha256": self.sha256}
 
 
-def read_input_records(logs_dir: Path) -> list[dict[str, Any]]:
-    """The staging records in logs_dir/inputs/*.json, by name; unreadable ones are noted."""
-    directory = logs_dir / "inputs"
+def read_input_records(records_dir: Path) -> list[dict[str, Any]]:
+    """The staging records in records_dir/inputs/*.json, by name; unreadable ones are noted."""
+    directory = records_dir / "inputs"
     out: list[dict[str, Any]] = []
     try:
         names = sorted(n for n in os.listdir(directory) if n.endswith(".json"))
@@ -61,7 +61,7 @@ def read_input_records(logs_dir: Path) -> list[dict[str, Any]]:
     for name in names:
         stem = name[: -len(".json")]
         try:
-            fd = open_inside(logs_dir, directory / name)
+            fd = open_inside(records_dir, directory / name)
         except (OSError, UnsafePathError):
             out.append({"name": stem, "error": "unreadable staging record"})
             continue

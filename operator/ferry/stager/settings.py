@@ -6,9 +6,9 @@ numeric knobs, each with its default and bounds. Must not: do any I/O besides re
 | variable | default | what |
 |---|---|---|
 | FERRY_INPUTS_DIR | /ferry/inputs | where inputs are staged (`<dir>/<name>`) |
-| FERRY_LOGS_DIR | /ferry/logs | staging records go to `<dir>/inputs/<name>.json` |
+| FERRY_RECORDS_DIR | /ferry/records | staging records go to `<dir>/inputs/<name>.json` (not mounted in the app) |
 | FERRY_SOURCE_DIR | /ferry/source | pvc and configMap volumes (`<dir>/<name>`) |
-| FERRY_WORKSPACE | /ferry/workspace | the workspace PVC (work/, inputs/, logs/) |
+| FERRY_WORKSPACE | /ferry/workspace | the workspace PVC (work/, inputs/, logs/, records/) |
 | FERRY_TERMINATION_LOG | /dev/termination-log | the pod's termination message |
 | FERRY_LAUNCHER | /usr/local/bin/ferry-launch | the launcher `setup` copies |
 | FERRY_HTTP_MAX_BYTES | 10 GiB | largest HTTP input |
@@ -88,7 +88,7 @@ class HttpLimits:
 @dataclass(frozen=True)
 class Settings:
     inputs_dir: Path
-    logs_dir: Path
+    records_dir: Path
     source_dir: Path
     workspace: Path
     termination_log: Path
@@ -109,7 +109,7 @@ def termination_log() -> Path:
 def load() -> Settings:
     return Settings(
         inputs_dir=_path("FERRY_INPUTS_DIR", "/ferry/inputs"),
-        logs_dir=_path("FERRY_LOGS_DIR", "/ferry/logs"),
+        records_dir=_path("FERRY_RECORDS_DIR", "/ferry/records"),
         source_dir=_path("FERRY_SOURCE_DIR", "/ferry/source"),
         workspace=_path("FERRY_WORKSPACE", "/ferry/workspace"),
         termination_log=termination_log(),
