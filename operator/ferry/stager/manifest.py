@@ -1,6 +1,7 @@
 """The archive's manifest.json and the staging records it folds in.
 
-Owns: the manifest's shape (below) and reading the staging records (records/inputs/*.json, where the app cannot write) safely.
+Owns: the manifest's shape (below) and reading the staging records (records/inputs/*.json,
+where the app cannot write) safely.
 The content depends only on the workspace and the plan, except `createdAt`, so archiving the
 same attempt twice yields the same manifest but for that timestamp. Must not: upload anything.
 
