@@ -6,7 +6,7 @@ numeric knobs, each with its default and bounds. Must not: do any I/O besides re
 | variable | default | what |
 |---|---|---|
 | FERRY_INPUTS_DIR | /ferry/inputs | where inputs are staged (`<dir>/<name>`) |
-| FERRY_RECORDS_DIR | /ferry/records | staging records: `<dir>/inputs/<name>.json` (not in the app) |
+| FERRY_RECORDS_DIR | /ferry/records | staging records, `<dir>/inputs/<name>.json` (not in app) |
 | FERRY_SOURCE_DIR | /ferry/source | pvc and configMap volumes (`<dir>/<name>`) |
 | FERRY_WORKSPACE | /ferry/workspace | the workspace PVC (work/, inputs/, logs/, records/) |
 | FERRY_TERMINATION_LOG | /dev/termination-log | the pod's termination message |
