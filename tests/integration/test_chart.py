@@ -5,6 +5,7 @@ renders, install / upgrade / uninstall without orphans, least-privilege RBAC, an
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -107,6 +108,35 @@ def test_service_monitor_when_enabled_selects_the_metrics_service(kube: Kube) ->
         "5s",
     )
     assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["mon"]}
+
+
+def test_install_md_values_render_and_pass_server_side_validation(
+    kube: Kube, release_ns: str, tmp_path: Path
+) -> None:
+    """docs/install.md's values file for an existing S3 store, as the page shows it."""
+    text = (ROOT / "docs" / "install.md").read_text()
+    (block,) = re.findall(r"^```yaml\n(# chart values:.*?)^```", text, re.S | re.M)
+    values = tmp_path / "ferry-values.yaml"
+    values.write_text(block)
+    for ns in yaml.safe_load(block)["watchNamespaces"]:
+        kube.run("create", "namespace", ns, check=False)
+    rendered = _documents(
+        helm(kube, "template", "ferry", str(CHART), "-n", release_ns, "-f", str(values)).stdout
+    )
+    (monitor,) = [d for d in rendered if d["kind"] == "ServiceMonitor"]
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    (deployment,) = [d for d in rendered if d["kind"] == "Deployment"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "registry.example.org/ferry/tools:0.1.0"
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["FERRY_DEFAULT_S3_BUCKET"] == "my-group-results"
+    # The apiserver has no ServiceMonitor CRD: everything else is validated strictly.
+    others = [d for d in rendered if d["kind"] != "ServiceMonitor"]
+    proc = kube.run(
+        "apply", "--dry-run=server", "--validate=strict", "-f", "-",
+        stdin=yaml.safe_dump_all(others), check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_service_monitor_needs_the_metrics_service(kube: Kube) -> None:
