@@ -9,7 +9,7 @@ help:
 	@echo "make demo   - local cluster + MinIO + operator, run the hello example, show its timeline"
 	@echo "make test   - install what is missing, then lint, type-check, layer check and every test"
 	@echo "make image  - the operator/tools image as build/image/ferry-tools-0.1.0.{oci,docker}.tar (root)"
-	@echo "make crds   - regenerate crds/, charts/ferry/crds/ and values.schema.json's operator section"
+	@echo "make crds   - regenerate crds/, charts/ferry/crds/, values.schema.json's operator section and the chart README's values table"
 
 deps:
 	hack/install-deps.sh
