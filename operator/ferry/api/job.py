@@ -85,6 +85,11 @@ class AppRef(WireModel):
     """The App to run, in the Job's namespace."""
 
     name: ObjectName = Field(description="Name of the App (kubectl get fapp) to run.")
+    version: Annotated[str, Field(max_length=64)] | None = Field(
+        default=None,
+        description="When set, the Job runs only an App of this spec.version; any other is "
+        "Blocked with AppVersionMismatch until the App has it.",
+    )
 
 
 class S3Source(S3Location):

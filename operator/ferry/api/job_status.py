@@ -13,6 +13,7 @@ from typing import Annotated
 
 from pydantic import Field
 
+from ferry.api.app import AppSpec
 from ferry.api.common import Condition, WireModel, list_map
 
 MAX_HISTORY = 50
@@ -62,6 +63,11 @@ class AppSnapshot(WireModel):
     version: str = Field(default="", description="The App's spec.version.")
     image: str = Field(description="Container image the attempts run.")
     spec_hash: str = Field(description="Hash of the App's spec (App status.specHash).")
+    spec: AppSpec | None = Field(
+        default=None,
+        description="The App's spec as accepted: every attempt and the archive are built from "
+        "it, so changing or deleting the App does not change what a Job runs.",
+    )
 
 
 class Outputs(WireModel):

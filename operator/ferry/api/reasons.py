@@ -17,6 +17,7 @@ class Reason(StrEnum):
     # --- not accepted, or cannot go on until something changes (Blocked)
     APP_NOT_FOUND = "AppNotFound"
     APP_INVALID = "AppInvalid"
+    APP_VERSION_MISMATCH = "AppVersionMismatch"
     INVALID_SPEC = "InvalidSpec"
     MPI_OPERATOR_MISSING = "MPIOperatorMissing"
     RUNTIME_UNAVAILABLE = "RuntimeUnavailable"
@@ -67,6 +68,8 @@ EXPLAINED: dict[Reason, str] = {
     Reason.APP_NOT_FOUND: "the App named by `spec.appRef` does not exist in the Job's namespace",
     Reason.APP_INVALID: "the App exists but is not usable (its message says why), or changed "
     "under an accepted Job in a way the Job no longer fits",
+    Reason.APP_VERSION_MISMATCH: "`spec.appRef.version` names another version than the App "
+    "has: the Job waits for an App of that version",
     Reason.INVALID_SPEC: "the Job (or App) asks for something the schema cannot refuse: a "
     "parameter of the wrong type, an undeclared input, a bad template (terminal for a Job; "
     "for an App, Ready False and Stalled True until its spec is fixed)",
@@ -122,6 +125,7 @@ NOT_ACCEPTED = frozenset(
     {
         Reason.APP_NOT_FOUND,
         Reason.APP_INVALID,
+        Reason.APP_VERSION_MISMATCH,
         Reason.INVALID_SPEC,
         Reason.MPI_OPERATOR_MISSING,
         Reason.RUNTIME_UNAVAILABLE,
