@@ -94,6 +94,27 @@ class HistoryEntry(WireModel):
     )
 
 
+#: Attempt records kept in status.attempts (the oldest dropped first).
+MAX_ATTEMPT_RECORDS = 20
+
+
+class AttemptRecord(WireModel):
+    """What one attempt's run was: where it ran, which image digest, when, and how it ended."""
+
+    attempt: int = Field(description="The attempt number.")
+    pod_name: str = Field(default="", description="Its run pod.")
+    node_name: str = Field(default="", description="The node it ran on.")
+    image: str = Field(default="", description="The app's image, as named.")
+    image_id: str = Field(
+        default="",
+        description="The image the node actually ran (the container's imageID: a digest).",
+    )
+    start_time: datetime | None = Field(default=None, description="When the app started.")
+    end_time: datetime | None = Field(default=None, description="When the app ended.")
+    exit_code: int | None = Field(default=None, description="The app's exit code.")
+    outcome: str = Field(default="", description="Succeeded, AppFailed, TimedOut or InfraFailure.")
+
+
 class RetryCounts(WireModel):
     """Failures counted against each retry budget so far."""
 
@@ -164,6 +185,11 @@ class JobStatus(WireModel):
         default=None, description="Failures counted against each retry budget so far."
     )
     archive_try: int | None = Field(default=None, description="Archive pods tried this attempt.")
+    attempts: Annotated[list[AttemptRecord], Field(max_length=MAX_ATTEMPT_RECORDS)] = Field(
+        default_factory=list,
+        description="Each attempt whose run ended: node, image digest, times, exit code, "
+        f"outcome (the last {MAX_ATTEMPT_RECORDS}).",
+    )
     history: Annotated[list[HistoryEntry], Field(max_length=MAX_HISTORY)] = Field(
         default_factory=list,
         description=f"The states the Job went through, oldest first (the last {MAX_HISTORY}).",

@@ -32,6 +32,9 @@ class ContainerView:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     restart_count: int = 0
+    #: The image as named, and the image the node ran (a digest), once known.
+    image: str = ""
+    image_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,8 @@ class PodView:
     init: tuple[ContainerView, ...] = ()
     main: ContainerView | None = None
     archive_try: int = 0
+    #: The node it is bound to.
+    node_name: str = ""
     #: The UID of its controller (the controller ownerReference); Ferry's children name their
     #: Job's. Empty for a pod without a controller.
     owner_uid: str = ""
@@ -189,6 +194,7 @@ def _container(status: Mapping[str, Any]) -> ContainerView:
     state = status.get("state") or {}
     name = str(status.get("name", ""))
     restarts = int(status.get("restartCount") or 0)
+    image, image_id = str(status.get("image") or ""), str(status.get("imageID") or "")
     if state.get("terminated"):
         t = state["terminated"]
         return ContainerView(
@@ -200,6 +206,8 @@ def _container(status: Mapping[str, Any]) -> ContainerView:
             started_at=parse_time(t.get("startedAt")),
             finished_at=parse_time(t.get("finishedAt")),
             restart_count=restarts,
+            image=image,
+            image_id=image_id,
         )
     if state.get("running"):
         return ContainerView(
@@ -207,6 +215,8 @@ def _container(status: Mapping[str, Any]) -> ContainerView:
             state="running",
             started_at=parse_time(state["running"].get("startedAt")),
             restart_count=restarts,
+            image=image,
+            image_id=image_id,
         )
     if state.get("waiting") is not None:
         w = state["waiting"] or {}
@@ -216,8 +226,10 @@ def _container(status: Mapping[str, Any]) -> ContainerView:
             reason=str(w.get("reason") or ""),
             message=str(w.get("message") or ""),
             restart_count=restarts,
+            image=image,
+            image_id=image_id,
         )
-    return ContainerView(name=name, restart_count=restarts)
+    return ContainerView(name=name, restart_count=restarts, image=image, image_id=image_id)
 
 
 def pod_view(pod: Mapping[str, Any]) -> PodView | None:
@@ -277,6 +289,7 @@ def pod_view(pod: Mapping[str, Any]) -> PodView | None:
         main=main,
         archive_try=archive_try,
         owner_uid=controller_uid(meta),
+        node_name=str((pod.get("spec") or {}).get("nodeName") or ""),
     )
 
 

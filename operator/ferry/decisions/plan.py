@@ -15,6 +15,7 @@ from typing import Any, Final, Literal
 
 from ferry.api.common import ConditionStatus
 from ferry.api.job import AppSnapshot, JobStatus, Outputs, RetryCounts, RunOutcome, State
+from ferry.api.job_status import AttemptRecord, HistoryEntry
 
 Manifest = dict[str, Any]
 
@@ -103,6 +104,7 @@ class Changes:
     archive_try: int | _Unset | None = UNSET
     retries: RetryCounts | _Unset | None = UNSET
     outputs: Outputs | _Unset | None = UNSET
+    attempts: list[AttemptRecord] | _Unset = UNSET
 
     def set(self) -> dict[str, Any]:
         """The fields that are set, by JobStatus field name."""
@@ -133,6 +135,10 @@ class Draft:
     requeue_after: float | None = None
     inputs_staged: CondValue | None = None
     archived: CondValue | None = None
+    #: States the Job went through since the last pass, at the time they happened (a run
+    #: seen only after it ended was Running in between); recorded in the history before the
+    #: new state.
+    passed: list[HistoryEntry] = field(default_factory=list)
 
     def after(self, earlier: Changes) -> Draft:
         """This draft with `earlier` changes under its own (its own win)."""
