@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from ferry.clients.protocol import Ownership
@@ -16,6 +17,26 @@ if TYPE_CHECKING:
     from ferry.clients.protocol import KubeAPI
 
 Obj = dict[str, Any]
+
+
+def job_object(status: Obj, namespace: str = "ns", **spec: Any) -> Obj:
+    """Job `j` (uid u-1) as the apiserver returns it, five minutes old."""
+    from tests.unit.factories import NOW, job_dict
+
+    return {
+        "apiVersion": "ferry.dev/v1alpha1",
+        "kind": "Job",
+        "metadata": {
+            "name": "j",
+            "namespace": namespace,
+            "uid": "u-1",
+            "generation": 1,
+            "resourceVersion": "10",
+            "creationTimestamp": (NOW - timedelta(minutes=5)).isoformat(),
+        },
+        "spec": job_dict(**spec),
+        "status": status,
+    }
 
 
 @dataclass

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -17,8 +16,8 @@ from ferry.handlers.metrics import Metrics
 from ferry.handlers.observe import Later, Observed, Observer
 from ferry.handlers.podcache import EXPECTATION_SECONDS, PodCache
 from ferry.handlers.threads import ApiThreads
-from tests.unit.factories import NOW, app_dict, job_dict
-from tests.unit.fakes import FakeKube
+from tests.unit.factories import NOW, app_dict
+from tests.unit.fakes import FakeKube, job_object
 
 pytestmark = pytest.mark.unit
 
@@ -27,19 +26,7 @@ KEY = (NS, "j")
 
 
 def _job(status: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "ferry.dev/v1alpha1",
-        "kind": "Job",
-        "metadata": {
-            "name": "j",
-            "namespace": NS,
-            "uid": "u-1",
-            "resourceVersion": "10",
-            "creationTimestamp": (NOW - timedelta(minutes=5)).isoformat(),
-        },
-        "spec": job_dict(),
-        "status": status,
-    }
+    return job_object(status, NS)
 
 
 def _app(**spec: Any) -> dict[str, Any]:

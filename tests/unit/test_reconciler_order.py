@@ -14,8 +14,8 @@ import pytest
 
 from ferry.config import OperatorConfig
 from ferry.handlers.reconciler import Reconciler
-from tests.unit.factories import NOW, app_dict, job_dict
-from tests.unit.fakes import FakeKube
+from tests.unit.factories import NOW, app_dict
+from tests.unit.fakes import FakeKube, job_object
 
 pytestmark = pytest.mark.unit
 
@@ -23,20 +23,7 @@ NS = "ns"
 
 
 def _job(status: dict[str, Any], **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "ferry.dev/v1alpha1",
-        "kind": "Job",
-        "metadata": {
-            "name": "j",
-            "namespace": NS,
-            "uid": "u-1",
-            "generation": 1,
-            "resourceVersion": "10",
-            "creationTimestamp": (NOW - timedelta(minutes=5)).isoformat(),
-        },
-        "spec": job_dict(**spec),
-        "status": status,
-    }
+    return job_object(status, NS, **spec)
 
 
 def _ended(state: str, reason: str) -> dict[str, Any]:
