@@ -9,6 +9,8 @@ same attempt twice yields the same manifest but for that timestamp. Must not: up
      "tool": {"name": "ferry.stager", "version": "0.1.0"}, "createdAt": "…Z",
      "destination": "s3://…/attempt-1/",
      "job": {…}, "app": {…}, "parameters": {…}, "outcome": "Succeeded",
+     "run": {"attempt": 1, "podName": …, "nodeName": …, "image": …, "imageId": "…@sha256:…",
+             "startTime": …, "endTime": …, "exitCode": 0, "outcome": "Succeeded"},
      "include": […], "exclude": […],
      "files": [{"path": "results/a.txt", "key": "outputs/results/a.txt", "bytes": 1,
                 "sha256": "…"}],                          # relative to work/, sorted
@@ -35,7 +37,7 @@ from ferry.stager.workspace import Skipped, UnsafePathError, open_inside
 MAX_RECORD_BYTES = 1024 * 1024
 TOOL = "ferry.stager"
 #: Keys of the plan's `extra` copied to the top level of the manifest.
-EXTRA_KEYS = ("job", "app", "parameters", "outcome")
+EXTRA_KEYS = ("job", "app", "parameters", "outcome", "run")
 
 
 @dataclass(frozen=True)
