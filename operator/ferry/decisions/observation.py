@@ -129,6 +129,8 @@ class JobView:
     spec: JobSpec | None
     status: JobStatus
     spec_error: str = ""
+    #: Why the recorded status could not be read; the Job is then left alone (Blocked).
+    status_error: str = ""
     deleting: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)

@@ -78,6 +78,10 @@ class Executor:
         await self._delete(key, job, plan)
         if written is not None:
             await self._tell(written, plan)
+        elif plan.events:
+            # Nothing to record (a status that cannot be read is never overwritten), but
+            # something to say.
+            await self._tell(obj, plan)
         delay = look_again_in(plan, self.config.resync_seconds)
         if delay is None and not any(isinstance(a, DeleteObject) for a in plan.actions):
             # Terminal, no TTL due, nothing released now (a release's pod events bring one

@@ -1,0 +1,75 @@
+"""Faults that used to lose or re-run a Job (issue #17's defects, each with the test that
+failed before its fix)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from ferry.api.job import State
+from ferry.decisions import parse
+from ferry.decisions.plan import CreateObject, DeleteJob
+
+from .factories import (
+    JOB,
+    NS,
+    UID,
+    app_view,
+    archive_pod,
+    decide,
+    job_dict,
+    observe,
+)
+from .test_lifecycle import SUMMARY, succeeded_then
+
+pytestmark = pytest.mark.unit
+
+
+def _job_obj(status: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "metadata": {"name": JOB, "namespace": NS, "uid": UID, "generation": 1},
+        "spec": job_dict(),
+        "status": status,
+    }
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        # Written by a newer Ferry (a state this one does not know), before a rollback.
+        {"state": "Preempted", "attempt": 3, "retries": {"appFailures": 2}},
+        # A field of the wrong type, written by someone else.
+        {"state": "Finished", "attempt": "three"},
+    ],
+    ids=["newer-state", "foreign-field"],
+)
+def test_a_status_that_cannot_be_read_never_restarts_the_job(status: dict[str, Any]) -> None:
+    view = parse.job_view(_job_obj(status))
+    assert view.status_error
+    plan = decide(observe(view, app=app_view()))
+    assert not plan.changed  # what a newer Ferry wrote is not overwritten
+    assert plan.actions == ()  # attempt 1 is not started again
+    assert [(e.type, e.reason) for e in plan.events] == [("Warning", "StatusUnreadable")]
+    assert "cannot be read" in plan.events[0].message
+    assert plan.requeue_after is not None
+
+
+def test_ttl_zero_records_the_end_before_deleting_the_job() -> None:
+    """ttlSecondsAfterFinished: 0 deleted the Job in the very pass that ended it, so its
+    terminal state was never written (watchers and children never saw it)."""
+    obs, ending = succeeded_then(
+        [archive_pod(phase="Succeeded", summary=SUMMARY)], ttlSecondsAfterFinished=0
+    )
+    assert ending.state == State.FINISHED
+    assert ending.changed
+    assert DeleteJob() not in ending.actions
+    assert ending.requeue_after == 0.0
+    # The next pass, with the terminal state recorded, deletes it.
+    recorded = dataclasses.replace(
+        obs, job=dataclasses.replace(obs.job, status=ending.status), pods=()
+    )
+    after = decide(recorded)
+    assert DeleteJob() in after.actions
+    assert not [a for a in after.actions if isinstance(a, CreateObject)]
