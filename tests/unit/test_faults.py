@@ -51,8 +51,8 @@ def test_a_status_that_cannot_be_read_never_restarts_the_job(status: dict[str, A
     plan = decide(observe(view, app=app_view()))
     assert not plan.changed  # what a newer Ferry wrote is not overwritten
     assert plan.actions == ()  # attempt 1 is not started again
-    assert [(e.type, e.reason) for e in plan.events] == [("Warning", "StatusUnreadable")]
-    assert "cannot be read" in plan.events[0].message
+    assert [(e.type, e.reason) for e in plan.notices] == [("Warning", "StatusUnreadable")]
+    assert "cannot be read" in plan.notices[0].message
     assert plan.requeue_after is not None
 
 
@@ -73,3 +73,36 @@ def test_ttl_zero_records_the_end_before_deleting_the_job() -> None:
     after = decide(recorded)
     assert DeleteJob() in after.actions
     assert not [a for a in after.actions if isinstance(a, CreateObject)]
+
+
+async def test_a_notice_is_posted_without_writing_the_status() -> None:
+    import copy
+
+    from ferry.api.job import JobStatus
+    from ferry.config import OperatorConfig
+    from ferry.decisions.plan import Event, Plan
+    from ferry.handlers.execute import Executor
+    from ferry.handlers.jobcache import JobCache
+    from ferry.handlers.metrics import Metrics
+    from ferry.handlers.podcache import PodCache
+    from ferry.handlers.threads import ApiThreads
+
+    from .fakes import FakeKube, job_object
+
+    obj = job_object({"state": "Preempted"})
+    kube = FakeKube(obj, [])
+    jobs = JobCache()
+    jobs.put(("ns", "j"), obj)
+    threads = ApiThreads(1)
+    try:
+        executor = Executor(kube, OperatorConfig(), jobs, PodCache(), threads, Metrics())
+        plan = Plan(
+            status=JobStatus(),
+            changed=False,
+            notices=(Event("Warning", "StatusUnreadable", "status cannot be read"),),
+        )
+        view = parse.job_view(copy.deepcopy(obj))
+        await executor.execute(("ns", "j"), copy.deepcopy(obj), view, plan)
+    finally:
+        threads.shutdown()
+    assert kube.log == [("event", "StatusUnreadable")]

@@ -66,7 +66,7 @@ def _unreadable(obs: Observation) -> Plan:
     return Plan(
         status=obs.job.status,
         changed=False,
-        events=(Event("Warning", Reason.STATUS_UNREADABLE, message),),
+        notices=(Event("Warning", Reason.STATUS_UNREADABLE, message),),
         requeue_after=UNREADABLE_RECHECK_SECONDS,
     )
 

@@ -22,7 +22,7 @@ from typing import Literal
 from ferry.api import names
 from ferry.clients.protocol import KubeAPI
 from ferry.config import OperatorConfig
-from ferry.decisions.lifecycle import CreateObject, DeleteJob, DeleteObject, Plan
+from ferry.decisions.lifecycle import CreateObject, DeleteJob, DeleteObject, Event, Plan
 from ferry.decisions.observation import JobView
 from ferry.handlers.jobcache import JobCache, Key, Obj
 from ferry.handlers.metrics import Metrics
@@ -77,11 +77,8 @@ class Executor:
         written = await self._record(key, obj, job, plan) if plan.changed else None
         await self._delete(key, job, plan)
         if written is not None:
-            await self._tell(written, plan)
-        elif plan.events:
-            # Nothing to record (a status that cannot be read is never overwritten), but
-            # something to say.
-            await self._tell(obj, plan)
+            await self._tell(written, plan.events)
+        await self._tell(obj, plan.notices)
         delay = look_again_in(plan, self.config.resync_seconds)
         if delay is None and not any(isinstance(a, DeleteObject) for a in plan.actions):
             # Terminal, no TTL due, nothing released now (a release's pod events bring one
@@ -166,12 +163,12 @@ class Executor:
                 if gone:
                     log.info("Job %s/%s: deleted %s %s", ns, name, action.kind, action.name)
 
-    async def _tell(self, written: Obj, plan: Plan) -> None:
-        """The plan's Events, about the Job as written."""
-        for event in plan.events:
+    async def _tell(self, about: Obj, events: tuple[Event, ...]) -> None:
+        """Events about the Job (as written, for the plan's events)."""
+        for event in events:
             await self.threads.run(
                 self.kube.post_event,
-                written,
+                about,
                 event.type,
                 event.reason,
                 event.message,
