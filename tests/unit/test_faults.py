@@ -97,7 +97,7 @@ async def test_a_notice_is_posted_without_writing_the_status() -> None:
     try:
         executor = Executor(kube, OperatorConfig(), jobs, PodCache(), threads, Metrics())
         plan = Plan(
-            status=JobStatus(),
+            status=JobStatus(state=State.BLOCKED),
             changed=False,
             notices=(Event("Warning", "StatusUnreadable", "status cannot be read"),),
         )

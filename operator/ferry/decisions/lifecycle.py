@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ferry.api.job import State
+from ferry.api.job import JobStatus, State
 from ferry.api.reasons import Reason
 from ferry.decisions import accept, attempts, cleanup, run, verdict
 from ferry.decisions.context import Ctx
@@ -63,8 +63,10 @@ def _unreadable(obs: Observation) -> Plan:
         f"status cannot be read ({obs.job.status_error}); the Job is left as it is: no "
         "attempt is started again"
     )
+    # Blocked as far as this pass goes; not written (changed is False).
+    status = JobStatus(state=State.BLOCKED, reason=Reason.STATUS_UNREADABLE, message=message)
     return Plan(
-        status=obs.job.status,
+        status=status,
         changed=False,
         notices=(Event("Warning", Reason.STATUS_UNREADABLE, message),),
         requeue_after=UNREADABLE_RECHECK_SECONDS,
