@@ -106,3 +106,71 @@ async def test_a_notice_is_posted_without_writing_the_status() -> None:
     finally:
         threads.shutdown()
     assert kube.log == [("event", "StatusUnreadable")]
+
+
+def test_a_create_the_apiserver_refuses_blocks_with_its_words() -> None:
+    from .factories import job_view
+
+    words = (
+        'pods "solver-job-1" is forbidden: exceeded quota: q, requested: pods=1, limited: pods=0'
+    )
+    obs = dataclasses.replace(observe(job_view(), app=app_view()), refused={f"Pod/{JOB}-1": words})
+    plan = decide(obs)
+    assert (plan.state, plan.status.reason) == (State.BLOCKED, "CreateRefused")
+    assert words in (plan.status.message or "")
+    assert plan.actions == ()
+    assert plan.status.attempt is None
+    assert plan.requeue_after is not None
+
+
+async def test_a_refused_create_records_nothing_and_backs_off() -> None:
+    import copy
+
+    from ferry.api.job import JobStatus
+    from ferry.clients.protocol import RefusedError
+    from ferry.config import OperatorConfig
+    from ferry.decisions.plan import Plan
+    from ferry.handlers.execute import Executor
+    from ferry.handlers.jobcache import JobCache
+    from ferry.handlers.metrics import Metrics
+    from ferry.handlers.podcache import PodCache
+    from ferry.handlers.threads import ApiThreads
+
+    from .fakes import FakeKube, job_object
+
+    obj = job_object({})
+    kube = FakeKube(obj, [])
+    now = [0.0]
+    pods = PodCache(monotonic=lambda: now[0])
+
+    def refuse(manifest: dict[str, Any]) -> bool:
+        kube.log.append(("create", manifest["metadata"]["name"]))
+        if manifest["kind"] == "Pod":
+            raise RefusedError("exceeded quota: q, limited: pods=0")
+        return True
+
+    kube.create = refuse  # type: ignore[method-assign]
+    jobs = JobCache()
+    jobs.put(("ns", "j"), obj)
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "j-1", "namespace": "ns"}}
+    pvc = {**pod, "kind": "PersistentVolumeClaim"}
+    plan = Plan(
+        status=JobStatus(state=State.QUEUED, attempt=1),
+        changed=True,
+        actions=(CreateObject(pvc), CreateObject(pod)),
+    )
+    threads = ApiThreads(1)
+    try:
+        executor = Executor(kube, OperatorConfig(), jobs, pods, threads, Metrics())
+        for _ in range(3):
+            view = parse.job_view(copy.deepcopy(obj))
+            await executor.execute(("ns", "j"), copy.deepcopy(obj), view, plan)
+    finally:
+        threads.shutdown()
+    assert not [e for e in kube.log if e[0] == "status"]
+    assert pods.refused(("ns", "j")) == {"Pod/j-1": "exceeded quota: q, limited: pods=0"}
+    # Three refusals in a row: reported for 10 s, 20 s, then 40 s.
+    now[0] = 39.0
+    assert pods.refused(("ns", "j"))
+    now[0] = 41.0
+    assert not pods.refused(("ns", "j"))

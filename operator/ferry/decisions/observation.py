@@ -172,6 +172,9 @@ class Observation:
     #: else (a user's PVC of the workspace's name, a pod of an earlier Job of the same name,
     #: a forgery): never adopted.
     foreign: frozenset[str] = frozenset()
+    #: Objects ("Kind/name") the apiserver recently refused to create for this Job, with its
+    #: words (a quota, a LimitRange, Pod Security, a webhook).
+    refused: Mapping[str, str] = field(default_factory=dict)
 
 
 def owned(obs: Observation) -> Observation:

@@ -20,7 +20,7 @@ import logging
 from typing import Literal
 
 from ferry.api import names
-from ferry.clients.protocol import KubeAPI
+from ferry.clients.protocol import KubeAPI, RefusedError
 from ferry.config import OperatorConfig
 from ferry.decisions.lifecycle import CreateObject, DeleteJob, DeleteObject, Event, Plan
 from ferry.decisions.observation import JobView
@@ -95,9 +95,24 @@ class Executor:
         ns, name = key
         for action in plan.actions:
             if isinstance(action, CreateObject):
-                made = await self.threads.run(self.kube.create, action.manifest)
+                try:
+                    made = await self.threads.run(self.kube.create, action.manifest)
+                except RefusedError as exc:
+                    # Nothing after it is made and nothing is recorded: the next pass
+                    # decides with the apiserver's words known (Blocked/CreateRefused).
+                    self.pods.note_refused(key, action.kind, action.name, str(exc))
+                    log.warning(
+                        "Job %s/%s: the apiserver refused %s %s: %s",
+                        ns,
+                        name,
+                        action.kind,
+                        action.name,
+                        exc,
+                    )
+                    return "held"
                 if not made and not await self._ours(key, job, action.kind, action.name):
                     return "held"
+                self.pods.forget_refusals(key, f"{action.kind}/{action.name}")
                 if action.kind == "Pod":
                     self.pods.expect_created(key, action.name)
                 if made:
