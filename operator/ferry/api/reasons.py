@@ -25,6 +25,8 @@ class Reason(StrEnum):
     IMAGE_PULL_FAILED = "ImagePullFailed"
     POD_NOT_STARTING = "PodNotStarting"
     NAME_TAKEN = "NameTaken"
+    CREATE_REFUSED = "CreateRefused"
+    STATUS_UNREADABLE = "StatusUnreadable"
     # --- waiting
     AWAITING_PARENTS = "AwaitingParents"
     SUSPENDED = "Suspended"
@@ -86,6 +88,14 @@ EXPLAINED: dict[Reason, str] = {
     "archive pod) already exists and was not made by Ferry for this Job (a user's object, or a "
     "deleted Job's of the same name not yet collected): Ferry never adopts, mounts or deletes "
     "it, and goes on once the name is free",
+    Reason.CREATE_REFUSED: "the apiserver refused to create a child of the Job (a quota, a "
+    "LimitRange, Pod Security, an admission webhook, an object too large): its words are the "
+    "message; Ferry tries again with a backoff (10 s doubling to 5 min) and goes on once the "
+    "cause is gone",
+    Reason.STATUS_UNREADABLE: "the Job's recorded status cannot be read by this Ferry (written "
+    "by a newer version before a rollback, or by someone else): the Job is never run again "
+    "from the start; it waits, untouched, for a Ferry that reads it or for the status to be "
+    "cleared by hand",
     Reason.AWAITING_PARENTS: "`spec.parents` are not all Finished",
     Reason.SUSPENDED: "`spec.suspend` is true",
     Reason.RESUMING: "`spec.suspend` went back to false; the stopped attempt's pod is ending",

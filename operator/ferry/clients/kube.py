@@ -9,6 +9,7 @@ Calls are blocking; the reconciler runs them in worker threads.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass
@@ -24,6 +25,11 @@ from ferry.api.common import GROUP, VERSION
 from ferry.clients.protocol import ConflictError as ConflictError
 from ferry.clients.protocol import NotFoundError as NotFoundError
 from ferry.clients.protocol import Ownership
+from ferry.clients.protocol import RefusedError as RefusedError
+
+#: Answers to a create that say the apiserver will not make it as it is (not a conflict, not
+#: an outage): bad request, forbidden (quota, Pod Security, a webhook), too large, invalid.
+REFUSALS = frozenset({400, 403, 413, 422})
 
 Obj = dict[str, Any]
 
@@ -118,6 +124,16 @@ def _discard(resp: Any) -> None:
 
 def _status(exc: ApiException) -> int:
     return int(exc.status or 0)
+
+
+def _words(exc: ApiException) -> str:
+    """The apiserver's message in an error answer (its Status body), else the reason."""
+    try:
+        body = json.loads(exc.body or "{}")
+    except (TypeError, ValueError):
+        body = {}
+    message = body.get("message") if isinstance(body, dict) else None
+    return str(message or exc.reason or f"HTTP {exc.status}")
 
 
 class KubeClient:
@@ -262,6 +278,8 @@ class KubeClient:
         except ApiException as exc:
             if _status(exc) == 409:
                 return False
+            if _status(exc) in REFUSALS:
+                raise RefusedError(_words(exc)) from None
             raise
         return True
 

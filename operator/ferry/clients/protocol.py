@@ -28,6 +28,11 @@ class NotFoundError(Exception):
     """The object does not exist."""
 
 
+class RefusedError(Exception):
+    """The apiserver refused to create the object (a quota, a LimitRange, Pod Security, an
+    admission webhook, an object too large): the message is the apiserver's own."""
+
+
 class CallCounts(Protocol):
     """API calls made so far, by "verb resource" (for the metrics and the benchmark)."""
 
@@ -80,7 +85,8 @@ class KubeAPI(Protocol):
     # ---------------------------------------------------------------- writes
 
     def create(self, manifest: Obj) -> bool:
-        """Create a Pod or PVC; False when it already existed."""
+        """Create a Pod or PVC; False when it already existed; RefusedError when the
+        apiserver refused it."""
         ...
 
     def delete(self, kind: str, namespace: str, name: str, uid: str) -> bool:

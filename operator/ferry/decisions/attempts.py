@@ -23,6 +23,9 @@ from ferry.decisions.runner import Manifest
 Budget = Literal["app_failures", "infra_failures"]
 #: How often a Job blocked by a name held by someone else looks again.
 NAME_RECHECK_SECONDS = 30.0
+#: How often a Job whose child the apiserver refused looks again (the handler's backoff
+#: decides when the create is tried again).
+REFUSED_RECHECK_SECONDS = 10.0
 
 
 def suspend(ctx: Ctx) -> Draft:
@@ -103,7 +106,21 @@ def start(ctx: Ctx, attempt: int, state: State, reason: Reason, message: str) ->
 
 
 def name_taken(ctx: Ctx, children: Sequence[Manifest]) -> Draft | None:
-    """Blocked while a child's name is held by an object this Job did not make."""
+    """Blocked while a child's name is held by an object this Job did not make, or while the
+    apiserver refuses to create a child."""
+    refused = [
+        f"{c['kind']} {c['metadata']['name']}: {words}"
+        for c in children
+        if (words := ctx.obs.refused.get(f"{c['kind']}/{c['metadata']['name']}")) is not None
+    ]
+    if refused:
+        draft = Draft(
+            State.BLOCKED,
+            Reason.CREATE_REFUSED,
+            "the apiserver refused to create " + "; ".join(refused),
+        )
+        draft.requeue_after = REFUSED_RECHECK_SECONDS
+        return draft
     held = [
         f"{c['kind']} {c['metadata']['name']}"
         for c in children

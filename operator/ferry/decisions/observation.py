@@ -129,6 +129,8 @@ class JobView:
     spec: JobSpec | None
     status: JobStatus
     spec_error: str = ""
+    #: Why the recorded status could not be read; the Job is then left alone (Blocked).
+    status_error: str = ""
     deleting: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
@@ -170,6 +172,9 @@ class Observation:
     #: else (a user's PVC of the workspace's name, a pod of an earlier Job of the same name,
     #: a forgery): never adopted.
     foreign: frozenset[str] = frozenset()
+    #: Objects ("Kind/name") the apiserver recently refused to create for this Job, with its
+    #: words (a quota, a LimitRange, Pod Security, a webhook).
+    refused: Mapping[str, str] = field(default_factory=dict)
 
 
 def owned(obs: Observation) -> Observation:

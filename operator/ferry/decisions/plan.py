@@ -70,6 +70,9 @@ class Plan:
     actions: tuple[Action, ...] = ()
     events: tuple[Event, ...] = ()
     requeue_after: float | None = None
+    #: Events posted although nothing is written (`events` follow a status write only): a
+    #: status that cannot be read is never overwritten, but the user is told why.
+    notices: tuple[Event, ...] = ()
 
     @property
     def state(self) -> State:

@@ -20,9 +20,9 @@ import logging
 from typing import Literal
 
 from ferry.api import names
-from ferry.clients.protocol import KubeAPI
+from ferry.clients.protocol import KubeAPI, RefusedError
 from ferry.config import OperatorConfig
-from ferry.decisions.lifecycle import CreateObject, DeleteJob, DeleteObject, Plan
+from ferry.decisions.lifecycle import CreateObject, DeleteJob, DeleteObject, Event, Plan
 from ferry.decisions.observation import JobView
 from ferry.handlers.jobcache import JobCache, Key, Obj
 from ferry.handlers.metrics import Metrics
@@ -77,7 +77,8 @@ class Executor:
         written = await self._record(key, obj, job, plan) if plan.changed else None
         await self._delete(key, job, plan)
         if written is not None:
-            await self._tell(written, plan)
+            await self._tell(written, plan.events)
+        await self._tell(obj, plan.notices)
         delay = look_again_in(plan, self.config.resync_seconds)
         if delay is None and not any(isinstance(a, DeleteObject) for a in plan.actions):
             # Terminal, no TTL due, nothing released now (a release's pod events bring one
@@ -94,9 +95,24 @@ class Executor:
         ns, name = key
         for action in plan.actions:
             if isinstance(action, CreateObject):
-                made = await self.threads.run(self.kube.create, action.manifest)
+                try:
+                    made = await self.threads.run(self.kube.create, action.manifest)
+                except RefusedError as exc:
+                    # Nothing after it is made and nothing is recorded: the next pass
+                    # decides with the apiserver's words known (Blocked/CreateRefused).
+                    self.pods.note_refused(key, action.kind, action.name, str(exc))
+                    log.warning(
+                        "Job %s/%s: the apiserver refused %s %s: %s",
+                        ns,
+                        name,
+                        action.kind,
+                        action.name,
+                        exc,
+                    )
+                    return "held"
                 if not made and not await self._ours(key, job, action.kind, action.name):
                     return "held"
+                self.pods.forget_refusals(key, f"{action.kind}/{action.name}")
                 if action.kind == "Pod":
                     self.pods.expect_created(key, action.name)
                 if made:
@@ -162,12 +178,12 @@ class Executor:
                 if gone:
                     log.info("Job %s/%s: deleted %s %s", ns, name, action.kind, action.name)
 
-    async def _tell(self, written: Obj, plan: Plan) -> None:
-        """The plan's Events, about the Job as written."""
-        for event in plan.events:
+    async def _tell(self, about: Obj, events: tuple[Event, ...]) -> None:
+        """Events about the Job (as written, for the plan's events)."""
+        for event in events:
             await self.threads.run(
                 self.kube.post_event,
-                written,
+                about,
                 event.type,
                 event.reason,
                 event.message,

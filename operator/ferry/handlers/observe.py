@@ -119,6 +119,7 @@ class Observer:
             pvcs=workspaces(view) if children else frozenset(),
             mpi_available=mpi,
             foreign=self.pods.foreign(key),
+            refused=self.pods.refused(key),
         )
         return Observed(obj, observation)
 

@@ -26,6 +26,10 @@ EXPECTATION_SECONDS = 10.0
 #: How long a name found held by another object is reported to the Job's passes before a
 #: pass tries to create it again (the decision looks again after 30 s).
 FOREIGN_SECONDS = 25.0
+#: How long a refused create is reported before a pass tries again: doubling from the first
+#: to the last (the Job controller backs off failed pods alike, 10 s up to 6 min).
+REFUSED_FIRST_SECONDS = 10.0
+REFUSED_MAX_SECONDS = 300.0
 
 Expectations = dict[Key, dict[str, float]]
 
@@ -48,6 +52,8 @@ class PodCache:
         self._created: Expectations = {}
         self._deleted: Expectations = {}
         self._foreign: Expectations = {}
+        #: Refused creates by Job: child -> (report until, the apiserver's words, refusals).
+        self._refusals: dict[Key, dict[str, tuple[float, str, int]]] = {}
         self._stray: set[Key] = set()
         self._monotonic = monotonic
 
@@ -123,6 +129,28 @@ class PodCache:
         """The Job's pods this process deleted whose deletion the watch has not shown yet
         (within their deadline)."""
         return self._pending(self._deleted, key)
+
+    def note_refused(self, key: Key, kind: str, name: str, words: str) -> None:
+        """The apiserver refused to create `kind/name` for the Job, in these words. It is
+        reported to the Job's passes for a while that doubles with each refusal in a row
+        (10 s, 20 s, ... 5 min), then a pass tries again."""
+        child = f"{kind}/{name}"
+        tries = self._refusals.get(key, {}).get(child, (0.0, "", 0))[2] + 1
+        wait = min(REFUSED_FIRST_SECONDS * 2 ** (tries - 1), REFUSED_MAX_SECONDS)
+        self._refusals.setdefault(key, {})[child] = (self._monotonic() + wait, words, tries)
+
+    def refused(self, key: Key) -> dict[str, str]:
+        """The Job's children ("Kind/name") the apiserver refused recently, with its words."""
+        now = self._monotonic()
+        return {c: w for c, (due, w, _) in self._refusals.get(key, {}).items() if due >= now}
+
+    def forget_refusals(self, key: Key, child: str | None = None) -> None:
+        """Start the backoff afresh: for `child` ("Kind/name"), made at last, or for every
+        child of a Job that is gone."""
+        if child is None:
+            self._refusals.pop(key, None)
+        elif key in self._refusals:
+            self._refusals[key].pop(child, None)
 
     def note_foreign(self, key: Key, kind: str, name: str) -> None:
         """Ferry went to create `kind/name` for the Job and found it made by someone else."""

@@ -128,6 +128,7 @@ class Reconciler:
             for parent in parents:
                 self.children.get((key[0], parent), set()).discard(key)
             self.queue.forget(key)
+            self.pods.forget_refusals(key)
         else:
             known = key in self.jobs
             if not self.jobs.put(key, obj):
