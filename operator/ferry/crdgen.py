@@ -126,6 +126,10 @@ def _crd(
             "status": structural_schema(status, keep_defaults=False),
         },
     }
+    if kind == "Job":
+        # A new Job reads Pending (kubectl get, the SDK, GitOps tools) from the moment it is
+        # created, before the operator's first pass: the apiserver fills it in, no write.
+        root["properties"]["status"]["default"] = {"state": "Pending"}
     if root_rules:
         root["x-kubernetes-validations"] = root_rules
     return {

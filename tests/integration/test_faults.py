@@ -6,6 +6,8 @@ Blocked/CreateRefused with the apiserver's words and goes on once the cause is g
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.conftest import Kube, OperatorProcess
@@ -51,3 +53,14 @@ def test_a_refused_create_is_blocked_with_the_apiservers_words_then_recovers(
 
     done = kube.wait_for(finished, timeout=120, what="Finished once the quota is gone")
     assert status(done)["attempt"] == 1  # a refusal is not a failed attempt
+
+
+def test_a_new_job_reads_pending_before_any_pass(kube: Kube, namespace: str) -> None:
+    """The apiserver fills in status.state Pending (a schema default): `kubectl get` shows a
+    state from the start, and no API write is spent on it."""
+    made = kube.run(
+        "create", "-f", "-", "-n", namespace, "-o", "json", stdin=json.dumps(job_manifest("new"))
+    )
+    assert json.loads(made.stdout)["status"] == {"state": "Pending"}
+    out = kube.run("get", "fjob", "new", "-n", namespace, "--no-headers").stdout
+    assert out.split()[1] in ("Pending", "Blocked")  # Blocked once the operator, if up, looked
