@@ -46,6 +46,7 @@ CHART_FIELDS: tuple[str, ...] = (
     "resync_seconds",
     "pod_start_grace_seconds",
     "archive_tries",
+    "allowed_store_endpoints",
     "metrics_port",
     "health_port",
 )
@@ -72,6 +73,7 @@ CHART_MINIMUM: dict[str, int] = {"metrics_port": 1, "health_port": 1}
 #: field of a shape not handled here fails generation instead of losing its constraints.
 _KEEP = (
     "type",
+    "items",
     "enum",
     "minimum",
     "exclusiveMinimum",

@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ferry.api.endpoints import endpoint_key
 
 ENV_PREFIX = "FERRY_"
 
@@ -33,6 +35,14 @@ class OperatorConfig(BaseModel):
         default="ferry-s3",
         description="Secret (in each Job's namespace) with accessKey/secretKey for the default "
         "store. Ferry never reads it; containers get it by secretKeyRef.",
+    )
+    allowed_store_endpoints: tuple[str, ...] = Field(
+        default=(),
+        description="Trusted S3 endpoints besides the default store (comma-separated in "
+        "FERRY_ALLOWED_STORE_ENDPOINTS), e.g. http://minio.data.svc:9000. Only trusted stores "
+        "receive credentials (a Job's secretRef or the default Secret) and may be at loopback "
+        "or link-local addresses; any other endpoint a Job names gets anonymous requests and "
+        "the address checks of HTTP inputs. Metadata addresses are refused for every store.",
     )
     tools_image: str = Field(
         default="localhost/ferry/tools:0.1.0",
@@ -77,6 +87,31 @@ class OperatorConfig(BaseModel):
         default=8081, description="Port of the /healthz liveness endpoint; 0 turns it off."
     )
 
+    @field_validator("default_s3_endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        endpoint_key(value)
+        return value
+
+    @field_validator("allowed_store_endpoints")
+    @classmethod
+    def _endpoints(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for endpoint in value:
+            endpoint_key(endpoint)
+        return value
+
+    @property
+    def trusted_store_endpoints(self) -> tuple[str, ...]:
+        """The default store, then the allow-list."""
+        return (self.default_s3_endpoint, *self.allowed_store_endpoints)
+
+    def is_trusted_store(self, endpoint: str) -> bool:
+        try:
+            key = endpoint_key(endpoint)
+        except ValueError:
+            return False
+        return any(endpoint_key(e) == key for e in self.trusted_store_endpoints)
+
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> OperatorConfig:
         """Build the config from FERRY_* variables; unknown FERRY_ variables are errors."""
@@ -92,6 +127,8 @@ class OperatorConfig(BaseModel):
                 raise ValueError(f"{key}: not a Ferry setting (known: {', '.join(sorted(fields))})")
             if name == "namespaces":
                 values[name] = tuple(n.strip() for n in raw.split(",") if n.strip())
+            elif name == "allowed_store_endpoints":
+                values[name] = tuple(e.strip() for e in raw.split(",") if e.strip())
             elif raw == "" and fields[name].default is None:
                 values[name] = None
             else:

@@ -119,6 +119,9 @@ def _base_env(root: Path, endpoint: str, access: str, secret: str) -> dict[str, 
         FERRY_S3_REGION="us-east-1",
         FERRY_S3_ACCESS_KEY=access,
         FERRY_S3_SECRET_KEY=secret,
+        # The store is the default one, which the operator always lists as trusted (it is on
+        # loopback here, which only a trusted store may use).
+        FERRY_ALLOWED_STORE_ENDPOINTS=endpoint,
         FERRY_RETRY_BACKOFF_SECONDS="0.2",
     )
     return env
@@ -494,6 +497,7 @@ def test_unreachable_store(pod: Pod, bucket: str) -> None:
         "model",
         {"s3": {"bucket": bucket, "key": "k"}},
         FERRY_S3_ENDPOINT=f"http://127.0.0.1:{port}",
+        FERRY_ALLOWED_STORE_ENDPOINTS=f"http://127.0.0.1:{port}",
         FERRY_STAGE_RETRIES="1",
     )
     assert res.code == 1

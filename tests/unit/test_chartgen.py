@@ -96,11 +96,17 @@ def test_the_section_as_generated() -> None:
         "resyncSeconds",
         "podStartGraceSeconds",
         "archiveTries",
+        "allowedStoreEndpoints",
         "metricsPort",
         "healthPort",
         "logLevel",
         "resources",
     ]
+    assert properties["allowedStoreEndpoints"] == {
+        "type": "array",
+        "items": {"type": "string"},
+        "description": OperatorConfig.model_fields["allowed_store_endpoints"].description,
+    }
     assert properties["workers"] == {
         "type": "integer",
         "minimum": 1,
@@ -249,6 +255,9 @@ def test_values_yaml_operator_defaults_fit_the_section_and_the_operator() -> Non
             assert value in schema["enum"], key
         elif schema["type"] == "object":
             assert isinstance(value, dict), key
+        elif schema["type"] == "array":
+            assert isinstance(value, list), key
+            assert all(isinstance(v, str) for v in value), key
         else:
             assert isinstance(value, int if schema["type"] == "integer" else int | float), key
             assert value >= schema.get("minimum", value), key

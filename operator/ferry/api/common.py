@@ -27,6 +27,8 @@ QUANTITY = (
     r"(([KMGTPE]i)|[numkMGTPE]|([eE][+-]?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
 )
 SHA256_HEX = r"^[a-fA-F0-9]{64}$"
+#: An S3 endpoint: http or https, a host (no user info) and an optional port, no path or query.
+ENDPOINT = r"^https?://[^\s/@?#]+/?$"
 
 #: A reference to an object in the same namespace (DNS-1123 subdomain).
 ObjectName = Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)]
@@ -114,18 +116,21 @@ class Condition(WireModel):
 class SecretKeyRef(WireModel):
     """Names a Secret in the Job's namespace holding S3 credentials.
 
-    The Secret must carry the keys `accessKey` and `secretKey` (names can be changed with
-    `accessKeyKey` / `secretKeyKey`). Ferry never reads it: the keys reach the staging and
-    archive containers through secretKeyRef environment variables.
+    The Secret must carry the keys `accessKey` and `secretKey`. Ferry never reads it: the keys
+    reach the staging and archive containers through secretKeyRef environment variables, and
+    only when the endpoint is a trusted store (the default store or one the operator
+    allow-lists); any other endpoint gets anonymous requests. docs/security.md says why.
     """
 
     name: ObjectName = Field(description="Name of the Secret, in the Job's namespace.")
-    access_key_key: Annotated[str, Field(min_length=1, max_length=253, pattern=ENV_NAME)] = Field(
-        default="accessKey", description="Key in the Secret holding the access key ID."
+    access_key_key: Literal["accessKey"] = Field(
+        default="accessKey",
+        description="Fixed: the key holding the access key ID is always accessKey (any other "
+        "value is refused, so that no other key of a Secret can become a request header).",
     )
-    secret_key_key: Annotated[str, Field(min_length=1, max_length=253, pattern=ENV_NAME)] = Field(
+    secret_key_key: Literal["secretKey"] = Field(
         default="secretKey",
-        description="Key in the Secret holding the secret access key.",
+        description="Fixed: the key holding the secret access key is always secretKey.",
     )
 
 
@@ -136,8 +141,12 @@ class S3Location(WireModel):
     bucket: Annotated[
         str, Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
     ] = Field(description="Bucket name, e.g. models (3-63 lowercase letters, digits, . or -).")
-    endpoint: Annotated[str, Field(max_length=512, pattern=r"^https?://[^\s/]+(/.*)?$")] | None = (
-        Field(default=None, description="S3 endpoint URL, e.g. https://s3.example.org:9000.")
+    endpoint: Annotated[str, Field(max_length=512, pattern=ENDPOINT)] | None = Field(
+        default=None,
+        description="S3 endpoint URL, http(s)://host[:port] without user info or path, e.g. "
+        "https://s3.example.org:9000. Only the default store and the operator's trusted stores "
+        "receive credentials; other endpoints get anonymous requests and may not resolve to "
+        "loopback, link-local or metadata addresses.",
     )
     region: Annotated[str, Field(max_length=64)] | None = Field(
         default=None, description="Region of the store, e.g. us-east-1, if the store needs one."

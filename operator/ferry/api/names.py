@@ -83,6 +83,16 @@ ARCHIVE_OUTPUTS: Final = "outputs/"
 ARCHIVE_LOG: Final = f"logs/{APP_LOG}"
 ARCHIVE_MANIFEST: Final = "manifest.json"
 
+# --------------------------------------------------------------------------- store credentials
+#: The keys of a credentials Secret (secretRef, or the default store's): fixed, so that a Job
+#: cannot turn an arbitrary key of an arbitrary Secret into a request header.
+#: (the access key ID's, the secret access key's)
+CREDENTIALS_KEYS: Final = ("accessKey", "secretKey")
+#: The staging and archive containers' variable listing the trusted stores' endpoints (the
+#: default store first, then FERRY_ALLOWED_STORE_ENDPOINTS): the only endpoints that receive
+#: credentials or may connect to loopback / link-local addresses.
+ENV_ALLOWED_STORES: Final = "FERRY_ALLOWED_STORE_ENDPOINTS"
+
 #: The component that posts Ferry's Events.
 COMPONENT: Final = "ferry-operator"
 #: The CRD whose presence means the Kubeflow MPI Operator is installed.

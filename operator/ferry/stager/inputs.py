@@ -247,7 +247,7 @@ class Stager:
         """The store named by FERRY_S3_* (the builder resolves the source's endpoint, region
         and Secret, or the operator's default store, into those variables)."""
         try:
-            return client_from_env()
+            return client_from_env("source.s3.endpoint")
         except StagerError as exc:
             raise self.fail(str(exc)) from None
 

@@ -13,7 +13,8 @@ numeric knobs, each with its default and bounds. Must not: do any I/O besides re
 | FERRY_LAUNCHER | /usr/local/bin/ferry-launch | the launcher `setup` copies |
 | FERRY_HTTP_MAX_BYTES | 10 GiB | largest HTTP input |
 | FERRY_HTTP_CONNECT_TIMEOUT / FERRY_HTTP_READ_TIMEOUT | 10 / 60 s | per connect / per read |
-| FERRY_HTTP_ALLOW_CIDRS | (empty) | TESTS ONLY: CIDRs exempt from the address checks |
+| FERRY_HTTP_ALLOW_CIDRS | (empty) | TESTS ONLY: CIDRs exempt from the HTTP address checks |
+| FERRY_ALLOWED_STORE_ENDPOINTS | (empty) | trusted S3 endpoints (set by the operator; store.py) |
 | FERRY_STAGE_PARALLEL | 8 | objects of an s3 prefix fetched at once |
 | FERRY_ARCHIVE_PARALLEL | 8 | objects uploaded at once |
 | FERRY_ARCHIVE_RETRIES | 5 | archive: retries per object after a transient store error |
