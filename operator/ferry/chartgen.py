@@ -36,6 +36,9 @@ CHART_FIELDS: tuple[str, ...] = (
     "archive_tries",
     "metrics_port",
     "health_port",
+    "lease_duration_seconds",
+    "lease_renew_deadline_seconds",
+    "lease_retry_seconds",
 )
 
 #: Keys of the section that are not OperatorConfig fields.
