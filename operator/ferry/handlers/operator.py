@@ -102,7 +102,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     metrics.serve(config.metrics_port)
     memo["reconciler"] = reconciler
     log.info(
-        "Ferry operator: %d workers, QPS %.0f, namespaces %s",
+        "Ferry operator started: %d workers, QPS %.0f, namespaces %s",
         config.workers,
         config.qps,
         ",".join(config.namespaces) or "all",
