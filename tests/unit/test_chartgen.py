@@ -98,6 +98,9 @@ def test_the_section_as_generated() -> None:
         "archiveTries",
         "metricsPort",
         "healthPort",
+        "leaseDurationSeconds",
+        "leaseRenewDeadlineSeconds",
+        "leaseRetrySeconds",
         "logLevel",
         "resources",
     ]
