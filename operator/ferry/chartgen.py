@@ -49,6 +49,9 @@ CHART_FIELDS: tuple[str, ...] = (
     "allowed_store_endpoints",
     "metrics_port",
     "health_port",
+    "lease_duration_seconds",
+    "lease_renew_deadline_seconds",
+    "lease_retry_seconds",
 )
 
 #: Keys of the section that are not OperatorConfig fields.

@@ -1,9 +1,10 @@
 """Operator configuration: every setting explicit, with its default and its environment name.
 
 Owns: the settings the operator and its builders need (default object store, tools image,
-watched namespaces, client QPS, timeouts, archive retry budget). Read from FERRY_* environment
-variables by `from_env`; everything else takes an `OperatorConfig` as a value. Must not: do I/O
-beyond reading the environment mapping it is given.
+watched namespaces, client QPS, timeouts, archive retry budget, the leader-election Lease).
+Read from FERRY_* environment variables by `from_env`; everything else takes an
+`OperatorConfig` as a value. Must not: do I/O beyond reading the environment mapping it is
+given.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ferry.api import names
 from ferry.api.endpoints import endpoint_key
 
 ENV_PREFIX = "FERRY_"
@@ -86,6 +88,48 @@ class OperatorConfig(BaseModel):
     health_port: Annotated[int, Field(ge=0, le=65535)] = Field(
         default=8081, description="Port of the /healthz liveness endpoint; 0 turns it off."
     )
+
+    lease_namespace: str = Field(
+        default="",
+        description="Namespace of the leader-election Lease (the operator's own). Set, the "
+        "operator acts only while it holds the Lease, so that several replicas never both act; "
+        "empty, it acts at once (one process only).",
+    )
+    lease_name: str = Field(
+        default=names.LEASE_NAME, description="Name of the leader-election Lease."
+    )
+    lease_identity: str = Field(
+        default="",
+        description="This process's holder identity in the Lease (the chart gives the pod's "
+        "name); empty: the host name and a random suffix.",
+    )
+    lease_duration_seconds: Annotated[int, Field(ge=2, le=300)] = Field(
+        default=15,
+        description="How long a standby waits, after the Lease was last renewed, before it "
+        "takes over.",
+    )
+    lease_renew_deadline_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=10.0,
+        description="A leader that has not renewed the Lease for this long stops acting and "
+        "exits; shorter than the Lease duration.",
+    )
+    lease_retry_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=2.0,
+        description="How often the Lease is renewed by the leader and tried by a standby; "
+        "shorter than the renew deadline.",
+    )
+
+    @model_validator(mode="after")
+    def _lease_timing(self) -> OperatorConfig:
+        if not (
+            self.lease_retry_seconds < self.lease_renew_deadline_seconds
+            and self.lease_renew_deadline_seconds < self.lease_duration_seconds
+        ):
+            raise ValueError(
+                "lease timing: retry < renew deadline < duration is required (a leader must "
+                "stop acting before a standby may take over)"
+            )
+        return self
 
     @field_validator("default_s3_endpoint")
     @classmethod

@@ -75,9 +75,9 @@ class FakeKube:
         self.log.append(("get app", name))
         return None
 
-    def list_children(self, namespace: str, job: str) -> tuple[list[Obj], list[Obj]]:
+    def list_job_pods(self, namespace: str, job: str) -> list[Obj]:
         self.log.append(("list", job))
-        return copy.deepcopy(self.pods), copy.deepcopy(self.pvcs)
+        return copy.deepcopy(self.pods)
 
     def list_job_versions(
         self, namespaces: tuple[str, ...], limit: int

@@ -99,6 +99,9 @@ def test_the_section_as_generated() -> None:
         "allowedStoreEndpoints",
         "metricsPort",
         "healthPort",
+        "leaseDurationSeconds",
+        "leaseRenewDeadlineSeconds",
+        "leaseRetrySeconds",
         "logLevel",
         "resources",
     ]

@@ -95,6 +95,8 @@ ENV_ALLOWED_STORES: Final = "FERRY_ALLOWED_STORE_ENDPOINTS"
 
 #: The component that posts Ferry's Events.
 COMPONENT: Final = "ferry-operator"
+#: The leader-election Lease (coordination.k8s.io) by default; the chart names it after the release.
+LEASE_NAME: Final = "ferry-operator"
 #: The CRD whose presence means the Kubeflow MPI Operator is installed.
 MPIJOB_CRD: Final = "mpijobs.kubeflow.org"
 

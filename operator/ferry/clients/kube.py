@@ -19,6 +19,7 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from ferry.api import names
 from ferry.api.common import GROUP, VERSION
 
 # The errors live beside the protocol (which must not import kubernetes); re-exported here.
@@ -178,15 +179,11 @@ class KubeClient:
             raise
         return obj
 
-    def list_children(self, namespace: str, job: str) -> tuple[list[Obj], list[Obj]]:
-        """The Job's pods and PVCs, read from the apiserver (never a stale cache)."""
-        selector = f"ferry.dev/job={job}"
+    def list_job_pods(self, namespace: str, job: str) -> list[Obj]:
+        """The Job's pods, read from the apiserver (never a stale cache)."""
         self._call("list", "pods")
-        pods = self.core.list_namespaced_pod(namespace, label_selector=selector)
-        self._call("list", "persistentvolumeclaims")
-        pvcs = self.core.list_namespaced_persistent_volume_claim(namespace, label_selector=selector)
-        sanitize = self.api.sanitize_for_serialization
-        return [sanitize(p) for p in pods.items], [sanitize(p) for p in pvcs.items]
+        pods = self.core.list_namespaced_pod(namespace, label_selector=f"{names.LABEL_JOB}={job}")
+        return [self.api.sanitize_for_serialization(p) for p in pods.items]
 
     def list_job_versions(
         self, namespaces: tuple[str, ...], limit: int

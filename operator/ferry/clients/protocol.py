@@ -1,7 +1,8 @@
 """The Kubernetes API as the handlers see it: a typed protocol, without `kubernetes`.
 
 Owns: `KubeAPI`, every read and write the handlers make (the blocking calls the reconciler
-runs in worker threads), and the errors those calls raise (`ConflictError`, `NotFoundError`).
+runs in worker threads), `LeaseAPI` (the leader-election Lease), and the errors those calls
+raise (`ConflictError`, `NotFoundError`).
 `clients.kube.KubeClient` implements it against a real apiserver; the unit tests' fake
 implements it in memory. Must not: import `kubernetes`, or hold any behaviour.
 """
@@ -9,6 +10,8 @@ implements it in memory. Must not: import `kubernetes`, or hold any behaviour.
 from __future__ import annotations
 
 from typing import Any, NamedTuple, Protocol
+
+from ferry.decisions.leadership import LeaseRecord
 
 Obj = dict[str, Any]
 
@@ -57,8 +60,8 @@ class KubeAPI(Protocol):
         """The App, or None when it does not exist."""
         ...
 
-    def list_children(self, namespace: str, job: str) -> tuple[list[Obj], list[Obj]]:
-        """The Job's pods and PVCs, read from the apiserver (never a stale cache)."""
+    def list_job_pods(self, namespace: str, job: str) -> list[Obj]:
+        """The Job's pods, read from the apiserver (never a stale cache)."""
         ...
 
     def list_job_versions(
@@ -105,4 +108,20 @@ class KubeAPI(Protocol):
 
     def post_event(self, obj: Obj, type_: str, reason: str, message: str, component: str) -> None:
         """A core/v1 Event about `obj` (best effort: a lost Event is no error)."""
+        ...
+
+
+class LeaseAPI(Protocol):
+    """The leader-election Lease: read, create, replace with the version read."""
+
+    def get(self) -> LeaseRecord | None:
+        """The Lease's record; None when it does not exist."""
+        ...
+
+    def create(self, record: LeaseRecord) -> bool:
+        """Create the Lease; False when another process created it first."""
+        ...
+
+    def update(self, record: LeaseRecord) -> bool:
+        """Replace the Lease if still at `record.version`; False when it moved on or is gone."""
         ...

@@ -145,7 +145,7 @@ class Observer:
         if run_pod_looks_lost(view, [p for p in pods if p.owner_uid == view.uid]):
             # Losing a run pod counts against the retry budget: confirm with the apiserver
             # before believing the cache.
-            listed, _ = await self.threads.run(self.kube.list_children, *key)
+            listed = await self.threads.run(self.kube.list_job_pods, *key)
             self.metrics.observe_container_summaries(listed)
             pods = self.pods.replace(key, listed)
         return pods

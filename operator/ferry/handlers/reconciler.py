@@ -66,6 +66,8 @@ class Reconciler:
         self.queue: WorkQueue[Key] = WorkQueue()
         self.threads = ApiThreads(config.workers * 2)
         self.tasks: list[asyncio.Task[None]] = []
+        #: Acting (workers running, App statuses written): from `start` to `stop`.
+        self.active = False
         self.metrics = metrics or Metrics()
         self.metrics.attach(self.jobs.states, kube.calls.counts)
         self.queue.on_wait = self.metrics.observe_queue_wait
@@ -78,13 +80,19 @@ class Reconciler:
     # ---------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
+        """Start acting: the pods listed, the workers started, the Apps' statuses recorded.
+        Until then (a standby) watch events only fill the caches and the queue."""
         for pod in await self.threads.run(self.kube.list_managed_pods, self.config.namespaces):
             self.metrics.observe_container_summaries([pod])
             self.pods.put(None, pod)
+        self.active = True
         for i in range(self.config.workers):
             self.tasks.append(asyncio.create_task(self._worker(), name=f"ferry-worker-{i}"))
+        for app in list(self.apps.values()):
+            await self.reconcile_app(app)
 
     async def stop(self) -> None:
+        self.active = False
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -212,5 +220,7 @@ class Reconciler:
     # ---------------------------------------------------------------- apps
 
     async def reconcile_app(self, obj: Obj) -> None:
-        """Record whether the App is usable (Ready) and why not."""
+        """Record whether the App is usable (Ready) and why not (only while acting)."""
+        if not self.active:
+            return
         await record_app_status(self.kube, self.threads, obj, self.clock())
