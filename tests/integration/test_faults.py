@@ -11,7 +11,7 @@ import json
 import pytest
 
 from tests.conftest import Kube, OperatorProcess
-from tests.integration.lifecycle_support import app_manifest, get_job, job_manifest, status
+from tests.integration.lifecycle_support import app_manifest, get_job, job_manifest, sim, status
 
 pytestmark = pytest.mark.integration
 
@@ -64,3 +64,26 @@ def test_a_new_job_reads_pending_before_any_pass(kube: Kube, namespace: str) -> 
     assert json.loads(made.stdout)["status"] == {"state": "Pending"}
     out = kube.run("get", "fjob", "new", "-n", namespace, "--no-headers").stdout
     assert out.split()[1] in ("Pending", "Blocked")  # Blocked once the operator, if up, looked
+
+
+def test_a_workspace_deleted_mid_run_ends_archive_failed_not_archiving_forever(
+    kube: Kube, namespace: str, operator: OperatorProcess
+) -> None:
+    kube.create(app_manifest(), "-n", namespace)
+    kube.create(job_manifest("lost", annotations=sim(duration="6s")), "-n", namespace)
+
+    def running() -> dict[str, object] | None:
+        job = get_job(kube, namespace, "lost")
+        return job if job and status(job).get("state") == "Running" else None
+
+    kube.wait_for(running, timeout=60, what="Running")
+    kube.run("delete", "pvc", "lost-1", "-n", namespace, "--wait=false")
+
+    def ended() -> dict[str, object] | None:
+        job = get_job(kube, namespace, "lost")
+        return job if job and status(job).get("state") == "Failed" else None
+
+    job = kube.wait_for(ended, timeout=120, what="Failed/ArchiveFailed")
+    st = status(job)
+    assert st["reason"] == "ArchiveFailed"
+    assert "PersistentVolumeClaim lost-1 was deleted" in str(st["message"])

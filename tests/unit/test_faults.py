@@ -174,3 +174,23 @@ async def test_a_refused_create_records_nothing_and_backs_off() -> None:
     assert pods.refused(("ns", "j"))
     now[0] = 41.0
     assert not pods.refused(("ns", "j"))
+
+
+@pytest.mark.parametrize("words", ["not found", "is being deleted"])
+def test_a_workspace_deleted_under_the_job_fails_archiving_instead_of_waiting(words: str) -> None:
+    """The archive pod of an attempt whose workspace PVC was deleted can never be scheduled:
+    it used to wait in Archiving forever."""
+    obs, plan = succeeded_then()
+    assert plan.state == State.ARCHIVING
+    stuck = dataclasses.replace(
+        archive_pod(phase="Pending"),
+        scheduled=False,
+        schedule_message=f'0/1 nodes are available: persistentvolumeclaim "{JOB}-1" {words}.',
+    )
+    after = decide(
+        dataclasses.replace(
+            obs, job=dataclasses.replace(obs.job, status=plan.status), pods=(stuck,)
+        )
+    )
+    assert (after.state, after.status.reason) == (State.FAILED, "ArchiveFailed")
+    assert f"PersistentVolumeClaim {JOB}-1 was deleted" in (after.status.message or "")

@@ -51,6 +51,9 @@ def step(ctx: Ctx, view: RunView | None, outcome: RunOutcome, n: int) -> Draft:
             f"{outputs.files} file(s), {outputs.bytes} bytes at {outputs.uri}",
         )
         return draft
+    lost = _workspace_lost(ctx, pod, n)
+    if lost is not None:
+        return lost
     if pod.phase == "Failed" or (pod.deleting and pod.live):
         why = (
             (pod.main.message.strip() if pod.main and pod.main.message else "")
@@ -75,6 +78,26 @@ def step(ctx: Ctx, view: RunView | None, outcome: RunOutcome, n: int) -> Draft:
         draft.archived = (ConditionStatus.FALSE, Reason.ARCHIVE_FAILED.value, draft.message)
         return draft
     return Draft(State.ARCHIVING, Reason.ARCHIVING, f"archiving attempt {n} with pod {pod.name}")
+
+
+def _workspace_lost(ctx: Ctx, pod: PodView, n: int) -> Draft | None:
+    """The attempt's workspace was deleted under the Job (the archive pod cannot be scheduled
+    without it, and would wait forever): the outputs are gone, said plainly."""
+    workspace = names.workspace_name(ctx.obs.job.name, n)
+    said = pod.schedule_message
+    gone = (
+        f'persistentvolumeclaim "{workspace}" {w}' in said
+        for w in ("not found", "is being deleted")
+    )
+    if pod.scheduled or not any(gone):
+        return None
+    message = (
+        f"attempt {n}: its workspace PersistentVolumeClaim {workspace} was deleted before its "
+        "outputs were archived; they are lost"
+    )
+    draft = Draft(State.FAILED, Reason.ARCHIVE_FAILED, message)
+    draft.archived = (ConditionStatus.FALSE, Reason.ARCHIVE_FAILED.value, message)
+    return draft
 
 
 def _create(
