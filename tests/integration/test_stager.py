@@ -127,18 +127,6 @@ def _base_env(root: Path, endpoint: str, access: str, secret: str) -> dict[str, 
     return env
 
 
-@pytest.fixture(scope="module")
-def store(cluster: Any) -> S3Client:
-    return S3Client(cluster.minio_endpoint, cluster.minio_access_key, cluster.minio_secret_key)
-
-
-@pytest.fixture(scope="module")
-def bucket(store: S3Client) -> str:
-    name = f"stager-{uuid.uuid4().hex[:10]}"
-    store.make_bucket(name)
-    return name
-
-
 @pytest.fixture
 def pod(tmp_path: Path, cluster: Any) -> Pod:
     root = tmp_path / "pod"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,18 +21,6 @@ from ferry.clients.s3 import S3Client
 from tests.integration.test_stager import Pod, _base_env
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def store(cluster: Any) -> S3Client:
-    return S3Client(cluster.minio_endpoint, cluster.minio_access_key, cluster.minio_secret_key)
-
-
-@pytest.fixture(scope="module")
-def bucket(store: S3Client) -> str:
-    name = f"guard-{uuid.uuid4().hex[:10]}"
-    store.make_bucket(name)
-    return name
 
 
 @pytest.fixture
