@@ -21,3 +21,12 @@ def bucket(store: S3Client) -> str:
     name = f"it-{uuid.uuid4().hex[:10]}"
     store.make_bucket(name)
     return name
+
+
+@pytest.fixture
+def alone(_operator_process: Any) -> Any:
+    """No shared operator while the test runs: the session's operator (admin, every namespace)
+    would act on the test's Jobs before the operator under test does. The next test that asks
+    for `operator` starts it again."""
+    _operator_process.stop()
+    return _operator_process

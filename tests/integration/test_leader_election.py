@@ -69,6 +69,7 @@ def holder(kube: Kube, identity: ChartIdentity) -> str:
     return str(lease(kube, identity).get("holderIdentity") or "")
 
 
+@pytest.mark.usefixtures("alone")
 def test_the_standby_takes_over_when_the_leader_is_killed_and_no_pod_is_made_twice(
     kube: Kube, namespace: str, identity: ChartIdentity, tmp_path: Path
 ) -> None:

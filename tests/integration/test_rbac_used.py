@@ -52,6 +52,7 @@ def _create(kube: Kube, namespace: str, *objs: dict[str, Any]) -> None:
         kube.create(obj, "-n", namespace)
 
 
+@pytest.mark.usefixtures("alone")
 def test_every_granted_verb_is_used_and_none_is_missing(
     kube: Kube, namespace: str, identity: ChartIdentity, tmp_path: Path
 ) -> None:
