@@ -81,7 +81,8 @@ def test_durations_and_waits_need_arguments(capsys: pytest.CaptureFixture[str]) 
     code, _, err = run(capsys, "wait")
     assert (code, err) == (2, "ferry: wait: name a JOB or --sweep\n")
     code, _, err = run(capsys, "extend", "job", "soon")
-    assert code == 2 and "duration 'soon'" in err
+    assert code == 2
+    assert "duration 'soon'" in err
 
 
 def test_help_lists_every_verb() -> None:
@@ -93,11 +94,12 @@ def test_help_lists_every_verb() -> None:
     ):  # fmt: skip
         assert f"  {verb} " in result.output
     run_help = CliRunner().invoke(cli, ["operator", "run", "--help"])
-    assert "--namespace" in run_help.output and "--verbose" in run_help.output
+    assert "--namespace" in run_help.output
+    assert "--verbose" in run_help.output
 
 
 def test_exit_codes_are_distinct_and_documented() -> None:
-    codes = [c for c in EXIT_CODES.values()]
+    codes = list(EXIT_CODES.values())
     assert len(codes) == len(set(codes))
     doc = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
     for meaning, code in EXIT_CODES.items():
@@ -105,7 +107,5 @@ def test_exit_codes_are_distinct_and_documented() -> None:
 
 
 def test_shell_completion_script() -> None:
-    result = CliRunner().invoke(
-        cli, [], prog_name="ferry", env={"_FERRY_COMPLETE": "bash_source"}
-    )
+    result = CliRunner().invoke(cli, [], prog_name="ferry", env={"_FERRY_COMPLETE": "bash_source"})
     assert "_ferry_completion" in result.output

@@ -71,7 +71,8 @@ def test_grid_expands_first_key_slowest_and_names_fit() -> None:
     assert sets[3] == {"steps": 20, "seed": 1, "mode": "fast"}
     assert query.parse_grid(["steps=10,20", "tol=1e-3"]) == {"steps": [10, 20], "tol": [1e-3]}
     names = query.sweep_names("x" * 60, 12)
-    assert names[0].endswith("-001") and names[-1].endswith("-012")
+    assert names[0].endswith("-001")
+    assert names[-1].endswith("-012")
     assert all(len(n) <= 52 for n in names)
     with pytest.raises(UsageError):
         query.expand_grid({"a": []})
@@ -112,7 +113,12 @@ def manifest(files: list[dict[str, Any]]) -> bytes:
 
 
 def test_manifest_listing_and_selection() -> None:
-    entry = {"path": "results/a.txt", "key": "outputs/results/a.txt", "bytes": 3, "sha256": "A" * 64}
+    entry = {
+        "path": "results/a.txt",
+        "key": "outputs/results/a.txt",
+        "bytes": 3,
+        "sha256": "A" * 64,
+    }
     outs = parse_manifest(
         manifest([entry, {**entry, "path": "b.dat", "key": "outputs/b.dat"}]),
         "s3://ferry/ns/j/uid/attempt-2/",
@@ -153,7 +159,8 @@ def test_inputs_are_sources_or_local_paths(tmp_path: Path) -> None:
     assert classify("m", "s3://b/k") == {"s3": {"bucket": "b", "key": "k"}}
     assert classify("m", {"inline": "x"}) == {"inline": "x"}
     local = classify("d", "data", base=tmp_path)
-    assert isinstance(local, LocalInput) and local.is_dir
+    assert isinstance(local, LocalInput)
+    assert local.is_dir
     assert [r for r, _ in local_files(local.path)] == ["a.txt", "sub/b.txt"]
     with pytest.raises(UsageError, match="not a file or directory here"):
         classify("d", "missing", base=tmp_path)
