@@ -119,7 +119,7 @@ def list_(namespace: str | None, all_namespaces: bool, states: tuple[str, ...],
         for job in client().watch_jobs(selected, namespace=namespace,
                                        all_namespaces=all_namespaces):  # fmt: skip
             headers, rows = render.job_rows([job], output == "wide", all_namespaces)
-            render.console().print(render.table(headers, rows), highlight=False)
+            render.console().print(render.table(headers, rows, header=False), highlight=False)
 
 
 @cli.command()

@@ -54,8 +54,8 @@ def dump(data: Any, fmt: str) -> str:
     return str(yaml.safe_dump(data, sort_keys=False, default_flow_style=False))
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:
-    t = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], header: bool = True) -> Table:
+    t = Table(box=None, pad_edge=False, show_edge=False, header_style="bold", show_header=header)
     for h in headers:
         t.add_column(h, overflow="fold" if h == "MESSAGE" else "ellipsis", no_wrap=h != "MESSAGE")
     for row in rows:
