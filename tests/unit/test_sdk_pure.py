@@ -166,3 +166,47 @@ def test_inputs_are_sources_or_local_paths(tmp_path: Path) -> None:
         classify("d", "missing", base=tmp_path)
     with pytest.raises(UsageError, match="SOURCE is s3://"):
         classify("d", "ftp://x/y")
+
+
+def test_rerun_copies_the_spec_and_the_users_labels_only() -> None:
+    from ferry.sdk.derive import rerun_body
+
+    old = {
+        "metadata": {
+            "name": "frame-1", "namespace": "ns",
+            "labels": {"project": "bridge", "ferry.dev/sweep": "s",
+                       "app.kubernetes.io/managed-by": "x"},
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}", "note": "n"},
+        },
+        "spec": {"appRef": {"name": "opensees"}, "suspend": True, "cancel": True,
+                 "maxRunSeconds": 5},
+    }  # fmt: skip
+    body = rerun_body(old, "frame-2")
+    assert body["spec"] == {"appRef": {"name": "opensees"}, "maxRunSeconds": 5}
+    assert body["metadata"] == {
+        "name": "frame-2",
+        "labels": {"project": "bridge", "ferry.dev/rerun-of": "frame-1"},
+        "annotations": {"note": "n"},
+    }
+    assert rerun_body(old)["metadata"]["name"].startswith("frame-1-r")
+
+
+def test_events_of_a_job_are_its_own_and_its_childrens() -> None:
+    from ferry.sdk.derive import job_events
+
+    def ev(kind: str, name: str, when: str, reason: str = "R") -> dict[str, Any]:
+        return {"involvedObject": {"kind": kind, "name": name}, "lastTimestamp": when,
+                "reason": reason, "type": "Normal", "message": "a\n b"}  # fmt: skip
+
+    items = [
+        ev("Job", "s-1", "2026-01-01T00:00:03Z", "Finished"),
+        ev("Pod", "s-1-1", "2026-01-01T00:00:01Z", "Scheduled"),
+        ev("Pod", "s-1-1-archive-1", "2026-01-01T00:00:02Z", "Started"),
+        ev("Pod", "s-1-again-1", "2026-01-01T00:00:02Z"),
+        ev("Job", "s-10", "2026-01-01T00:00:02Z"),
+    ]
+    got = job_events(items, "s-1")
+    assert [(e.object, e.reason) for e in got] == [
+        ("pod/s-1-1", "Scheduled"), ("pod/s-1-1-archive-1", "Started"), ("job/s-1", "Finished"),
+    ]  # fmt: skip
+    assert got[0].message == "a b"

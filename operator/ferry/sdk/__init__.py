@@ -12,7 +12,8 @@ FERRY_S3_SECRET_KEY (or AWS_*), see ferry.sdk.settings. docs/sdk.md has the whol
 
 from ferry.api import App, Job, State
 from ferry.api.job import HistoryEntry
-from ferry.sdk.client import Client, JobEvent, JobRef
+from ferry.sdk.client import Client, JobRef
+from ferry.sdk.derive import JobEvent
 from ferry.sdk.errors import (
     ConfigError,
     FerryError,

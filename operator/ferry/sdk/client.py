@@ -14,19 +14,18 @@ import builtins
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from ferry.api import App, Job, JobSpec, names
-from ferry.api.common import API_VERSION, MAX_RUN_SECONDS, parse_time
+from ferry.api import App, Job, JobSpec
+from ferry.api.common import API_VERSION, MAX_RUN_SECONDS
 from ferry.api.job import HistoryEntry
 from ferry.clients.user import UserKube
 from ferry.clients.userstore import UserStore
-from ferry.sdk import query, sources, transfer, watching
+from ferry.sdk import derive, query, sources, transfer, watching
+from ferry.sdk.derive import JobEvent
 from ferry.sdk.errors import FerryError, RefusedError, UsageError
 from ferry.sdk.outputs import Outputs
 from ferry.sdk.progress import Progress
@@ -38,18 +37,6 @@ if TYPE_CHECKING:
 
 #: A Job by name (in the client's namespace) or as returned by the client.
 JobRef = str | Job
-
-
-@dataclass(frozen=True)
-class JobEvent:
-    """A Kubernetes Event about the Job or one of its pods."""
-
-    time: datetime | None
-    type: str
-    reason: str
-    object: str
-    message: str
-    count: int = 1
 
 
 def to_job(obj: Mapping[str, Any]) -> Job:
@@ -161,27 +148,7 @@ class Client:
         name, ns = name_of(job), self._ns(namespace, job)
         with translated():
             items = self.kube.events(ns)
-        out: builtins.list[JobEvent] = []
-        for ev in items:
-            obj = ev.get("involvedObject") or {}
-            mine = (obj.get("kind") == "Job" and obj.get("name") == name) or (
-                obj.get("kind") in ("Pod", "PersistentVolumeClaim")
-                and str(obj.get("name", "")).startswith(f"{name}-")
-            )
-            if not mine:
-                continue
-            when = ev.get("lastTimestamp") or ev.get("eventTime") or ev.get("firstTimestamp")
-            out.append(
-                JobEvent(
-                    time=parse_time(when),
-                    type=str(ev.get("type", "")),
-                    reason=str(ev.get("reason", "")),
-                    object=f"{obj.get('kind', '').lower()}/{obj.get('name', '')}",
-                    message=" ".join(str(ev.get("message", "")).split()),
-                    count=int(ev.get("count") or 1),
-                )
-            )
-        return sorted(out, key=lambda e: (e.time is None, e.time or datetime.min))
+        return derive.job_events(items, name)
 
     # ---------------------------------------------------------------- submitting
 
@@ -261,28 +228,8 @@ class Client:
         """A new Job with the same spec (and the user's labels), labelled
         `ferry.dev/rerun-of=<job>`."""
         old = self._raw(job, namespace)
-        meta = old["metadata"]
-        spec = dict(old["spec"])
-        spec.pop("suspend", None)
-        spec.pop("cancel", None)
-        labels = {
-            k: v
-            for k, v in (meta.get("labels") or {}).items()
-            if not k.startswith(names.RESERVED_PREFIXES)
-        }
-        labels[names.LABEL_RERUN_OF] = meta["name"]
-        annotations = {
-            k: v
-            for k, v in (meta.get("annotations") or {}).items()
-            if not k.startswith(names.RESERVED_PREFIXES)
-        }
-        new_meta: dict[str, Any] = {
-            "name": name or query.generated_name(meta["name"], "r" + query.token(4)),
-            "labels": labels,
-        }
-        if annotations:
-            new_meta["annotations"] = annotations
-        return self._create(meta["namespace"], {"metadata": new_meta, "spec": spec})
+        body = derive.rerun_body(old, name)
+        return self._create(old["metadata"]["namespace"], body)
 
     # ---------------------------------------------------------------- changing
 
