@@ -31,7 +31,7 @@ def main() -> None:
     with ferry.sync_context():
         sweep = ferry.sweep(
             "series",
-            {"n": [10, 20, 30], "scale": [1, 2]},  # 6 Jobs: every combination
+            {"terms": [10, 20, 30], "scale": [1, 2]},  # 6 Jobs: every combination
             inputs={"data": DATA},
             name=args.name,
             max_run_seconds=120,
@@ -45,7 +45,7 @@ def main() -> None:
         name = str(job.metadata["name"])
         p = job.spec.parameters
         total = (results[name].dest / "results" / "total.txt").read_text().strip()
-        print(f"{name}: n={p['n']} scale={p['scale']} total={total}")
+        print(f"{name}: terms={p['terms']} scale={p['scale']} total={total}")
 
 
 if __name__ == "__main__":

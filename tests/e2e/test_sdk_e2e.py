@@ -162,7 +162,7 @@ def test_sdk_sweep_example_runs_six_jobs_on_the_real_node(
     assert lines[1] == "ended sweep ex: 6 Jobs: 6 Finished"
     totals = {}
     for line in lines[2:]:
-        m = re.fullmatch(r"(ex-\d{3}): n=(\d+) scale=(\d+) total=(\d+)", line)
+        m = re.fullmatch(r"(ex-\d{3}): terms=(\d+) scale=(\d+) total=(\d+)", line)
         assert m, line
         totals[m.group(1)] = (int(m.group(2)), int(m.group(3)), int(m.group(4)))
     assert len(totals) == 6
