@@ -78,7 +78,7 @@ def download(job: str | None, files: tuple[str, ...], namespace: str | None, des
         if job:
             files = (job, *files)
         results = c.get_sweep(sweep, namespace).download(dest, list(files), progress=show)
-        for name, res in results.items():
+        for name, res in sorted(results.items()):
             click.echo(f"{name}: {len(res.files)} files in {res.dest}")
         return
     if not job:
@@ -127,8 +127,8 @@ def sweep(app: str, params: tuple[str, ...], fixed: tuple[str, ...], from_file: 
     kwargs = submit_kwargs(opts)
     common = dict(parse_parameter(p) for p in fixed)
     handle = client().sweep(app, grid, name=name, params=common, **kwargs)
-    for job in handle.jobs():
-        click.echo(f"job.ferry.dev/{job.metadata['name']} created")
+    for job_name in sorted(str(j.metadata["name"]) for j in handle.jobs()):
+        click.echo(f"job.ferry.dev/{job_name} created")
     click.echo(str(handle.summary()))
     if wait_:
         handle.wait(timeout, raise_on_failure=False)
