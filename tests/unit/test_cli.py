@@ -40,7 +40,9 @@ def test_missing_kubeconfig_is_named(
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "nope"))
     code, _, err = run(capsys, "list")
     assert code == 8
-    assert err == f"ferry: kubeconfig {tmp_path / 'nope'} does not exist\n"
+    assert err == f"ferry: kubeconfig {tmp_path / 'nope'} does not exist (from KUBECONFIG)\n"
+    code, _, err = run(capsys, "--kubeconfig", str(tmp_path / "other"), "list")
+    assert (code, err) == (8, f"ferry: kubeconfig {tmp_path / 'other'} does not exist\n")
     monkeypatch.delenv("KUBECONFIG")
     monkeypatch.setenv("HOME", str(tmp_path))
     code, _, err = run(capsys, "get", "x")

@@ -64,6 +64,29 @@ def _api_message(exc: ApiException) -> str:
     return _one_line(str(message or exc.reason or f"HTTP {exc.status}"))
 
 
+def _kubeconfig_path(explicit: str | None) -> str:
+    """The kubeconfig file(s) to read: --kubeconfig, else every existing file that KUBECONFIG
+    lists (merged, as kubectl does), else ~/.kube/config; KubeConfigMissingError if none."""
+    if explicit:
+        if not os.path.exists(explicit):
+            raise KubeConfigMissingError(f"kubeconfig {explicit} does not exist")
+        return explicit
+    listed = [p for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p]
+    if listed:
+        existing = [p for p in listed if os.path.exists(p)]
+        if not existing:
+            raise KubeConfigMissingError(
+                f"kubeconfig {os.pathsep.join(listed)} does not exist (from KUBECONFIG)"
+            )
+        return os.pathsep.join(existing)
+    default = os.path.expanduser("~/.kube/config")
+    if not os.path.exists(default):
+        raise KubeConfigMissingError(
+            "no kubeconfig: set KUBECONFIG or pass --kubeconfig (~/.kube/config does not exist)"
+        )
+    return default
+
+
 def _resources(kind: str) -> str:
     return {"Job": "jobs", "App": "apps"}[kind]
 
@@ -72,14 +95,8 @@ class UserKube:
     """The user's view of the cluster: what their kubeconfig lets them read and change."""
 
     def __init__(self, kubeconfig: str | None = None, context: str | None = None) -> None:
-        path = kubeconfig or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or None
-        shown = path or "~/.kube/config"
-        if path is None and not os.path.exists(os.path.expanduser("~/.kube/config")):
-            raise KubeConfigMissingError(
-                "no kubeconfig: set KUBECONFIG or pass --kubeconfig (~/.kube/config does not exist)"
-            )
-        if path is not None and not os.path.exists(path):
-            raise KubeConfigMissingError(f"kubeconfig {path} does not exist")
+        path = _kubeconfig_path(kubeconfig)
+        shown = path
         configuration = client.Configuration()
         try:
             config.load_kube_config(
