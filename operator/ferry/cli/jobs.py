@@ -7,6 +7,7 @@ SDK, or hold lifecycle logic.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import click
@@ -146,10 +147,15 @@ def wait(jobs: tuple[str, ...], namespace: str | None, sweep: str | None,
     if not jobs and not sweep:
         raise UsageError("wait: name a JOB or --sweep")
     c = client()
+    deadline = None if timeout is None else time.monotonic() + timeout
+
+    def left() -> float | None:  # one deadline for all of them
+        return None if deadline is None else max(0.0, deadline - time.monotonic())
+
     done = []
     if sweep:
-        done += c.get_sweep(sweep, namespace).wait(timeout)
-    done += [c.wait(j, timeout, namespace=namespace) for j in jobs]
+        done += c.get_sweep(sweep, namespace).wait(left())
+    done += [c.wait(j, left(), namespace=namespace) for j in jobs]
     render.print_jobs(done, "wide")
     failed = [j for j in done if j.status and j.status.state != "Finished"]
     if failed:
