@@ -154,8 +154,15 @@ def test_cancel_suspend_resume_extend_rerun_timeline_events(sdk: Client) -> None
     states = [h.state for h in sdk.timeline(job)]
     assert "Suspended" in states
     assert states[-1] == "Cancelled"
+    # The operator posts an Event after its status write: it may come a moment after wait().
+    deadline = time.monotonic() + 10
+    while "Cancelled" not in {e.reason for e in sdk.events(job)} and time.monotonic() < deadline:
+        time.sleep(0.3)
     reasons = {e.reason for e in sdk.events(job)}
-    assert "Cancelled" in reasons
+    assert {"Cancelled", "Suspended", "Scheduled"} <= reasons
+    assert all(e.object in ("job/long-1", "pod/long-1-1", "pod/long-1-2",
+                            "persistentvolumeclaim/long-1-1", "persistentvolumeclaim/long-1-2")
+               for e in sdk.events(job))  # fmt: skip
 
     again = sdk.rerun(job)
     assert again.metadata["labels"][names.LABEL_RERUN_OF] == "long-1"
@@ -383,7 +390,11 @@ def test_cli_verbs_and_exit_codes(
     assert "cancel requested" in out
     code, _, _ = ferry(capsys, "wait", "c-long", "-n", ns, "--timeout", "60")
     assert code == 6
-    code, out, _ = ferry(capsys, "events", "c-long", "-n", ns)
+    for _ in range(30):  # the Cancelled Event follows the status write
+        code, out, _ = ferry(capsys, "events", "c-long", "-n", ns)
+        if "Cancelled" in out:
+            break
+        time.sleep(0.3)
     assert code == 0
     assert "Cancelled" in out
 

@@ -20,6 +20,11 @@ Obj = dict[str, Any]
 WATCH_SECONDS = 60
 
 
+def _secs(seconds: float | None) -> str:
+    value = seconds or 0.0
+    return f"{value:.0f}s" if value >= 1 else f"{value:.1f}s"
+
+
 def _remaining(deadline: float | None) -> int:
     if deadline is None:
         return WATCH_SECONDS
@@ -46,7 +51,7 @@ def until(
         seconds = _remaining(deadline)
         if seconds == 0:
             raise WaitTimeoutError(
-                f"Job {name} is still {query.state_of(obj) or 'Pending'} after {timeout:g}s"
+                f"Job {name} is still {query.state_of(obj) or 'Pending'} after {_secs(timeout)}"
             )
         try:
             for kind, event in kube.watch("Job", namespace, rv, name=name, timeout_seconds=seconds):
@@ -84,7 +89,9 @@ def until_all(
         if seconds == 0:
             counts = query.counts_by_state(jobs.values())
             shown = ", ".join(f"{n} {s}" for s, n in counts.items())
-            raise WaitTimeoutError(f"{label_selector}: not all ended after {timeout:g}s ({shown})")
+            raise WaitTimeoutError(
+                f"{label_selector}: not all ended after {_secs(timeout)} ({shown})"
+            )
         try:
             for kind, event in kube.watch(
                 "Job", namespace, rv, label_selector=label_selector, timeout_seconds=seconds
