@@ -375,11 +375,9 @@ def test_cli_verbs_and_exit_codes(
     code, _, err = ferry(capsys, "outputs", "c-1", "-n", ns, "--attempt", "0")
     assert code == 2
 
-    long = ("submit", "sim", "-n", ns, "--name", "c-long")
     kube.create({"apiVersion": "ferry.dev/v1alpha1", "kind": "Job",
                  "metadata": {"name": "c-long", "annotations": sim(duration="120s")},
                  "spec": {"appRef": {"name": "sim"}, "maxRunSeconds": 600}}, "-n", ns)  # fmt: skip
-    assert long
     code, _, err = ferry(capsys, "wait", "c-long", "-n", ns, "--timeout", "1")
     assert code == 5
     assert "after 1s" in err

@@ -22,7 +22,7 @@ WATCH_SECONDS = 60
 
 def _secs(seconds: float | None) -> str:
     value = seconds or 0.0
-    return f"{value:.0f}s" if value >= 1 else f"{value:.1f}s"
+    return f"{round(value)}s" if value >= 0.95 else f"{value:.1f}s"
 
 
 def _remaining(deadline: float | None) -> int:
