@@ -304,6 +304,12 @@ def test_local_file_and_directory_inputs_are_uploaded(
     listed = sorted(o.key[len(mesh.prefix) :] for o in store.list_objects(BUCKET, mesh.prefix))
     assert listed == ["a.txt", "sub/b.txt"]
     assert sdk.wait(job, timeout=60).status.state == "Finished"  # type: ignore[union-attr]
+    # A submit the apiserver refuses leaves no uploads behind.
+    before = {o.key for o in store.list_objects(BUCKET, f"uploads/{sdk.namespace}/up-1/")}
+    with pytest.raises(RefusedError, match="already exists"):
+        sdk.submit("sim", inputs={"model": tmp_path / "model.tcl"}, name="up-1")
+    after = {o.key for o in store.list_objects(BUCKET, f"uploads/{sdk.namespace}/up-1/")}
+    assert after == before
 
 
 def test_sweep_labels_counts_and_waits(sdk: Client, tmp_path: Path) -> None:

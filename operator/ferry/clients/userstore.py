@@ -65,6 +65,17 @@ class UserStore(S3Client):
 
         return self._call(f"s3://{bucket}/{key}", run)
 
+    def remove_prefix(self, bucket: str, prefix: str) -> int:
+        """Delete every object below `prefix`; how many there were."""
+        keys = [o.key for o in self.list_objects(bucket, prefix)]
+
+        def run() -> int:
+            for key in keys:
+                self._minio.remove_object(bucket, key)
+            return len(keys)
+
+        return self._call(f"s3://{bucket}/{prefix}", run)
+
     def upload_file(
         self, bucket: str, key: str, path: Path, on_bytes: OnBytes | None = None
     ) -> Digest:

@@ -11,6 +11,7 @@ or decide anything the operator decides.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -192,10 +193,12 @@ class Client:
         ]
         self._validate(spec)
         local = [v for v in classified.values() if isinstance(v, sources.LocalInput)]
+        base = ""
         if local:
+            base = transfer.upload_base(self.settings, ns, job_name)
             with translated():
                 uploaded = transfer.upload_inputs(
-                    self.store, self.settings, ns, job_name, local, progress
+                    self.store, self.settings, ns, job_name, local, progress, base
                 )
             spec["inputs"] += [{"name": k, "source": v} for k, v in uploaded.items()]
         if not spec["inputs"]:
@@ -205,7 +208,13 @@ class Client:
             metadata["labels"] = dict(labels)
         if annotations:
             metadata["annotations"] = dict(annotations)
-        return self._create(ns, {"metadata": metadata, "spec": spec})
+        try:
+            return self._create(ns, {"metadata": metadata, "spec": spec})
+        except FerryError:
+            if base:  # no Job will read them: do not leave the uploads behind
+                with contextlib.suppress(FerryError), translated():
+                    self.store.remove_prefix(self.settings.bucket, base)
+            raise
 
     @staticmethod
     def _validate(spec: dict[str, Any]) -> None:

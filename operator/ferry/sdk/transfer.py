@@ -48,6 +48,11 @@ def _source(settings: StoreSettings, key: str, prefix: bool) -> dict[str, Any]:
     return {"s3": s3}
 
 
+def upload_base(settings: StoreSettings, namespace: str, job: str) -> str:
+    """Where one submission's local inputs go (a fresh token each time)."""
+    return f"{settings.upload_prefix}{namespace}/{job}/{query.token(8)}/"
+
+
 def upload_inputs(
     store: UserStore,
     settings: StoreSettings,
@@ -55,9 +60,11 @@ def upload_inputs(
     job: str,
     inputs: Sequence[LocalInput],
     progress: bool | Progress = False,
+    base: str | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Upload each local input; its s3 source by input name (a prefix for a directory)."""
-    base = f"{settings.upload_prefix}{namespace}/{job}/{query.token(8)}/"
+    """Upload each local input below `base` (see upload_base); its s3 source by input name
+    (a prefix for a directory)."""
+    base = base or upload_base(settings, namespace, job)
     bar = resolve(progress)
     out: dict[str, dict[str, Any]] = {}
     try:
