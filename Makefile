@@ -3,12 +3,13 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 export PATH := $(HOME)/.cache/ferry/bin:$(PATH)
 
-.PHONY: help deps venv tools crds check-crds lint typecheck layers launcher unit integration e2e test demo demo-down clean
+.PHONY: help deps venv tools image crds check-crds lint typecheck layers launcher unit integration e2e test demo demo-down clean
 
 help:
 	@echo "make demo   - local cluster + MinIO + operator, run the hello example, show its timeline"
 	@echo "make test   - install what is missing, then lint, type-check, layer check and every test"
-	@echo "make crds   - regenerate crds/, charts/ferry/crds/ and values.schema.json's operator section"
+	@echo "make image  - the operator/tools image as build/image/ferry-tools-0.1.0.{oci,docker}.tar (root)"
+	@echo "make crds   - regenerate crds/, charts/ferry/crds/, values.schema.json's operator section and the chart README's values table"
 
 deps:
 	hack/install-deps.sh
@@ -29,6 +30,13 @@ typecheck:
 
 layers:
 	.venv/bin/lint-imports
+
+# The operator/tools image for other clusters (docs/install.md), built without a container
+# engine (root: debootstrap, chroot) as an OCI archive and a docker-archive. The Containerfile
+# builds the same image with one.
+IMAGE_OUT := build/image
+image:
+	$(PY) -m ferrydev.images export --out $(IMAGE_OUT) localhost/ferry/tools:0.1.0
 
 # The launcher that runs inside app containers (Go, static).
 launcher:

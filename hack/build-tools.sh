@@ -3,7 +3,9 @@
 #
 # Output: $FERRY_CACHE/bin/<name>-<version> plus a plain <name> symlink, for
 #   kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl (Kubernetes)
-#   etcd, kwok, minio, helm.
+#   etcd, kwok, minio, helm, and Ferry's own Go checks: kstatus (hack/kstatus: kstatus's
+#   verdict per object, as Flux computes it; cached by its cli-utils version and a hash of its
+#   sources) and kindcheck (hack/kindcheck), versioned by a hash of its sources.
 # A binary already present for its pinned version is reused (warm start).
 # Versions live in hack/versions.env only.
 set -euo pipefail
@@ -21,7 +23,7 @@ export CGO_ENABLED=0
 export GOTOOLCHAIN=local
 
 want=("$@")
-[ ${#want[@]} -gt 0 ] || want=(kubernetes etcd kwok minio helm)
+[ ${#want[@]} -gt 0 ] || want=(kubernetes etcd kwok minio helm kstatus kindcheck)
 
 have() { [ -x "$BIN/$1-$2" ]; }
 link() { ln -sf "$1-$2" "$BIN/$1"; }
@@ -115,6 +117,47 @@ build_etcd() {
   echo "etcd $v: built in $(( $(stamp) - t0 ))s"
 }
 
+build_kstatus() {
+  # Built from this checkout's hack/kstatus module (not `go install`): its go.mod pins
+  # sigs.k8s.io/cli-utils, which must match CLI_UTILS_VERSION in versions.env.
+  local src="$here/kstatus" v="$CLI_UTILS_VERSION"
+  if ! grep -q "sigs.k8s.io/cli-utils $v\$" "$src/go.mod"; then
+    echo "hack/kstatus/go.mod does not require sigs.k8s.io/cli-utils $v (versions.env)" >&2
+    return 1
+  fi
+  local sum; sum=$(cat "$src/go.mod" "$src/go.sum" "$src/main.go" | sha256sum | cut -c1-12)
+  local tag="$v-$sum"
+  if have kstatus "$tag"; then link kstatus "$tag"; echo "kstatus $tag: cached"; return; fi
+  local t0; t0=$(stamp)
+  local try
+  for try in 1 2 3 4; do
+    (cd "$src" && GOFLAGS=-mod=readonly go build -trimpath -ldflags "-s -w" -o "$BIN/kstatus-$tag" .) && break
+    [ "$try" = 4 ] && return 1
+    echo "kstatus build failed (attempt $try); retrying" >&2; sleep $((try * 5))
+  done
+  link kstatus "$tag"
+  echo "kstatus $tag: built in $(( $(stamp) - t0 ))s"
+}
+
+build_kindcheck() {
+  # Checks kind-config.yaml with kind's own loader and validation (hack/kindcheck/main.go).
+  # Its version is the kind module it pins plus a hash of its sources, so an edit rebuilds it.
+  local src="$here/kindcheck"
+  local kind_v; kind_v=$(awk '$1 == "require" && $2 == "sigs.k8s.io/kind" {print $3}' "$src/go.mod")
+  local v; v="$kind_v-$(cat "$src/go.mod" "$src/go.sum" "$src/main.go" | sha256sum | cut -c1-12)"
+  if have kindcheck "$v"; then link kindcheck "$v"; echo "kindcheck $v: cached"; return; fi
+  local t0; t0=$(stamp)
+  local try
+  for try in 1 2 3; do
+    (cd "$src" && go build -trimpath -ldflags "-s -w" -o "$BIN/kindcheck-$v" .) && break
+    [ "$try" = 3 ] && return 1
+    echo "kindcheck build failed (attempt $try); retrying" >&2; sleep $((try * 5))
+  done
+  for old in "$BIN"/kindcheck-*; do [ "$old" = "$BIN/kindcheck-$v" ] || rm -f "$old"; done
+  link kindcheck "$v"
+  echo "kindcheck $v: built in $(( $(stamp) - t0 ))s"
+}
+
 for w in "${want[@]}"; do
   case "$w" in
     kubernetes) build_kubernetes ;;
@@ -122,6 +165,8 @@ for w in "${want[@]}"; do
     kwok) build_go_install kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION" ;;
     minio) build_go_install minio github.com/minio/minio "$MINIO_VERSION" ;;
     helm) build_go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" ;;
+    kstatus) build_kstatus ;;
+    kindcheck) build_kindcheck ;;
     *) echo "unknown tool: $w" >&2; exit 2 ;;
   esac
 done

@@ -22,6 +22,8 @@ if [ "${FERRY_WITH_NODE:-0}" = 1 ]; then
   command -v ip >/dev/null || need_apt+=(iproute2)
   dpkg -s busybox-static >/dev/null 2>&1 || need_apt+=(busybox-static)
   command -v debootstrap >/dev/null || need_apt+=(debootstrap)
+  # `make image`'s archives are checked with a real image tool (tests/integration/test_image_archives.py).
+  command -v skopeo >/dev/null || need_apt+=(skopeo)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need_apt[*]}"
@@ -41,7 +43,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 
-hack/build-tools.sh kubernetes etcd kwok minio helm
+hack/build-tools.sh kubernetes etcd kwok minio helm kstatus kindcheck
 if [ "${FERRY_WITH_NODE:-0}" = 1 ]; then
   # The real node's images (cached by their inputs in ~/.cache/ferry/images); ferrydev is
   # installed in the virtualenv with Ferry (pip install -e).

@@ -25,7 +25,7 @@ import pytest
 from ferrydev.cluster import POD_GATEWAY, ClusterError, ClusterState, LocalCluster
 from ferrydev.kubectl import kubectl_binary
 from ferrydev.paths import BIN
-from ferrydev.processes import free_port
+from ferrydev.processes import ChildProcess, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -172,7 +172,7 @@ def namespace(kube: Kube) -> Iterator[str]:
     kube.run("delete", "namespace", name, "--wait=false", check=False)
 
 
-class OperatorProcess:
+class OperatorProcess(ChildProcess):
     """The Ferry operator as a real process against the test cluster; killable and restartable."""
 
     def __init__(self, state: ClusterState, log_dir: Path) -> None:
@@ -206,20 +206,6 @@ class OperatorProcess:
             env=self.env(),
             cwd=str(ROOT),
         )
-
-    def kill(self) -> None:
-        """SIGKILL: no cleanup, as when a node dies."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
 
     def log_text(self) -> str:
         return "".join(

@@ -18,10 +18,10 @@ import urllib.request
 from pathlib import Path
 
 from ferrydev.cluster.state import binary
-from ferrydev.processes import free_port
+from ferrydev.processes import ChildProcess, free_port
 
 
-class MinioServer:
+class MinioServer(ChildProcess):
     def __init__(self, data_dir: Path, log_path: Path | None = None) -> None:
         self.data_dir = data_dir
         self.log_path = log_path or data_dir.parent / f"{data_dir.name}.log"
@@ -85,18 +85,3 @@ class MinioServer:
                 return
             time.sleep(0.1)
         raise RuntimeError(f"minio not ready after {timeout}s; see {self.log_path}")
-
-    def kill(self) -> None:
-        """SIGKILL, as when the store's node dies."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)

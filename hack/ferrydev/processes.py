@@ -1,8 +1,9 @@
 """Processes by pid: free ports, liveness, stopping process groups, CPU and memory samples, waits.
 
-Owns: the OS-level helpers the cluster, the MinIO server and the benchmarks share: a free
-loopback port, whether a pid still runs (zombies count as gone), SIGTERM-then-SIGKILL of
-process groups, /proc samples of CPU seconds and resident memory, and polling a predicate.
+Owns: the OS-level helpers the cluster, the MinIO server and the benchmarks share: a
+`ChildProcess` that can be killed (as a node dies) or stopped, a free loopback port, whether
+a pid still runs (zombies count as gone), SIGTERM-then-SIGKILL of process groups, /proc
+samples of CPU seconds and resident memory, and polling a predicate.
 
 Must not: know what a process is for (no cluster, no kubectl, no images): callers name the
 pids and own the pid files.
@@ -14,6 +15,7 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -21,6 +23,28 @@ from pathlib import Path
 from typing import Any
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+class ChildProcess:
+    """A process this one started (`proc`), killable and stoppable; subclasses start it."""
+
+    proc: subprocess.Popen[bytes] | None = None
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, as when a node dies."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 15 s."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
 
 
 def free_port() -> int:

@@ -1,9 +1,10 @@
 """Operator configuration: every setting explicit, with its default and its environment name.
 
 Owns: the settings the operator and its builders need (default object store, tools image,
-watched namespaces, client QPS, timeouts, archive retry budget). Read from FERRY_* environment
-variables by `from_env`; everything else takes an `OperatorConfig` as a value. Must not: do I/O
-beyond reading the environment mapping it is given.
+watched namespaces, client QPS, timeouts, archive retry budget, the leader-election Lease).
+Read from FERRY_* environment variables by `from_env`; everything else takes an
+`OperatorConfig` as a value. Must not: do I/O beyond reading the environment mapping it is
+given.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ferry.api import names
+from ferry.api.endpoints import endpoint_key
 
 ENV_PREFIX = "FERRY_"
 
@@ -33,6 +37,14 @@ class OperatorConfig(BaseModel):
         default="ferry-s3",
         description="Secret (in each Job's namespace) with accessKey/secretKey for the default "
         "store. Ferry never reads it; containers get it by secretKeyRef.",
+    )
+    allowed_store_endpoints: tuple[str, ...] = Field(
+        default=(),
+        description="Trusted S3 endpoints besides the default store (comma-separated in "
+        "FERRY_ALLOWED_STORE_ENDPOINTS), e.g. http://minio.data.svc:9000. Only trusted stores "
+        "receive credentials (a Job's secretRef or the default Secret) and may be at loopback "
+        "or link-local addresses; any other endpoint a Job names gets anonymous requests and "
+        "the address checks of HTTP inputs. Metadata addresses are refused for every store.",
     )
     tools_image: str = Field(
         default="localhost/ferry/tools:0.1.0",
@@ -77,6 +89,73 @@ class OperatorConfig(BaseModel):
         default=8081, description="Port of the /healthz liveness endpoint; 0 turns it off."
     )
 
+    lease_namespace: str = Field(
+        default="",
+        description="Namespace of the leader-election Lease (the operator's own). Set, the "
+        "operator acts only while it holds the Lease, so that several replicas never both act; "
+        "empty, it acts at once (one process only).",
+    )
+    lease_name: str = Field(
+        default=names.LEASE_NAME, description="Name of the leader-election Lease."
+    )
+    lease_identity: str = Field(
+        default="",
+        description="This process's holder identity in the Lease (the chart gives the pod's "
+        "name); empty: the host name and a random suffix.",
+    )
+    lease_duration_seconds: Annotated[int, Field(ge=2, le=300)] = Field(
+        default=15,
+        description="How long a standby waits, after the Lease was last renewed, before it "
+        "takes over.",
+    )
+    lease_renew_deadline_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=10.0,
+        description="A leader that has not renewed the Lease for this long stops acting and "
+        "exits; shorter than the Lease duration.",
+    )
+    lease_retry_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=2.0,
+        description="How often the Lease is renewed by the leader and tried by a standby; "
+        "shorter than the renew deadline.",
+    )
+
+    @model_validator(mode="after")
+    def _lease_timing(self) -> OperatorConfig:
+        if not (
+            self.lease_retry_seconds < self.lease_renew_deadline_seconds
+            and self.lease_renew_deadline_seconds < self.lease_duration_seconds
+        ):
+            raise ValueError(
+                "lease timing: retry < renew deadline < duration is required (a leader must "
+                "stop acting before a standby may take over)"
+            )
+        return self
+
+    @field_validator("default_s3_endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        endpoint_key(value)
+        return value
+
+    @field_validator("allowed_store_endpoints")
+    @classmethod
+    def _endpoints(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for endpoint in value:
+            endpoint_key(endpoint)
+        return value
+
+    @property
+    def trusted_store_endpoints(self) -> tuple[str, ...]:
+        """The default store, then the allow-list."""
+        return (self.default_s3_endpoint, *self.allowed_store_endpoints)
+
+    def is_trusted_store(self, endpoint: str) -> bool:
+        try:
+            key = endpoint_key(endpoint)
+        except ValueError:
+            return False
+        return any(endpoint_key(e) == key for e in self.trusted_store_endpoints)
+
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> OperatorConfig:
         """Build the config from FERRY_* variables; unknown FERRY_ variables are errors."""
@@ -92,6 +171,8 @@ class OperatorConfig(BaseModel):
                 raise ValueError(f"{key}: not a Ferry setting (known: {', '.join(sorted(fields))})")
             if name == "namespaces":
                 values[name] = tuple(n.strip() for n in raw.split(",") if n.strip())
+            elif name == "allowed_store_endpoints":
+                values[name] = tuple(e.strip() for e in raw.split(",") if e.strip())
             elif raw == "" and fields[name].default is None:
                 values[name] = None
             else:

@@ -3,14 +3,14 @@
 Owns: turning pydantic's JSON Schema into a structural OpenAPI v3 schema (refs inlined,
 nullable unions collapsed, scalar unions made explicit), plus printer columns, short names,
 categories and the status subresource. `python -m ferry.crdgen` writes crds/ and the chart's
-crds/, and the operator section of the chart's values.schema.json (ferry.chartgen); `--check`
-fails when the committed files differ. Must not: talk to any server.
+crds/, the operator section of the chart's values.schema.json and the values table of the
+chart's README.md (ferry.chartgen); `--check` fails when the committed files differ.
+Must not: talk to any server.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from ferry.api.app import AppSpec, AppStatus
 from ferry.api.common import GROUP, VERSION
 from ferry.api.job import MAX_JOB_NAME, JobSpec, JobStatus
-from ferry.chartgen import VALUES_SCHEMA, values_schema
+from ferry.chartgen import CHART_README, VALUES_SCHEMA, VALUES_YAML, chart_readme, values_schema
 
 Schema = dict[str, Any]
 
@@ -126,6 +126,10 @@ def _crd(
             "status": structural_schema(status, keep_defaults=False),
         },
     }
+    if kind == "Job":
+        # A new Job reads Pending (kubectl get, the SDK, GitOps tools) from the moment it is
+        # created, before the operator's first pass: the apiserver fills it in, no write.
+        root["properties"]["status"]["default"] = {"state": "Pending"}
     if root_rules:
         root["x-kubernetes-validations"] = root_rules
     return {
@@ -220,14 +224,19 @@ def generated_files(root: Path) -> dict[Path, str]:
     """Every generated file, by its path under the repository root.
 
     values.schema.json is generated in part: its committed text must exist (FileNotFoundError)
-    and be JSON (ValueError); everything but the operator section is kept.
+    and be JSON (ValueError); everything but the operator section is kept. So is the chart's
+    README.md but its values table (ValueError when its markers are missing).
     """
     files: dict[Path, str] = {}
     for name, crd in (("ferry.dev_apps.yaml", app_crd()), ("ferry.dev_jobs.yaml", job_crd())):
         text = render(crd)
         files[root / "crds" / name] = text
         files[root / "charts" / "ferry" / "crds" / name] = text
-    files[root / VALUES_SCHEMA] = values_schema((root / VALUES_SCHEMA).read_text())
+    schema = values_schema((root / VALUES_SCHEMA).read_text())
+    files[root / VALUES_SCHEMA] = schema
+    files[root / CHART_README] = chart_readme(
+        (root / CHART_README).read_text(), schema, (root / VALUES_YAML).read_text()
+    )
     return files
 
 
@@ -238,8 +247,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         files = generated_files(args.root)
-    except (OSError, json.JSONDecodeError) as err:
-        print(f"cannot generate the operator section of {VALUES_SCHEMA}: {err}", file=sys.stderr)
+    except (OSError, ValueError) as err:  # json.JSONDecodeError is a ValueError
+        print(
+            f"cannot generate {VALUES_SCHEMA}'s operator section or {CHART_README}'s values "
+            f"table: {err}",
+            file=sys.stderr,
+        )
         return 1
     stale = []
     for path, text in files.items():

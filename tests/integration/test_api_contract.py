@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import Kube
+from tests.conftest import ROOT, Kube
 
 pytestmark = pytest.mark.integration
 
@@ -244,8 +244,19 @@ def test_design_examples_apply_and_show(kube: Kube, namespace: str) -> None:
     assert "job.ferry.dev/frame-001" in both
 
 
+def explain(kube: Kube, what: str) -> str:
+    """`kubectl explain what`, once the apiserver publishes the CRDs' OpenAPI (it lags the
+    CRD's Established condition by a few seconds)."""
+    proc = kube.wait_for(
+        lambda: p if (p := kube.run("explain", what, check=False)).returncode == 0 else None,
+        timeout=60,
+        what=f"kubectl explain {what}",
+    )
+    return str(proc.stdout)
+
+
 def test_kubectl_explain_teaches(kube: Kube) -> None:
-    spec = kube.run("explain", "fjob.spec").stdout
+    spec = explain(kube, "fjob.spec")
     for field in (
         "appRef",
         "parameters",
@@ -257,12 +268,46 @@ def test_kubectl_explain_teaches(kube: Kube) -> None:
         "cancel",
     ):
         assert field in spec
-    retry = kube.run("explain", "fjob.spec.retry").stdout
+    retry = explain(kube, "fjob.spec.retry")
     assert "appFailures" in retry
     assert "infraFailures" in retry
     assert "eviction" in retry  # the description says what counts as an infrastructure failure
-    app = kube.run("explain", "fapp.spec.args").stdout
+    app = explain(kube, "fapp.spec.args")
     assert "{{params.X}}" in app
+
+
+def _described(kind_file: str, path: str) -> str:
+    """The description the committed CRD gives the field at `path` (dots; lists see through)."""
+    crd = yaml.safe_load((ROOT / "crds" / kind_file).read_text())
+    node = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    for part in path.split("."):
+        while "items" in node:
+            node = node["items"]
+        node = node["properties"][part]
+    return str(node["description"])
+
+
+@pytest.mark.parametrize(
+    ("resource", "path"),
+    [
+        ("fjob", "spec.appRef.name"),
+        ("fjob", "spec.inputs.source.s3.bucket"),
+        ("fjob", "spec.inputs.source.http.url"),
+        ("fjob", "spec.inputs.source.pvc.claimName"),
+        ("fjob", "spec.workspace.size"),
+        ("fjob", "status.state"),
+        ("fjob", "status.history.reason"),
+        ("fjob", "status.conditions.lastTransitionTime"),
+        ("fapp", "spec.runtime.mpi.workers"),
+        ("fapp", "status.conditions"),
+    ],
+)
+def test_kubectl_explain_prints_the_field_description(kube: Kube, resource: str, path: str) -> None:
+    """What tests/unit/test_crd_descriptions.py checks in the files, the apiserver serves."""
+    kind_file = "ferry.dev_jobs.yaml" if resource == "fjob" else "ferry.dev_apps.yaml"
+    expected = " ".join(_described(kind_file, path).split())
+    out = explain(kube, f"{resource}.{path}")
+    assert expected in " ".join(out.split()), out
 
 
 @pytest.mark.parametrize(

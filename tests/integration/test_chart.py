@@ -5,11 +5,14 @@ renders, install / upgrade / uninstall without orphans, least-privilege RBAC, an
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from tests.conftest import ROOT, Kube, OperatorProcess, helm
 
@@ -52,8 +55,103 @@ def test_rendered_manifests_pass_server_side_validation(
     for ns in ("a-ns", "b-ns"):
         kube.run("create", "namespace", ns, check=False)
     rendered = helm(kube, "template", "t", str(CHART), "--namespace", release_ns, *values).stdout
-    proc = kube.run("apply", "--dry-run=server", "-f", "-", stdin=rendered, check=False)
+    proc = kube.run(
+        "apply", "--dry-run=server", "--validate=strict", "-f", "-", stdin=rendered, check=False
+    )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_server_side_validation_refuses_an_unknown_field(kube: Kube, release_ns: str) -> None:
+    """The check above can fail: the apiserver's strict field validation names the field."""
+    rendered = helm(kube, "template", "t", str(CHART), "--namespace", release_ns).stdout
+    broken = rendered.replace("  replicas: 1\n", "  replicas: 1\n  replicaz: 2\n", 1)
+    assert broken != rendered
+    proc = kube.run(
+        "apply", "--dry-run=server", "--validate=strict", "-f", "-", stdin=broken, check=False
+    )
+    assert proc.returncode != 0
+    assert 'unknown field "spec.replicaz"' in proc.stderr
+
+
+def _documents(text: str) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+def test_service_monitor_is_off_by_default(kube: Kube) -> None:
+    rendered = _documents(helm(kube, "template", "t", str(CHART)).stdout)
+    assert "ServiceMonitor" not in {d["kind"] for d in rendered}
+
+
+def test_service_monitor_when_enabled_selects_the_metrics_service(kube: Kube) -> None:
+    rendered = _documents(
+        helm(
+            kube, "template", "t", str(CHART), "--namespace", "mon",
+            "--set", "metrics.serviceMonitor.enabled=true",
+            "--set", "metrics.serviceMonitor.labels.release=prometheus",
+            "--set", "metrics.serviceMonitor.scrapeTimeout=5s",
+        ).stdout
+    )  # fmt: skip
+    (monitor,) = [d for d in rendered if d["kind"] == "ServiceMonitor"]
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    services = [d for d in rendered if d["kind"] == "Service"]
+    selected = [
+        s for s in services
+        if monitor["spec"]["selector"]["matchLabels"].items() <= s["metadata"]["labels"].items()
+    ]  # fmt: skip
+    assert [s["metadata"]["name"] for s in selected] == ["t-ferry-metrics"]
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] in {p["name"] for p in selected[0]["spec"]["ports"]}
+    assert (endpoint["path"], endpoint["interval"], endpoint["scrapeTimeout"]) == (
+        "/metrics",
+        "30s",
+        "5s",
+    )
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["mon"]}
+
+
+def test_install_md_values_render_and_pass_server_side_validation(
+    kube: Kube, release_ns: str, tmp_path: Path
+) -> None:
+    """docs/install.md's values file for an existing S3 store, as the page shows it."""
+    text = (ROOT / "docs" / "install.md").read_text()
+    (block,) = re.findall(r"^```yaml\n(# chart values:.*?)^```", text, re.S | re.M)
+    values = tmp_path / "ferry-values.yaml"
+    values.write_text(block)
+    for ns in yaml.safe_load(block)["watchNamespaces"]:
+        kube.run("create", "namespace", ns, check=False)
+    rendered = _documents(
+        helm(kube, "template", "ferry", str(CHART), "-n", release_ns, "-f", str(values)).stdout
+    )
+    (monitor,) = [d for d in rendered if d["kind"] == "ServiceMonitor"]
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    (deployment,) = [d for d in rendered if d["kind"] == "Deployment"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "registry.example.org/ferry/tools:0.1.0"
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["FERRY_DEFAULT_S3_BUCKET"] == "my-group-results"
+    # The apiserver has no ServiceMonitor CRD: everything else is validated strictly.
+    others = [d for d in rendered if d["kind"] != "ServiceMonitor"]
+    proc = kube.run(
+        "apply", "--dry-run=server", "--validate=strict", "-f", "-",
+        stdin=yaml.safe_dump_all(others), check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_service_monitor_needs_the_metrics_service(kube: Kube) -> None:
+    proc = helm(
+        kube, "template", "t", str(CHART), "--set", "metrics.serviceMonitor.enabled=true",
+        "--set", "metrics.service.enabled=false", check=False,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "metrics.serviceMonitor.enabled needs metrics.service.enabled" in proc.stderr
+    proc = helm(
+        kube, "template", "t", str(CHART), "--set", "metrics.serviceMonitor.interval=soon",
+        check=False,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "serviceMonitor/interval" in proc.stderr
 
 
 def _owned(kube: Kube, release: str, namespace: str) -> list[str]:
@@ -135,6 +233,10 @@ def test_operator_service_account_is_least_privilege(kube: Kube, release_ns: str
             ("create", "pods", "yes"),
             ("delete", "pods", "yes"),
             ("update", "jobs.ferry.dev --subresource=status", "yes"),
+            ("patch", "jobs.ferry.dev --subresource=status", "no"),
+            ("list", "namespaces", "no"),
+            ("create", "mpijobs.kubeflow.org", "no"),
+            ("create", "leases.coordination.k8s.io", "yes"),
             ("update", "jobs.ferry.dev", "no"),
             ("create", "deployments.apps", "no"),
             ("get", "nodes", "no"),
@@ -220,4 +322,5 @@ def test_chart_crds_are_the_generated_ones() -> None:
 
 def test_argocd_health_check_ships_in_the_chart() -> None:
     assert (CHART / "health" / "argocd-job.lua").is_file()
+    assert (CHART / "health" / "argocd-app.lua").is_file()
     assert Path(CHART / "values.schema.json").is_file()

@@ -69,6 +69,10 @@ class Pod:
         return self.root / "ws" / "logs"
 
     @property
+    def records(self) -> Path:
+        return self.root / "ws" / "records"
+
+    @property
     def workspace(self) -> Path:
         return self.root / "ws"
 
@@ -81,7 +85,7 @@ class Pod:
         return self.root / "ws" / "work"
 
     def record(self, name: str) -> Any:
-        return json.loads((self.logs / "inputs" / f"{name}.json").read_text())
+        return json.loads((self.records / "inputs" / f"{name}.json").read_text())
 
     def run(self, *args: str, timeout: float = 120, **env: str) -> Result:
         termination = self.root / f"termination-{uuid.uuid4().hex[:6]}"
@@ -108,34 +112,26 @@ def _base_env(root: Path, endpoint: str, access: str, secret: str) -> dict[str, 
     env.update(
         PYTHONPATH=str(ROOT / "operator"),
         FERRY_INPUTS_DIR=str(root / "ws" / "inputs"),
-        FERRY_LOGS_DIR=str(root / "ws" / "logs"),
+        FERRY_RECORDS_DIR=str(root / "ws" / "records"),
         FERRY_SOURCE_DIR=str(root / "source"),
         FERRY_WORKSPACE=str(root / "ws"),
         FERRY_S3_ENDPOINT=endpoint,
         FERRY_S3_REGION="us-east-1",
         FERRY_S3_ACCESS_KEY=access,
         FERRY_S3_SECRET_KEY=secret,
+        # The store is the default one, which the operator always lists as trusted (it is on
+        # loopback here, which only a trusted store may use).
+        FERRY_ALLOWED_STORE_ENDPOINTS=endpoint,
         FERRY_RETRY_BACKOFF_SECONDS="0.2",
     )
     return env
-
-
-@pytest.fixture(scope="module")
-def store(cluster: Any) -> S3Client:
-    return S3Client(cluster.minio_endpoint, cluster.minio_access_key, cluster.minio_secret_key)
-
-
-@pytest.fixture(scope="module")
-def bucket(store: S3Client) -> str:
-    name = f"stager-{uuid.uuid4().hex[:10]}"
-    store.make_bucket(name)
-    return name
 
 
 @pytest.fixture
 def pod(tmp_path: Path, cluster: Any) -> Pod:
     root = tmp_path / "pod"
     (root / "ws" / "logs").mkdir(parents=True)
+    (root / "ws" / "records").mkdir(parents=True)
     return Pod(
         root,
         _base_env(root, cluster.minio_endpoint, cluster.minio_access_key, cluster.minio_secret_key),
@@ -212,7 +208,7 @@ def test_setup_prepares_workspace_and_launcher(pod: Pod, tmp_path: Path) -> None
     bin_dir = tmp_path / "bin"
     res = pod.run("setup", "--bin", str(bin_dir), FERRY_LAUNCHER=str(launcher))
     assert res.code == 0, res.stderr
-    for d in ("work", "inputs", "logs", "logs/inputs"):
+    for d in ("work", "inputs", "logs", "records", "records/inputs"):
         assert (pod.workspace / d).is_dir()
         assert (pod.workspace / d).stat().st_mode & 0o770 == 0o770
     copied = bin_dir / "ferry-launch"
@@ -489,6 +485,7 @@ def test_unreachable_store(pod: Pod, bucket: str) -> None:
         "model",
         {"s3": {"bucket": bucket, "key": "k"}},
         FERRY_S3_ENDPOINT=f"http://127.0.0.1:{port}",
+        FERRY_ALLOWED_STORE_ENDPOINTS=f"http://127.0.0.1:{port}",
         FERRY_STAGE_RETRIES="1",
     )
     assert res.code == 1
@@ -690,6 +687,24 @@ def test_archive_workspace(pod: Pod, store: S3Client, bucket: str, tmp_path: Pat
     assert manifest["inputs"] == [pod.record("note")]
     assert manifest["inputs"][0]["files"][0]["sha256"] == sha(b"hello")
     assert manifest["totals"] == {"files": len(expected) + 1, "bytes": total}
+
+
+def test_the_app_cannot_forge_its_inputs_provenance(
+    pod: Pod, store: S3Client, bucket: str, tmp_path: Path
+) -> None:
+    """The app's container mounts logs/ (its launcher writes logs/app.log there) but not
+    records/: a staging record it writes under logs/ is not what the manifest reports."""
+    _workspace(pod, tmp_path)
+    forged = {"name": "note", "kind": "inline", "files": [{"path": "note", "sha256": "0" * 64}]}
+    (pod.logs / "inputs").mkdir(exist_ok=True)
+    (pod.logs / "inputs" / "note.json").write_text(json.dumps(forged))
+    (pod.logs / "inputs" / "extra.json").write_text(json.dumps({**forged, "name": "extra"}))
+    prefix = f"ns/frame-001/{uuid.uuid4().hex}/attempt-1/"
+    res = pod.archive(_plan(bucket, prefix))
+    assert res.code == 0, res.stderr
+    manifest = json.loads(store.get_bytes(bucket, prefix + "manifest.json"))
+    assert manifest["inputs"] == [pod.record("note")]
+    assert manifest["inputs"][0]["files"][0]["sha256"] == sha(b"hello")
 
 
 def test_rearchive_is_idempotent(pod: Pod, store: S3Client, bucket: str, tmp_path: Path) -> None:

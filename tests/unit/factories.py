@@ -210,6 +210,7 @@ def run_pod(
     main: ContainerView | None = None,
 ) -> PodView:
     return PodView(
+        owner_uid=UID,
         name=f"{JOB}-{attempt}",
         attempt=attempt,
         role="run",
@@ -335,6 +336,7 @@ def archive_pod(
     else:
         main = container("archive", "running")
     return PodView(
+        owner_uid=UID,
         name=f"{JOB}-{attempt}-archive-{try_}",
         attempt=attempt,
         role="archive",

@@ -243,6 +243,31 @@ JOB_BAD: list[tuple[str, Any, str]] = [
         {"s3": {"bucket": "models", "key": "a", "endpoint": "s3.example.org"}},
         "inputs.0.source.s3.endpoint",
     ),
+    (  # user info in an endpoint
+        "inputs.0.source",
+        {"s3": {"bucket": "models", "key": "a", "endpoint": "http://u:p@s3.example.org"}},
+        "inputs.0.source.s3.endpoint",
+    ),
+    (  # an endpoint has no path
+        "inputs.0.source",
+        {"s3": {"bucket": "models", "key": "a", "endpoint": "http://s3.example.org/x"}},
+        "inputs.0.source.s3.endpoint",
+    ),
+    (  # nor another scheme
+        "inputs.0.source",
+        {"s3": {"bucket": "models", "key": "a", "endpoint": "file://s3.example.org"}},
+        "inputs.0.source.s3.endpoint",
+    ),
+    (  # the credential keys are fixed: no other key of a Secret becomes a request header
+        "inputs.0.source",
+        {"s3": {"bucket": "b3", "key": "a", "secretRef": {"name": "x", "accessKeyKey": "token"}}},
+        "inputs.0.source.s3.secretRef.accessKeyKey",
+    ),
+    (
+        "inputs.0.source",
+        {"s3": {"bucket": "b3", "key": "a", "secretRef": {"name": "x", "secretKeyKey": "pw"}}},
+        "inputs.0.source.s3.secretRef.secretKeyKey",
+    ),
     ("inputs.0.source", {"http": {"url": "example.org/a"}}, "inputs.0.source.http.url"),
     ("inputs.0.source", {"http": {"url": "ftp://example.org/a"}}, "inputs.0.source.http.url"),
     (

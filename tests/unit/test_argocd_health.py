@@ -1,5 +1,6 @@
-"""The Argo CD health check (charts/ferry/health/argocd-job.lua), run in a real Lua runtime
-against Job objects whose statuses are built with Ferry's own models."""
+"""The Argo CD health checks (charts/ferry/health/argocd-job.lua and argocd-app.lua), run in a
+real Lua runtime against Jobs and Apps whose statuses are built with Ferry's own models and
+decisions."""
 
 from __future__ import annotations
 
@@ -10,17 +11,22 @@ from typing import Any
 import pytest
 from lupa import LuaRuntime  # type: ignore[import-untyped]
 
+from ferry.api.app import AppSpec, AppStatus
 from ferry.api.job import JobStatus, State
+from ferry.decisions.apps import app_status
+from tests.unit.factories import app_dict, app_view
 
 pytestmark = pytest.mark.unit
 
-LUA = (Path(__file__).resolve().parents[2] / "charts/ferry/health/argocd-job.lua").read_text()
+HEALTH = Path(__file__).resolve().parents[2] / "charts/ferry/health"
+LUA = (HEALTH / "argocd-job.lua").read_text()
+APP_LUA = (HEALTH / "argocd-app.lua").read_text()
 NOW = datetime(2026, 11, 21, tzinfo=UTC)
 
 
-def health(obj: dict[str, Any]) -> tuple[str, str]:
+def health(obj: dict[str, Any], script: str = LUA) -> tuple[str, str]:
     lua = LuaRuntime(unpack_returned_tuples=True)
-    check = lua.eval(f"function(obj) {LUA} end")
+    check = lua.eval(f"function(obj) {script} end")
     result = check(lua.table_from(_to_lua(lua, obj)))
     return str(result["status"]), str(result["message"])
 
@@ -79,3 +85,48 @@ def test_status_older_than_spec_is_progressing() -> None:
     status, message = health(job(State.FINISHED, generation=3, observed=2))
     assert status == "Progressing"
     assert "latest spec" in message
+
+
+# --------------------------------------------------------------------------- App
+
+
+def app(spec: AppSpec | None, generation: int = 1, judged: int | None = 1) -> dict[str, Any]:
+    """An App object; with `judged`, its status as Ferry decides it for that generation."""
+    obj: dict[str, Any] = {"metadata": {"name": "sim", "generation": generation}, "spec": {}}
+    if judged is not None:
+        status, _ = app_status(app_view(spec), AppStatus(), judged, NOW)
+        obj["status"] = status.wire()
+    return obj
+
+
+def invalid() -> AppSpec:
+    return AppSpec.model_validate(app_dict(args=["{{params.stepz}}"]))
+
+
+def test_a_valid_app_is_healthy() -> None:
+    status, message = health(app(None), APP_LUA)
+    assert status == "Healthy"
+    assert message.startswith("Valid")
+
+
+def test_an_invalid_app_is_degraded_and_says_why() -> None:
+    status, message = health(app(invalid()), APP_LUA)
+    assert status == "Degraded"
+    assert message.startswith("InvalidSpec")
+    assert "stepz" in message
+
+
+def test_an_app_ferry_has_not_judged_is_progressing() -> None:
+    assert health(app(None, judged=None), APP_LUA)[0] == "Progressing"
+
+
+def test_an_app_judged_for_an_older_spec_is_progressing() -> None:
+    status, message = health(app(invalid(), generation=2, judged=1), APP_LUA)
+    assert status == "Progressing"
+    assert "latest spec" in message
+
+
+def test_an_app_judged_by_a_ferry_without_stalled_is_degraded_when_not_ready() -> None:
+    obj = app(invalid())
+    obj["status"]["conditions"] = [c for c in obj["status"]["conditions"] if c["type"] == "Ready"]
+    assert health(obj, APP_LUA)[0] == "Degraded"

@@ -194,6 +194,68 @@ def test_s3_credentials_name_the_right_secrets() -> None:
     assert archive_env["FERRY_S3_ACCESS_KEY"] == "res"
 
 
+def _credentials(env: list[dict[str, Any]]) -> dict[str, Any]:
+    return {e["name"]: e["valueFrom"]["secretKeyRef"] for e in env if "valueFrom" in e}
+
+
+def _values(env: list[dict[str, Any]]) -> dict[str, Any]:
+    return {e["name"]: e["value"] for e in env if "value" in e}
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "http://169.254.169.254",
+        "http://127.0.0.1:9000",
+        "https://s3.attacker.example",
+        "http://minio.ferry-system.svc:9001",  # the default store's host, another port
+    ],
+)
+def test_no_credentials_for_an_endpoint_that_is_not_a_trusted_store(endpoint: str) -> None:
+    """Neither a secretRef's nor the default Secret's keys reach a container whose endpoint
+    the operator does not trust: its requests are anonymous."""
+    for secret_ref in ({"name": "creds"}, None):
+        s3: dict[str, Any] = {"bucket": "models", "key": "k", "endpoint": endpoint}
+        if secret_ref:
+            s3["secretRef"] = secret_ref
+        pod = run_pod(job_spec(inputs=[{"name": "m", "source": {"s3": s3}}]))
+        env = next(c for c in containers(pod) if c["name"] == "stage-m")["env"]
+        assert _credentials(env) == {}
+        assert _values(env)["FERRY_S3_ENDPOINT"] == endpoint
+        assert _values(env)["FERRY_ALLOWED_STORE_ENDPOINTS"] == CONFIG.default_s3_endpoint
+        store = {k: v for k, v in s3.items() if k != "key"}
+        env = archive(job_spec(archive={"s3": store}))["spec"]["containers"][0]["env"]
+        assert _credentials(env) == {}
+
+
+def test_credentials_with_fixed_keys_for_an_allow_listed_store() -> None:
+    config = CONFIG.model_copy(update={"allowed_store_endpoints": ("http://minio.data.svc:9000",)})
+    spec = job_spec(
+        inputs=[
+            {
+                "name": "m",
+                "source": {
+                    "s3": {
+                        "bucket": "models",
+                        "key": "k",
+                        "endpoint": "http://MINIO.data.svc:9000/",
+                        "secretRef": {"name": "creds", "accessKeyKey": "accessKey"},
+                    }
+                },
+            }
+        ]
+    )
+    pod = run_pod_template.run_pod(META, app_spec(), spec, PARAMS, 1, config)
+    env = next(c for c in containers(pod) if c["name"] == "stage-m")["env"]
+    assert _credentials(env) == {
+        "FERRY_S3_ACCESS_KEY": {"name": "creds", "key": "accessKey"},
+        "FERRY_S3_SECRET_KEY": {"name": "creds", "key": "secretKey"},
+    }
+    assert _values(env)["FERRY_ALLOWED_STORE_ENDPOINTS"] == (
+        f"{CONFIG.default_s3_endpoint},http://minio.data.svc:9000"
+    )
+
+
 # --------------------------------------------------------------------------- run pod content
 
 

@@ -96,11 +96,20 @@ def test_the_section_as_generated() -> None:
         "resyncSeconds",
         "podStartGraceSeconds",
         "archiveTries",
+        "allowedStoreEndpoints",
         "metricsPort",
         "healthPort",
+        "leaseDurationSeconds",
+        "leaseRenewDeadlineSeconds",
+        "leaseRetrySeconds",
         "logLevel",
         "resources",
     ]
+    assert properties["allowedStoreEndpoints"] == {
+        "type": "array",
+        "items": {"type": "string"},
+        "description": OperatorConfig.model_fields["allowed_store_endpoints"].description,
+    }
     assert properties["workers"] == {
         "type": "integer",
         "minimum": 1,
@@ -110,8 +119,14 @@ def test_the_section_as_generated() -> None:
     assert properties["qps"]["type"] == "number"
     assert properties["qps"]["exclusiveMinimum"] == 0
     assert "minimum" not in properties["qps"]
-    assert properties["logLevel"] == {"enum": ["DEBUG", "INFO", "WARNING", "ERROR"]}
-    assert properties["resources"] == {"type": "object"}
+    assert properties["logLevel"] == {
+        "enum": ["DEBUG", "INFO", "WARNING", "ERROR"],
+        "description": "The operator's log level.",
+    }
+    assert properties["resources"] == {
+        "type": "object",
+        "description": "The operator container's resources.",
+    }
     for key in properties:
         assert "default" not in properties[key], key  # values.yaml holds the chart's defaults
         assert "title" not in properties[key], key
@@ -243,9 +258,59 @@ def test_values_yaml_operator_defaults_fit_the_section_and_the_operator() -> Non
             assert value in schema["enum"], key
         elif schema["type"] == "object":
             assert isinstance(value, dict), key
+        elif schema["type"] == "array":
+            assert isinstance(value, list), key
+            assert all(isinstance(v, str) for v in value), key
         else:
             assert isinstance(value, int if schema["type"] == "integer" else int | float), key
             assert value >= schema.get("minimum", value), key
             assert value <= schema.get("maximum", value), key
             assert value > schema.get("exclusiveMinimum", value - 1), key
     OperatorConfig.model_validate({f: values[chartgen.camel(f)] for f in chartgen.CHART_FIELDS})
+
+
+# --------------------------------------------------------------------------- README table
+
+README = (ROOT / chartgen.CHART_README).read_text()
+VALUES = (CHART / "values.yaml").read_text()
+
+
+def test_committed_readme_table_is_the_generated_one() -> None:
+    assert chartgen.chart_readme(README, COMMITTED, VALUES) == README, "run `make crds`"
+
+
+def test_the_table_has_every_leaf_with_its_default() -> None:
+    table = chartgen.values_table(COMMITTED, VALUES)
+    assert (
+        "| `metrics.serviceMonitor.enabled` | boolean | `false` | A Prometheus Operator "
+        "ServiceMonitor" in table
+    )
+    assert "| `operator.workers` | integer | `8` | Jobs reconciled concurrently. |" in table
+    assert "| `image.pullPolicy` | one of `Always`, `IfNotPresent`, `Never` |" in table
+    rows = table.splitlines()[2:]
+    assert len(rows) == len({row.split(" | ")[0] for row in rows})
+
+
+def test_a_value_without_description_fails_generation() -> None:
+    document = json.loads(COMMITTED)
+    monitor = document["properties"]["metrics"]["properties"]["serviceMonitor"]
+    del monitor["properties"]["interval"]["description"]
+    with pytest.raises(ValueError, match=r"metrics\.serviceMonitor\.interval has no description"):
+        chartgen.values_table(json.dumps(document), VALUES)
+
+
+def test_a_values_key_missing_from_the_schema_fails_generation() -> None:
+    values = VALUES.replace("  serviceMonitor:\n", "  serviceMonitor:\n    honorLabels: true\n")
+    assert values != VALUES
+    with pytest.raises(ValueError, match="honorLabels"):
+        chartgen.values_table(COMMITTED, values)
+
+
+def test_the_readme_outside_the_table_is_kept_and_a_stale_table_is_replaced() -> None:
+    stale = README.replace("| `affinity` | object |", "| `affinity` | string |")
+    assert stale != README
+    assert chartgen.chart_readme(stale, COMMITTED, VALUES) == README
+    edited = README.replace("# Ferry Helm chart", "# The Ferry chart")
+    assert chartgen.chart_readme(edited, COMMITTED, VALUES).startswith("# The Ferry chart")
+    with pytest.raises(ValueError, match="markers"):
+        chartgen.chart_readme(README.replace(chartgen.TABLE_END, ""), COMMITTED, VALUES)

@@ -74,6 +74,10 @@ def test_tooling_variables_are_not_settings_but_allowed(name: str) -> None:
         ("FERRY_WATCH_TIMEOUT_SECONDS", "5"),
         ("FERRY_METRICS_PORT", "70000"),
         ("FERRY_POD_START_GRACE_SECONDS", "0"),
+        ("FERRY_ALLOWED_STORE_ENDPOINTS", "http://ok.svc:9000,ftp://store"),
+        ("FERRY_ALLOWED_STORE_ENDPOINTS", "http://user:pw@store.svc"),
+        ("FERRY_ALLOWED_STORE_ENDPOINTS", "http://store.svc/path"),
+        ("FERRY_DEFAULT_S3_ENDPOINT", "http://store.svc:port"),
     ],
 )
 def test_bad_values_are_rejected_naming_the_setting(name: str, value: str) -> None:
@@ -89,3 +93,28 @@ def test_config_is_frozen_and_strict() -> None:
         config.archive_tries = 9  # type: ignore[misc]
     with pytest.raises(ValidationError):
         OperatorConfig(colour="blue")  # type: ignore[call-arg]
+
+
+def test_allowed_store_endpoints_are_trusted_with_the_default_store() -> None:
+    config = OperatorConfig.from_env(
+        {
+            "FERRY_DEFAULT_S3_ENDPOINT": "http://minio.ferry-system.svc:9000",
+            "FERRY_ALLOWED_STORE_ENDPOINTS": " http://minio.data.svc:9000, https://s3.example.org",
+        }
+    )
+    assert config.allowed_store_endpoints == (
+        "http://minio.data.svc:9000",
+        "https://s3.example.org",
+    )
+    assert config.trusted_store_endpoints == (
+        "http://minio.ferry-system.svc:9000",
+        "http://minio.data.svc:9000",
+        "https://s3.example.org",
+    )
+    # compared as (scheme, host, port): case, a trailing slash and default ports do not matter
+    assert config.is_trusted_store("HTTP://MinIO.ferry-system.svc:9000/")
+    assert config.is_trusted_store("https://s3.example.org:443")
+    assert not config.is_trusted_store("http://s3.example.org")
+    assert not config.is_trusted_store("http://minio.data.svc:9001")
+    assert not config.is_trusted_store("http://169.254.169.254")
+    assert OperatorConfig().allowed_store_endpoints == ()

@@ -60,6 +60,7 @@ def test_committed_crds_match_the_generated_ones() -> None:
         "charts/ferry/crds/ferry.dev_apps.yaml",
         "charts/ferry/crds/ferry.dev_jobs.yaml",
         "charts/ferry/values.schema.json",
+        "charts/ferry/README.md",
     }
     stale = [
         str(p.relative_to(ROOT))
@@ -69,12 +70,19 @@ def test_committed_crds_match_the_generated_ones() -> None:
     assert stale == [], f"out of date, run `python -m ferry.crdgen`: {stale}"
 
 
+def _hand_written_parts(root: Path) -> None:
+    """What generation starts from: values.schema.json and README.md (generated in part) and
+    values.yaml (the table's defaults)."""
+    chart = root / "charts" / "ferry"
+    chart.mkdir(parents=True, exist_ok=True)
+    for name in ("values.schema.json", "README.md", "values.yaml"):
+        (chart / name).write_text((ROOT / "charts" / "ferry" / name).read_text())
+
+
 def test_check_mode_fails_on_a_difference(tmp_path: Path) -> None:
-    # values.schema.json is generated in part: the rest of it must be there.
+    # values.schema.json and README.md are generated in part: the rest must be there.
     assert crdgen.main(["--root", str(tmp_path)]) == 1
-    values_schema = tmp_path / "charts" / "ferry" / "values.schema.json"
-    values_schema.parent.mkdir(parents=True)
-    values_schema.write_text((ROOT / "charts" / "ferry" / "values.schema.json").read_text())
+    _hand_written_parts(tmp_path)
     assert crdgen.main(["--root", str(tmp_path)]) == 0  # writes
     assert crdgen.main(["--check", "--root", str(tmp_path)]) == 0
     target = tmp_path / "charts" / "ferry" / "crds" / "ferry.dev_jobs.yaml"
@@ -85,10 +93,9 @@ def test_check_mode_fails_on_a_difference(tmp_path: Path) -> None:
 
 
 def test_check_mode_covers_the_values_schema(tmp_path: Path) -> None:
+    _hand_written_parts(tmp_path)
     values_schema = tmp_path / "charts" / "ferry" / "values.schema.json"
-    values_schema.parent.mkdir(parents=True)
     committed = (ROOT / "charts" / "ferry" / "values.schema.json").read_text()
-    values_schema.write_text(committed)
     assert crdgen.main(["--root", str(tmp_path)]) == 0
     assert crdgen.main(["--check", "--root", str(tmp_path)]) == 0
     # A hand edit of the operator section...
@@ -295,3 +302,17 @@ def test_scalar_unions_are_free_form_but_typed_elsewhere() -> None:
     default = schema("App")["properties"]["spec"]["properties"]["parameters"]["items"]
     assert default["properties"]["default"]["x-kubernetes-preserve-unknown-fields"] is True
     assert "type" not in default["properties"]["default"]
+
+
+def test_check_mode_covers_the_chart_readme_table(tmp_path: Path) -> None:
+    _hand_written_parts(tmp_path)
+    chart = tmp_path / "charts" / "ferry"
+    assert crdgen.main(["--root", str(tmp_path)]) == 0
+    assert crdgen.main(["--check", "--root", str(tmp_path)]) == 0
+    # A new value in values.yaml and the schema, not yet in the table: --check fails.
+    values = (chart / "values.yaml").read_text()
+    (chart / "values.yaml").write_text(values.replace("    port: 8080\n", "    port: 9090\n", 1))
+    assert crdgen.main(["--check", "--root", str(tmp_path)]) == 1
+    assert crdgen.main(["--root", str(tmp_path)]) == 0
+    assert "| `metrics.service.port` | integer | `9090` |" in (chart / "README.md").read_text()
+    assert crdgen.main(["--check", "--root", str(tmp_path)]) == 0

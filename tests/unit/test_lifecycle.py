@@ -538,18 +538,58 @@ def test_infra_and_app_budgets_are_separate() -> None:
     assert (final.status.retries.app_failures, final.status.retries.infra_failures) == (1, 1)
 
 
-def test_restart_blocked_by_a_missing_app_does_not_spend_the_budget() -> None:
+def test_a_retry_runs_the_app_as_accepted_even_when_the_app_is_gone() -> None:
+    """The App is pinned at acceptance (status.app.spec): deleting it does not block a
+    restart, and the restart runs what was accepted."""
     obs, plan = at_state([{"pods": [running()]}], retry={"infraFailures": 2})
+    assert plan.status.app is not None
+    assert plan.status.app.spec is not None
     gone = with_status(obs, plan.status, pods=(), app=None)
-    first = decide(gone)
-    assert (first.state, first.status.reason) == (State.BLOCKED, "AppNotFound")
-    second = decide(with_status(gone, first.status))
-    assert second.state == State.BLOCKED
-    assert (second.status.retries.infra_failures if second.status.retries else 0) == 0
-    back = decide(with_status(gone, second.status, app=app_view()))
+    back = decide(gone)
     assert (back.state, back.status.attempt) == (State.RETRYING, 2)
     assert back.status.retries is not None
     assert back.status.retries.infra_failures == 1
+    pods = [a.manifest for a in back.actions if isinstance(a, CreateObject) and a.kind == "Pod"]
+    assert [p["spec"]["containers"][0]["image"] for p in pods] == [plan.status.app.image]
+
+
+def test_a_retry_runs_the_app_as_accepted_when_the_app_changed() -> None:
+    obs, plan = at_state([{"pods": [running()]}], retry={"infraFailures": 2})
+    changed = app_view(app_spec(image="example.org/other:9", args=["--evil"]))
+    back = decide(with_status(obs, plan.status, pods=(), app=changed))
+    assert back.state == State.RETRYING
+    pods = [a.manifest for a in back.actions if isinstance(a, CreateObject) and a.kind == "Pod"]
+    (app_container,) = pods[0]["spec"]["containers"]
+    assert app_container["image"] != "example.org/other:9"
+    assert "--evil" not in app_container.get("args", [])
+
+
+def test_a_snapshot_without_the_spec_still_needs_the_app_to_restart() -> None:
+    """A Job accepted before snapshots kept the spec (an upgrade) falls back to the live App:
+    a missing one blocks the restart without spending the budget, as before."""
+    obs, plan = at_state([{"pods": [running()]}], retry={"infraFailures": 2})
+    assert plan.status.app is not None
+    old = plan.status.model_copy(update={"app": plan.status.app.model_copy(update={"spec": None})})
+    gone = with_status(obs, old, pods=(), app=None)
+    first = decide(gone)
+    assert (first.state, first.status.reason) == (State.BLOCKED, "AppNotFound")
+    assert (first.status.retries.infra_failures if first.status.retries else 0) == 0
+    back = decide(with_status(gone, first.status, app=app_view()))
+    assert (back.state, back.status.attempt) == (State.RETRYING, 2)
+
+
+@pytest.mark.parametrize(("wanted", "blocked"), [("2.0", True), ("1.0", False), (None, False)])
+def test_app_ref_version_runs_only_that_version(wanted: str | None, blocked: bool) -> None:
+    spec = job_spec(appRef={"name": "solver", **({"version": wanted} if wanted else {})})
+    plan = decide(observe(job_view(spec), app=app_view(app_spec(version="1.0"))))
+    if blocked:
+        assert (plan.state, plan.status.reason) == (State.BLOCKED, "AppVersionMismatch")
+        assert "'2.0'" in (plan.status.message or "")
+        assert "'1.0'" in (plan.status.message or "")
+        assert cond(plan, "Accepted") == (F, "AppVersionMismatch")
+        assert plan.actions == ()
+    else:
+        assert plan.state == State.QUEUED
 
 
 # --------------------------------------------------------------------------- Blocked

@@ -18,6 +18,7 @@ from ferry.decisions.plan import CreateObject
 from .factories import (
     JOB,
     NOW,
+    UID,
     app_spec,
     app_view,
     decide,
@@ -68,6 +69,7 @@ def pods(draw: st.DrawFn) -> PodView:
     try_ = draw(st.integers(0, 3)) if role == "archive" else 0
     name = f"{JOB}-{attempt}" if role == "run" else f"{JOB}-{attempt}-archive-{try_}"
     return PodView(
+        owner_uid=UID,
         name=name,
         attempt=attempt,
         role=role,

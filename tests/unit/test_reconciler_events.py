@@ -11,7 +11,8 @@ import copy
 import pytest
 
 from tests.unit.factories import NOW
-from tests.unit.test_reconciler_order import NS, FakeKube, _ended, _job, _pod, _reconciler
+from tests.unit.fakes import FakeKube
+from tests.unit.test_reconciler_order import NS, _ended, _job, _pod, _reconciler
 
 pytestmark = pytest.mark.unit
 

@@ -14,92 +14,16 @@ import pytest
 
 from ferry.config import OperatorConfig
 from ferry.handlers.reconciler import Reconciler
-from tests.unit.factories import NOW, app_dict, job_dict
+from tests.unit.factories import NOW, app_dict
+from tests.unit.fakes import FakeKube, job_object
 
 pytestmark = pytest.mark.unit
 
 NS = "ns"
 
 
-class FakeKube:
-    """Just enough of KubeClient; records every call in order."""
-
-    def __init__(self, job: dict[str, Any], pods: list[dict[str, Any]]) -> None:
-        self.job = job
-        self.pods = pods
-        self.pvcs = [{"metadata": {"name": "j-1", "labels": {"ferry.dev/job": "j"}}}]
-        self.log: list[tuple[str, str]] = []
-
-        class Calls:
-            counts: dict[str, int] = {}
-
-        self.calls = Calls()
-
-    def get_job(self, namespace: str, name: str) -> dict[str, Any]:
-        return copy.deepcopy(self.job)
-
-    def list_children(
-        self, namespace: str, job: str
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        self.log.append(("list", job))
-        return copy.deepcopy(self.pods), copy.deepcopy(self.pvcs)
-
-    def crd_exists(self, name: str) -> bool:
-        return True
-
-    def get_app(self, namespace: str, name: str) -> dict[str, Any] | None:
-        self.log.append(("get app", name))
-        return None
-
-    def list_managed_pods(self, namespaces: tuple[str, ...]) -> list[dict[str, Any]]:
-        self.log.append(("list", "*"))
-        return copy.deepcopy(self.pods)
-
-    def create(self, manifest: dict[str, Any]) -> bool:
-        self.log.append(("create", manifest["metadata"]["name"]))
-        return True
-
-    def delete(self, kind: str, namespace: str, name: str) -> bool:
-        self.log.append((f"delete {kind}", name))
-        return True
-
-    def delete_job(self, namespace: str, name: str, uid: str) -> None:
-        self.log.append(("delete Job", name))
-
-    def replace_status(
-        self, kind_plural: str, obj: dict[str, Any], status: dict[str, Any]
-    ) -> dict[str, Any]:
-        self.log.append(("status", str(status.get("state"))))
-        self.job = {**copy.deepcopy(obj), "status": status}
-        meta = self.job["metadata"]
-        meta["resourceVersion"] = str(int(meta["resourceVersion"]) + 1)
-        return copy.deepcopy(self.job)
-
-    def post_event(self, obj: Any, type_: str, reason: str, message: str, component: str) -> None:
-        self.log.append(("event", reason))
-
-    def pod_warnings(self, namespace: str, name: str, uid: str) -> list[dict[str, Any]]:
-        self.log.append(("list events", name))
-        return copy.deepcopy(self.warnings)
-
-    warnings: list[dict[str, Any]] = []
-
-
 def _job(status: dict[str, Any], **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "ferry.dev/v1alpha1",
-        "kind": "Job",
-        "metadata": {
-            "name": "j",
-            "namespace": NS,
-            "uid": "u-1",
-            "generation": 1,
-            "resourceVersion": "10",
-            "creationTimestamp": (NOW - timedelta(minutes=5)).isoformat(),
-        },
-        "spec": job_dict(**spec),
-        "status": status,
-    }
+    return job_object(status, NS, **spec)
 
 
 def _ended(state: str, reason: str) -> dict[str, Any]:
@@ -118,7 +42,9 @@ def _pod(phase: str, state: dict[str, Any]) -> dict[str, Any]:
         "metadata": {
             "name": "j-1",
             "namespace": NS,
+            "uid": "pod-uid-1",
             "labels": {"ferry.dev/job": "j", "ferry.dev/attempt": "1", "ferry.dev/role": "run"},
+            "ownerReferences": [{"uid": "u-1", "controller": True}],
         },
         "spec": {"nodeName": "n"},
         "status": {"phase": phase, "containerStatuses": [{"name": "app", "state": state}]},
@@ -126,7 +52,7 @@ def _pod(phase: str, state: dict[str, Any]) -> dict[str, Any]:
 
 
 def _reconciler(kube: FakeKube) -> Reconciler:
-    rec = Reconciler(kube, OperatorConfig(), clock=lambda: NOW)  # type: ignore[arg-type]
+    rec = Reconciler(kube, OperatorConfig(), clock=lambda: NOW)
     rec.apps[(NS, "solver")] = {
         "metadata": {"name": "solver", "namespace": NS},
         "spec": app_dict(),
@@ -174,6 +100,8 @@ async def test_terminal_job_with_a_standing_pod_is_released() -> None:
         await rec.stop()
     # The standing pod is known from the watch: no LIST is needed to release it.
     assert [e for e in kube.log if e[0] != "status"] == [
+        # A workspace is not watched: its controller is read before it is deleted.
+        ("get PersistentVolumeClaim", "j-1"),
         ("delete PersistentVolumeClaim", "j-1"),
         ("delete Pod", "j-1"),
     ]
@@ -275,13 +203,13 @@ async def test_after_an_expectation_is_met_the_pass_still_works_on_its_own_job()
         rec.jobs.put((NS, "j"), copy.deepcopy(kube.job), refresh=True)
         # The archive pod is expected too, and seen; the run pod's event is lost, so the
         # cache lacks it and the pass must confirm with a LIST for Job "j".
-        rec.expected_created[(NS, "j")].pop("j-1", None)
-        rec._expect(rec.expected_created, (NS, "j"), "j-1-archive-1")
+        rec.pods.forget_created((NS, "j"), "j-1")
+        rec.pods.expect_created((NS, "j"), "j-1-archive-1")
         archive = _pod("Running", {"running": {"startedAt": NOW.isoformat()}})
         archive["metadata"]["name"] = "j-1-archive-1"
         archive["metadata"]["labels"]["ferry.dev/role"] = "archive"
-        rec._cache_pod("ADDED", archive)
-        rec._expect(rec.expected_created, (NS, "j"), "j-1-archive-1")
+        rec.pods.put("ADDED", archive)
+        rec.pods.expect_created((NS, "j"), "j-1-archive-1")
         kube.pods = [_pod("Running", {"running": {"startedAt": NOW.isoformat()}})]
         await rec.reconcile((NS, "j"))
         assert ("list", "j") in kube.log

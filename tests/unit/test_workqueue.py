@@ -103,3 +103,55 @@ async def test_a_zero_delay_is_an_add() -> None:
     q: WorkQueue[str] = WorkQueue()
     q.add_after("a", 0)
     assert q.queued() == {"a": False}
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_each_key_handed_out_reports_how_long_it_waited() -> None:
+    clock = FakeClock()
+    q: WorkQueue[str] = WorkQueue(clock=clock)
+    waits: list[tuple[float, bool]] = []
+    q.on_wait = lambda seconds, urgent: waits.append((seconds, urgent))
+    q.add("a")
+    clock.now += 2
+    q.add("b", urgent=True)
+    q.add("a")  # already queued: its wait goes on from the first add
+    clock.now += 3
+    assert await q.get() == "b"
+    assert await q.get() == "a"
+    assert waits == [(3.0, True), (5.0, False)]
+
+
+async def test_a_promoted_key_waits_from_when_it_was_first_queued() -> None:
+    clock = FakeClock()
+    q: WorkQueue[str] = WorkQueue(clock=clock)
+    waits: list[tuple[float, bool]] = []
+    q.on_wait = lambda seconds, urgent: waits.append((seconds, urgent))
+    q.add("a")
+    clock.now += 1
+    q.add("a", urgent=True)
+    clock.now += 1
+    await q.get()
+    assert waits == [(2.0, True)]
+
+
+async def test_a_key_requeued_after_its_work_waits_from_the_end_of_that_work() -> None:
+    clock = FakeClock()
+    q: WorkQueue[str] = WorkQueue(clock=clock)
+    waits: list[float] = []
+    q.on_wait = lambda seconds, urgent: waits.append(seconds)
+    q.add("a")
+    await q.get()
+    clock.now += 10
+    q.add("a")  # while active: queued again when done
+    clock.now += 5
+    q.done("a")
+    clock.now += 1
+    await q.get()
+    assert waits == [0.0, 1.0]

@@ -108,6 +108,8 @@ def run(rounds: int, big_mib: int, small: int, small_kib: int) -> list[Row]:
             FERRY_S3_REGION="us-east-1",
             FERRY_S3_ACCESS_KEY=server.access_key,
             FERRY_S3_SECRET_KEY=server.secret_key,
+            # The local MinIO is on loopback: a trusted store, as the operator's default is.
+            FERRY_ALLOWED_STORE_ENDPOINTS=server.endpoint,
             FERRY_TERMINATION_LOG=str(tmp / "termination"),
         )
         mc = Minio(
@@ -151,7 +153,9 @@ def _stage_in(
     else:
         source = {"s3": {"bucket": BUCKET, "prefix": ds.key_prefix}}
     item = JobInput.model_validate({"name": "data", "source": source})
-    settings = replace(base, inputs_dir=tmp / "stage" / "inputs", logs_dir=tmp / "stage" / "logs")
+    settings = replace(
+        base, inputs_dir=tmp / "stage" / "inputs", records_dir=tmp / "stage" / "records"
+    )
     out = tmp / "baseline-in"
 
     def stager() -> None:
@@ -181,7 +185,7 @@ def _archive(ds: DataSet, mc: Minio, base: stager_settings.Settings, tmp: Path, 
                 {"destination": f"s3://{BUCKET}/out/stager-{counter['n']}/", "include": ["**"]}
             )
         )
-        Archiver(plan, client_from_env(), settings).run()
+        Archiver(plan, client_from_env("archive.s3.endpoint"), settings).run()
 
     def baseline() -> None:
         counter["n"] += 1

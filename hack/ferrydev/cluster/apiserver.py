@@ -1,10 +1,11 @@
 """kube-apiserver for the local cluster, its credentials and the kubeconfig that names it.
 
 Owns: the service-account signing key and the admin token (<cluster>/pki), starting
-kube-apiserver (RBAC and Node authorization, token auth, service-account token signing; with
-`audit` a Metadata-level JSON audit log of every write; on a real-node cluster it listens on
-the pod bridge and reaches the kubelet with a client certificate), writing <cluster>/kubeconfig
-and waiting for /readyz.
+kube-apiserver (RBAC and Node authorization, token auth, service-account token signing; a
+Metadata-level JSON audit log, <cluster>/audit.log, of every request a service account makes
+(the operator run as its chart's ServiceAccount: tests/integration/test_rbac_used.py) and, with
+`audit`, of every write; on a real-node cluster it listens on the pod bridge and reaches the
+kubelet with a client certificate), writing <cluster>/kubeconfig and waiting for /readyz.
 
 Must not: listen on anything but loopback or the pod bridge's gateway (never 0.0.0.0).
 """
@@ -113,26 +114,33 @@ def start(c: Runner) -> None:
             "--kubelet-preferred-address-types",
             "InternalIP,Hostname",
         ]
-    if c.audit:
-        policy = c.root / "audit-policy.yaml"
-        policy.write_text(
-            "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\n"
-            "rules:\n- level: None\n  verbs: [get, list, watch]\n- level: Metadata\n"
-        )
-        argv += [
-            "--audit-policy-file",
-            str(policy),
-            "--audit-log-path",
-            str(c.root / "audit.log"),
-            "--audit-log-format",
-            "json",
-            "--audit-log-mode",
-            "batch",
-            # The apiserver rotates at 100 MB unless told otherwise (a 0 here means that
-            # too); one file keeps the benchmark's reading by offset simple and cheap.
-            "--audit-log-maxsize",
-            "100000",
-        ]
+    # Every request of a service account (the local cluster's own components use the admin
+    # token, so these are the operator's when it runs as its chart's ServiceAccount); with
+    # `audit` (the benchmark) every write as well, batched.
+    rules = "- level: Metadata\n  userGroups: [system:serviceaccounts]\n"
+    rules += (
+        "- level: None\n  verbs: [get, list, watch]\n- level: Metadata\n"
+        if c.audit
+        else "- level: None\n"
+    )
+    policy = c.root / "audit-policy.yaml"
+    policy.write_text(
+        f"apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n{rules}"
+    )
+    argv += [
+        "--audit-policy-file",
+        str(policy),
+        "--audit-log-path",
+        str(c.root / "audit.log"),
+        "--audit-log-format",
+        "json",
+        "--audit-log-mode",
+        "batch" if c.audit else "blocking",
+        # The apiserver rotates at 100 MB unless told otherwise (a 0 here means that
+        # too); one file keeps the benchmark's reading by offset simple and cheap.
+        "--audit-log-maxsize",
+        "100000",
+    ]
     c.spawn("kube-apiserver", argv)
     c.wait("kube-apiserver", lambda: (pki / "serving" / "apiserver.crt").exists(), timeout=30)
     write_kubeconfig(c)

@@ -23,6 +23,24 @@ from ferrydev.paths import KWOK_STAGES
 from ferrydev.processes import free_port
 
 
+def _serving_flags(kubeconfig: str) -> list[str]:
+    """What the controller manager and the scheduler share: the kubeconfig for the API and
+    for authenticating their own serving port (loopback, a free port), no leader election."""
+    return [
+        "--kubeconfig",
+        kubeconfig,
+        "--authentication-kubeconfig",
+        kubeconfig,
+        "--authorization-kubeconfig",
+        kubeconfig,
+        "--bind-address",
+        "127.0.0.1",
+        "--secure-port",
+        str(free_port()),
+        "--leader-elect=false",
+    ]
+
+
 def start(c: Runner) -> None:
     pki = c.root / "pki"
     kubeconfig = str(c.state.kubeconfig)
@@ -30,17 +48,7 @@ def start(c: Runner) -> None:
         "kube-controller-manager",
         [
             binary("kube-controller-manager"),
-            "--kubeconfig",
-            kubeconfig,
-            "--authentication-kubeconfig",
-            kubeconfig,
-            "--authorization-kubeconfig",
-            kubeconfig,
-            "--bind-address",
-            "127.0.0.1",
-            "--secure-port",
-            str(free_port()),
-            "--leader-elect=false",
+            *_serving_flags(kubeconfig),
             "--service-account-private-key-file",
             str(pki / "sa.key"),
             "--root-ca-file",
@@ -61,17 +69,7 @@ def start(c: Runner) -> None:
         "kube-scheduler",
         [
             binary("kube-scheduler"),
-            "--kubeconfig",
-            kubeconfig,
-            "--authentication-kubeconfig",
-            kubeconfig,
-            "--authorization-kubeconfig",
-            kubeconfig,
-            "--bind-address",
-            "127.0.0.1",
-            "--secure-port",
-            str(free_port()),
-            "--leader-elect=false",
+            *_serving_flags(kubeconfig),
             "--v",
             "1",
         ],

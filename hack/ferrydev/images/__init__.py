@@ -16,6 +16,10 @@ Images (fully qualified names; pods use them with imagePullPolicy: Never):
 Usage:
   python -m ferrydev.images build [NAME ...]        build (or reuse) images; prints their tarballs
   python -m ferrydev.images import --address SOCK   build if needed and import into a containerd
+  python -m ferrydev.images export --out DIR [NAME ...]
+                                                    build if needed and write each image as
+                                                    DIR/<name>.oci.tar and .docker.tar
+                                                    (`archives`; `make image`)
 
 Needs root (debootstrap, chroot), go, GNU tar, ctr, busybox-static and debootstrap
 (hack/install-deps.sh installs them with FERRY_WITH_NODE=1).

@@ -4,7 +4,9 @@ pods on the real node.
 Owns: three cached layers: Debian bookworm minbase + python3 (debootstrap), a venv at
 /opt/ferry with Ferry's dependencies and build backend (keyed by pyproject.toml), and Ferry
 installed from this tree (`pip install --no-deps` of pyproject.toml, README.md and operator/
-only) plus /usr/local/bin/ferry-launch (`make launcher`); it runs as 1000.
+only) plus /usr/local/bin/ferry-launch (`make launcher`); it runs as 1000. The top-level
+Containerfile builds the same image with a container engine; `containerfile` keeps the two in
+step and a build refuses to start while they differ.
 
 Must not: put anything but the `ferry` package into the image (no hack/, so no `ferrydev`;
 no tests), or use the network except through pip and debootstrap.
@@ -38,6 +40,21 @@ DEBIAN_MIRROR = os.environ.get("FERRY_DEBIAN_MIRROR", "http://deb.debian.org/deb
 TOOLS_PACKAGES = ("python3", "python3-venv")
 #: What `pip install .` of Ferry reads; the operator's package only (never hack/ferrydev).
 FERRY_SOURCES = ("pyproject.toml", "README.md", "operator")
+VENV = Path("/opt/ferry")
+#: The image config; the top-level Containerfile says the same (`containerfile`).
+TOOLS_CONFIG = ImageConfig(
+    cmd=["python3", "-m", "ferry", "--help"],
+    env=[
+        "PATH=/opt/ferry/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "VIRTUAL_ENV=/opt/ferry",
+        "PYTHONUNBUFFERED=1",
+        "PYTHONDONTWRITEBYTECODE=1",
+        "HOME=/home/ferry",
+        "LANG=C.UTF-8",
+    ],
+    workdir="/home/ferry",
+    user="1000:1000",
+)
 
 
 def _base_rootfs() -> tuple[Path, Path]:
@@ -185,7 +202,10 @@ def _deps_rootfs(base_rootfs: Path) -> tuple[Path, Path]:
 
 
 def build_tools() -> Built:
+    from ferrydev.images import containerfile
+
     t0 = time.monotonic()
+    containerfile.check()  # the Containerfile says what this builds, or nothing is built
     base_rootfs, base_layer = _base_rootfs()
     deps_rootfs, deps_layer = _deps_rootfs(base_rootfs)
     sources = _ferry_sources()
@@ -231,18 +251,7 @@ def build_tools() -> Built:
                 "-C", str(rootfs), "--verbatim-files-from", "--files-from", str(listing),
             ]
         )  # fmt: skip
-        config = ImageConfig(
-            cmd=["python3", "-m", "ferry", "--help"],
-            env=[
-                "PATH=/opt/ferry/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                "VIRTUAL_ENV=/opt/ferry",
-                "PYTHONUNBUFFERED=1",
-                "PYTHONDONTWRITEBYTECODE=1",
-                "HOME=/home/ferry",
-                "LANG=C.UTF-8",
-            ],
-            workdir="/home/ferry",
-            user="1000:1000",
+        digest = write_oci_archive(
+            TOOLS_IMAGE, [base_layer, deps_layer, layer], TOOLS_CONFIG, tarball
         )
-        digest = write_oci_archive(TOOLS_IMAGE, [base_layer, deps_layer, layer], config, tarball)
     return Built(TOOLS_IMAGE, tarball, digest, False, time.monotonic() - t0)

@@ -28,9 +28,15 @@ from ferry.api.common import (
 )
 
 Scalar = str | int | float | bool
+#: One word of an App's command or args; templates such as {{params.X}} are substituted.
+Word = Annotated[
+    LongText, Field(description="One word; templates such as {{params.X}} are substituted.")
+]
 
 
 class ParameterType(StrEnum):
+    """The type a parameter's value must have."""
+
     STRING = "string"
     INTEGER = "integer"
     NUMBER = "number"
@@ -71,15 +77,20 @@ class Parameter(WireModel):
         default=None, description="Value used when the Job does not set the parameter."
     )
     required: bool = Field(default=False, description="A Job must set it (or a default exists).")
-    enum: Annotated[list[Scalar], Field(max_length=64)] | None = Field(
-        default=None, description="The only values allowed."
-    )
+    enum: (
+        Annotated[
+            list[Annotated[Scalar, Field(description="An allowed value.")]], Field(max_length=64)
+        ]
+        | None
+    ) = Field(default=None, description="The only values allowed.")
     minimum: float | None = Field(default=None, description="Smallest allowed number.")
     maximum: float | None = Field(default=None, description="Largest allowed number.")
     pattern: Annotated[str, Field(max_length=256)] | None = Field(
         default=None, description="Regular expression a string value must match in full."
     )
-    description: ShortText | None = None
+    description: ShortText | None = Field(
+        default=None, description="What the parameter means, for people submitting Jobs."
+    )
 
 
 class AppInput(WireModel):
@@ -87,7 +98,9 @@ class AppInput(WireModel):
 
     name: LabelName = Field(description="DNS label; the staged path is /ferry/inputs/NAME.")
     required: bool = Field(default=True, description="A Job must provide it.")
-    description: ShortText | None = None
+    description: ShortText | None = Field(
+        default=None, description="What the input is, e.g. Tcl model file."
+    )
 
 
 class Outputs(WireModel):
@@ -104,11 +117,17 @@ class Outputs(WireModel):
 class EnvVar(WireModel):
     """An environment variable of the app container; the value may hold templates."""
 
-    name: Annotated[str, Field(min_length=1, max_length=253, pattern=ENV_NAME)]
-    value: LongText = ""
+    name: Annotated[str, Field(min_length=1, max_length=253, pattern=ENV_NAME)] = Field(
+        description="Variable name, e.g. OMP_NUM_THREADS."
+    )
+    value: LongText = Field(
+        default="", description="Value; templates such as {{params.threads}} are substituted."
+    )
 
 
 class MPIImplementation(StrEnum):
+    """The MPI library the image is built with."""
+
     OPENMPI = "OpenMPI"
     INTEL = "Intel"
     MPICH = "MPICH"
@@ -117,9 +136,16 @@ class MPIImplementation(StrEnum):
 class MPISpec(WireModel):
     """Shape of an MPI run (a Kubeflow MPIJob): a launcher and this many workers."""
 
-    workers: Annotated[int, Field(ge=1, le=1024)] = 1
-    slots_per_worker: Annotated[int, Field(ge=1, le=256)] = 1
-    implementation: MPIImplementation = MPIImplementation.OPENMPI
+    workers: Annotated[int, Field(ge=1, le=1024)] = Field(
+        default=1, description="Number of worker pods (the launcher is one more)."
+    )
+    slots_per_worker: Annotated[int, Field(ge=1, le=256)] = Field(
+        default=1, description="MPI processes (ranks) per worker, usually its CPU cores."
+    )
+    implementation: MPIImplementation = Field(
+        default=MPIImplementation.OPENMPI,
+        description="MPI library in the image: OpenMPI, Intel or MPICH.",
+    )
 
 
 class Runtime(WireModel):
@@ -146,26 +172,34 @@ class AppSpec(WireModel):
     version: Annotated[str, Field(max_length=64)] = Field(
         default="", description="The App's version, recorded in every Job's status.app."
     )
-    description: Annotated[str, Field(max_length=2048)] | None = None
+    description: Annotated[str, Field(max_length=2048)] | None = Field(
+        default=None, description="What the App does, for people choosing one."
+    )
     image: Annotated[str, Field(min_length=1, max_length=512, pattern=r"^\S+$")] = Field(
         description="Container image of the app."
     )
-    command: Annotated[list[LongText], Field(max_length=64)] | None = Field(
+    command: Annotated[list[Word], Field(max_length=64)] | None = Field(
         default=None, description="Entrypoint; the image's own when unset. May hold templates."
     )
-    args: Annotated[list[LongText], Field(max_length=256)] = Field(
+    args: Annotated[list[Word], Field(max_length=256)] = Field(
         default_factory=list,
         description="Arguments; templates {{params.X}}, {{inputs.X}}, {{job.name}}, "
         "{{job.namespace}}, {{job.attempt}}, {{workdir}} are substituted.",
     )
     env: Annotated[list[EnvVar], Field(max_length=64)] = Field(
-        default_factory=list, json_schema_extra=list_map()
+        default_factory=list,
+        description="Environment variables of the app container, unique by name.",
+        json_schema_extra=list_map(),
     )
     parameters: Annotated[list[Parameter], Field(max_length=64)] = Field(
-        default_factory=list, json_schema_extra=list_map()
+        default_factory=list,
+        description="Typed parameters a Job sets in its spec.parameters, unique by name.",
+        json_schema_extra=list_map(),
     )
     inputs: Annotated[list[AppInput], Field(max_length=32)] = Field(
-        default_factory=list, json_schema_extra=list_map()
+        default_factory=list,
+        description="Named input files a Job binds to sources in its spec.inputs.",
+        json_schema_extra=list_map(),
     )
     outputs: Outputs = Field(default_factory=Outputs)
     resources: Resources = Field(default_factory=Resources)
@@ -187,10 +221,20 @@ class AppSpec(WireModel):
 class AppStatus(WireModel):
     """Whether the App is usable by Jobs, and which spec that verdict is about."""
 
-    observed_generation: int | None = None
-    spec_hash: Annotated[str, Field(max_length=64)] | None = None
+    observed_generation: int | None = Field(
+        default=None,
+        description="The metadata.generation (spec version) Ferry last judged; while older "
+        "than metadata.generation, the conditions describe an earlier spec.",
+    )
+    spec_hash: Annotated[str, Field(max_length=64)] | None = Field(
+        default=None,
+        description="Hash of the judged spec; a Job records the one it ran in status.app.",
+    )
     conditions: Annotated[list[Condition], Field(max_length=16)] = Field(
-        default_factory=list, json_schema_extra=list_map("type")
+        default_factory=list,
+        description="Ready (Jobs can use the App), Stalled (the App is invalid: see the "
+        "message) and Reconciling (Ferry has not judged the latest spec yet).",
+        json_schema_extra=list_map("type"),
     )
 
 

@@ -27,6 +27,8 @@ QUANTITY = (
     r"(([KMGTPE]i)|[numkMGTPE]|([eE][+-]?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
 )
 SHA256_HEX = r"^[a-fA-F0-9]{64}$"
+#: An S3 endpoint: http or https, a host (no user info) and an optional port, no path or query.
+ENDPOINT = r"^https?://[^\s/@?#]+/?$"
 
 #: A reference to an object in the same namespace (DNS-1123 subdomain).
 ObjectName = Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)]
@@ -35,7 +37,14 @@ LabelName = Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL)
 Quantity = Annotated[str, Field(max_length=64, pattern=QUANTITY)]
 ShortText = Annotated[str, Field(max_length=256)]
 LongText = Annotated[str, Field(max_length=4096)]
-Glob = Annotated[str, Field(min_length=1, max_length=512)]
+Glob = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=512,
+        description="A glob relative to the working directory, e.g. results/** or *.out.",
+    ),
+]
 
 MAX_RUN_SECONDS = 30 * 24 * 3600
 MAX_CONDITION_MESSAGE = 1024
@@ -72,6 +81,8 @@ class WireModel(BaseModel):
 
 
 class ConditionStatus(StrEnum):
+    """True, False or Unknown."""
+
     TRUE = "True"
     FALSE = "False"
     UNKNOWN = "Unknown"
@@ -80,31 +91,46 @@ class ConditionStatus(StrEnum):
 class Condition(WireModel):
     """A metav1.Condition: one observed aspect of an object's state."""
 
-    type: Annotated[str, Field(min_length=1, max_length=316, pattern=r"^[A-Za-z][A-Za-z0-9]*$")]
-    status: ConditionStatus
-    observed_generation: Annotated[int, Field(ge=0)] | None = None
-    last_transition_time: datetime
+    type: Annotated[str, Field(min_length=1, max_length=316, pattern=r"^[A-Za-z][A-Za-z0-9]*$")] = (
+        Field(description="Which aspect this condition is about, e.g. Ready or Stalled.")
+    )
+    status: ConditionStatus = Field(
+        description="True, False, or Unknown (not determined yet, or does not apply yet)."
+    )
+    observed_generation: Annotated[int, Field(ge=0)] | None = Field(
+        default=None,
+        description="The metadata.generation (spec version) this condition was decided for.",
+    )
+    last_transition_time: datetime = Field(
+        description="When status last changed (a new reason or message alone keeps it)."
+    )
     reason: Annotated[
         str,
         Field(min_length=1, max_length=1024, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"),
-    ]
-    message: Annotated[str, Field(max_length=32768)] = ""
+    ] = Field(description="One CamelCase word saying why; docs/api.md lists every reason.")
+    message: Annotated[str, Field(max_length=32768)] = Field(
+        default="", description="Details for humans."
+    )
 
 
 class SecretKeyRef(WireModel):
     """Names a Secret in the Job's namespace holding S3 credentials.
 
-    The Secret must carry the keys `accessKey` and `secretKey` (names can be changed with
-    `accessKeyKey` / `secretKeyKey`). Ferry never reads it: the keys reach the staging and
-    archive containers through secretKeyRef environment variables.
+    The Secret must carry the keys `accessKey` and `secretKey`. Ferry never reads it: the keys
+    reach the staging and archive containers through secretKeyRef environment variables, and
+    only when the endpoint is a trusted store (the default store or one the operator
+    allow-lists); any other endpoint gets anonymous requests. docs/security.md says why.
     """
 
-    name: ObjectName
-    access_key_key: Annotated[str, Field(min_length=1, max_length=253, pattern=ENV_NAME)] = (
-        "accessKey"
+    name: ObjectName = Field(description="Name of the Secret, in the Job's namespace.")
+    access_key_key: Literal["accessKey"] = Field(
+        default="accessKey",
+        description="Fixed: the key holding the access key ID is always accessKey (any other "
+        "value is refused, so that no other key of a Secret can become a request header).",
     )
-    secret_key_key: Annotated[str, Field(min_length=1, max_length=253, pattern=ENV_NAME)] = (
-        "secretKey"  # noqa: S105 - the name of a key, not a secret
+    secret_key_key: Literal["secretKey"] = Field(
+        default="secretKey",
+        description="Fixed: the key holding the secret access key is always secretKey.",
     )
 
 
@@ -114,11 +140,17 @@ class S3Location(WireModel):
 
     bucket: Annotated[
         str, Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-    ]
-    endpoint: Annotated[str, Field(max_length=512, pattern=r"^https?://[^\s/]+(/.*)?$")] | None = (
-        Field(default=None, description="S3 endpoint URL, e.g. https://s3.example.org:9000.")
+    ] = Field(description="Bucket name, e.g. models (3-63 lowercase letters, digits, . or -).")
+    endpoint: Annotated[str, Field(max_length=512, pattern=ENDPOINT)] | None = Field(
+        default=None,
+        description="S3 endpoint URL, http(s)://host[:port] without user info or path, e.g. "
+        "https://s3.example.org:9000. Only the default store and the operator's trusted stores "
+        "receive credentials; other endpoints get anonymous requests and may not resolve to "
+        "loopback, link-local or metadata addresses.",
     )
-    region: Annotated[str, Field(max_length=64)] | None = None
+    region: Annotated[str, Field(max_length=64)] | None = Field(
+        default=None, description="Region of the store, e.g. us-east-1, if the store needs one."
+    )
     secret_ref: SecretKeyRef | None = Field(
         default=None, description="Secret with the credentials; the default store's otherwise."
     )

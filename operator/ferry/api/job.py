@@ -1,13 +1,12 @@
-"""The Job kind: one execution of an App, its spec, its observed status and its states.
+"""The Job kind: one execution of an App, and its spec.
 
-Owns: Job spec and status fields, bounds, admission (CEL) rules, and the state vocabulary
-of DESIGN.md section 2. Must not: decide transitions (ferry.decisions does) or do I/O.
+Owns: Job spec fields, bounds and admission (CEL) rules, and the Job object itself; the status
+and the state vocabulary live in ferry.api.job_status and are re-exported here. Must not:
+decide transitions (ferry.decisions does) or do I/O.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, model_validator
@@ -18,7 +17,6 @@ from ferry.api.common import (
     IDENTIFIER,
     MAX_RUN_SECONDS,
     SHA256_HEX,
-    Condition,
     Glob,
     LabelName,
     ObjectName,
@@ -28,45 +26,51 @@ from ferry.api.common import (
     WireModel,
     list_map,
 )
+from ferry.api.job_status import (
+    MAX_HISTORY,
+    TERMINAL_STATES,
+    AppSnapshot,
+    ConditionType,
+    HistoryEntry,
+    JobStatus,
+    Outputs,
+    RetryCounts,
+    RunOutcome,
+    State,
+)
 
-MAX_HISTORY = 50
+__all__ = [
+    "MAX_HISTORY",
+    "MAX_INLINE_BYTES",
+    "MAX_JOB_NAME",
+    "TERMINAL_STATES",
+    "AppRef",
+    "AppSnapshot",
+    "Archive",
+    "ArchiveLocation",
+    "ConditionType",
+    "ConfigMapSource",
+    "HistoryEntry",
+    "HttpSource",
+    "InputSource",
+    "Job",
+    "JobInput",
+    "JobOutputSource",
+    "JobSpec",
+    "JobStatus",
+    "Outputs",
+    "PvcSource",
+    "Retry",
+    "RetryCounts",
+    "RunOutcome",
+    "S3Source",
+    "State",
+    "Workspace",
+]
+
 #: Job names end up in pod names "<job>-<attempt>-archive" and in label values.
 MAX_JOB_NAME = 52
 MAX_INLINE_BYTES = 65536
-
-
-class State(StrEnum):
-    PENDING = "Pending"
-    BLOCKED = "Blocked"
-    AWAITING_PARENTS = "AwaitingParents"
-    SUSPENDED = "Suspended"
-    QUEUED = "Queued"
-    STAGING_INPUTS = "StagingInputs"
-    RUNNING = "Running"
-    ARCHIVING = "Archiving"
-    RETRYING = "Retrying"
-    CANCELLING = "Cancelling"
-    FINISHED = "Finished"
-    FAILED = "Failed"
-    TIMED_OUT = "TimedOut"
-    CANCELLED = "Cancelled"
-
-    @property
-    def terminal(self) -> bool:
-        return self in TERMINAL_STATES
-
-
-TERMINAL_STATES = frozenset({State.FINISHED, State.FAILED, State.TIMED_OUT, State.CANCELLED})
-
-
-class ConditionType(StrEnum):
-    ACCEPTED = "Accepted"
-    INPUTS_STAGED = "InputsStaged"
-    ARCHIVED = "Archived"
-    SUCCEEDED = "Succeeded"
-    RECONCILING = "Reconciling"
-    STALLED = "Stalled"
-    READY = "Ready"
 
 
 def _immutable(what: str) -> dict[str, Any]:
@@ -80,7 +84,12 @@ def _immutable(what: str) -> dict[str, Any]:
 class AppRef(WireModel):
     """The App to run, in the Job's namespace."""
 
-    name: ObjectName
+    name: ObjectName = Field(description="Name of the App (kubectl get fapp) to run.")
+    version: Annotated[str, Field(max_length=64)] | None = Field(
+        default=None,
+        description="When set, the Job runs only an App of this spec.version; any other is "
+        "Blocked with AppVersionMismatch until the App has it.",
+    )
 
 
 class S3Source(S3Location):
@@ -97,8 +106,14 @@ class S3Source(S3Location):
         }
     )
 
-    key: Annotated[str, Field(min_length=1, max_length=1024)] | None = None
-    prefix: Annotated[str, Field(min_length=1, max_length=1024)] | None = None
+    key: Annotated[str, Field(min_length=1, max_length=1024)] | None = Field(
+        default=None, description="Key of one object, staged as the input file."
+    )
+    prefix: Annotated[str, Field(min_length=1, max_length=1024)] | None = Field(
+        default=None,
+        description="Key prefix, read as a directory: every object under it is staged into "
+        "the input directory, keys relative to the prefix.",
+    )
 
     @model_validator(mode="after")
     def _key_or_prefix(self) -> S3Source:
@@ -110,7 +125,9 @@ class S3Source(S3Location):
 class HttpSource(WireModel):
     """A file fetched over HTTP(S); loopback, link-local and metadata addresses are refused."""
 
-    url: Annotated[str, Field(min_length=1, max_length=2048, pattern=r"^https?://[^\s]+$")]
+    url: Annotated[str, Field(min_length=1, max_length=2048, pattern=r"^https?://[^\s]+$")] = Field(
+        description="http:// or https:// address of the file to download."
+    )
     sha256: Annotated[str, Field(max_length=64, pattern=SHA256_HEX)] | None = Field(
         default=None, description="Expected SHA-256 (hex); staging fails on a mismatch."
     )
@@ -119,8 +136,12 @@ class HttpSource(WireModel):
 class PvcSource(WireModel):
     """A file or directory in a PersistentVolumeClaim of the Job's namespace, read-only."""
 
-    claim_name: ObjectName
+    claim_name: ObjectName = Field(
+        description="Name of the PersistentVolumeClaim, in the Job's namespace."
+    )
     path: Annotated[str, Field(min_length=1, max_length=1024)] = Field(
+        description="File or directory inside the claim, relative to its root, e.g. "
+        "models/frame.tcl.",
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
@@ -128,15 +149,17 @@ class PvcSource(WireModel):
                     "message": "path must be relative and must not contain '..'",
                 }
             ]
-        }
+        },
     )
 
 
 class ConfigMapSource(WireModel):
     """One key of a ConfigMap in the Job's namespace."""
 
-    name: ObjectName
-    key: Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")]
+    name: ObjectName = Field(description="Name of the ConfigMap, in the Job's namespace.")
+    key: Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")] = Field(
+        description="Key of the ConfigMap whose value is the input file's content."
+    )
 
 
 _RELATIVE_PATH_RULE: dict[str, Any] = {
@@ -183,7 +206,9 @@ class InputSource(WireModel):
     http: HttpSource | None = None
     pvc: PvcSource | None = None
     config_map: ConfigMapSource | None = None
-    inline: Annotated[str, Field(max_length=MAX_INLINE_BYTES)] | None = None
+    inline: Annotated[str, Field(max_length=MAX_INLINE_BYTES)] | None = Field(
+        default=None, description="The input file's content as text (up to 64 KiB)."
+    )
     job_output: JobOutputSource | None = None
 
     @model_validator(mode="after")
@@ -213,7 +238,10 @@ class InputSource(WireModel):
 class JobInput(WireModel):
     """An input of the App, bound to a source."""
 
-    name: LabelName
+    name: LabelName = Field(
+        description="An input the App declares (its spec.inputs[].name); staged to "
+        "/ferry/inputs/NAME."
+    )
     source: InputSource
 
 
@@ -254,15 +282,26 @@ class Archive(WireModel):
     include: Annotated[list[Glob], Field(max_length=64)] | None = Field(
         default=None, description="Globs relative to the workdir; the App's outputs when unset."
     )
-    exclude: Annotated[list[Glob], Field(max_length=64)] | None = None
+    exclude: Annotated[list[Glob], Field(max_length=64)] | None = Field(
+        default=None,
+        description="Globs left out even when included; the App's outputs' exclude when unset.",
+    )
     on_failure: bool = Field(default=True, description="Archive logs and outputs on failure too.")
 
 
 class Workspace(WireModel):
     """The per-attempt PersistentVolumeClaim that holds inputs and the working directory."""
 
-    size: Quantity = "1Gi"
-    storage_class_name: ObjectName | None = None
+    size: Quantity = Field(
+        default="1Gi",
+        description="Size of each attempt's volume: inputs plus everything the app writes, "
+        'e.g. "10Gi".',
+    )
+    storage_class_name: ObjectName | None = Field(
+        default=None,
+        description="StorageClass of the volume; the cluster's default when unset (an MPI "
+        "run across nodes needs a ReadWriteMany class).",
+    )
 
 
 #: Spec-level admission rules: optional immutable fields cannot appear or vanish after
@@ -297,6 +336,7 @@ class JobSpec(WireModel):
     )
     inputs: Annotated[list[JobInput], Field(max_length=32)] = Field(
         default_factory=list,
+        description="Where each of the App's inputs comes from, one entry per input name.",
         json_schema_extra={**list_map(), **_immutable("inputs")},
     )
     resources: Resources | None = Field(
@@ -304,7 +344,10 @@ class JobSpec(WireModel):
         description="Overrides the App's resources.",
         json_schema_extra=_immutable("resources"),
     )
-    parents: Annotated[list[ObjectName], Field(max_length=32)] = Field(
+    parents: Annotated[
+        list[Annotated[ObjectName, Field(description="Name of a Job in this namespace.")]],
+        Field(max_length=32),
+    ] = Field(
         default_factory=list,
         description="Jobs in this namespace that must be Finished before this one starts.",
         json_schema_extra={"x-kubernetes-list-type": "set", **_immutable("parents")},
@@ -351,79 +394,6 @@ class JobSpec(WireModel):
         """Whether attempts need a workspace PVC: data staged in or archived out outlives the
         run pod; otherwise the working directory is an emptyDir of the pod."""
         return bool(self.inputs) or self.archiving
-
-
-class AppSnapshot(WireModel):
-    """The App as it was when the Job was accepted."""
-
-    name: str
-    version: str = ""
-    image: str
-    spec_hash: str
-
-
-class Outputs(WireModel):
-    """Where an attempt's outputs were archived, and how much."""
-
-    uri: str
-    files: int = 0
-    bytes: int = 0
-    manifest: str = ""
-
-
-class HistoryEntry(WireModel):
-    state: State
-    time: datetime
-    reason: str = ""
-    message: Annotated[str, Field(max_length=1024)] = ""
-
-
-class RetryCounts(WireModel):
-    """Failures counted against each retry budget so far."""
-
-    app_failures: int = 0
-    infra_failures: int = 0
-
-
-class RunOutcome(StrEnum):
-    """How the current attempt's run ended, kept until the attempt is archived and judged."""
-
-    SUCCEEDED = "Succeeded"
-    APP_FAILED = "AppFailed"
-    TIMED_OUT = "TimedOut"
-
-
-class JobStatus(WireModel):
-    """What Ferry observed of the Job; written by the operator only."""
-
-    state: State | None = None
-    reason: str | None = None
-    message: str | None = None
-    observed_generation: int | None = None
-    attempt: int | None = None
-    app: AppSnapshot | None = None
-    submit_time: datetime | None = None
-    start_time: datetime | None = None
-    completion_time: datetime | None = None
-    run_end_time: datetime | None = None
-    runtime: str | None = Field(default=None, description="How long the app ran, e.g. 1m20s.")
-    exit_code: int | None = None
-    pod_name: str | None = None
-    outputs: Outputs | None = None
-    run_outcome: RunOutcome | None = Field(
-        default=None, description="How the current attempt's run ended (before archiving)."
-    )
-    retries: RetryCounts | None = None
-    archive_try: int | None = Field(default=None, description="Archive pods tried this attempt.")
-    history: Annotated[list[HistoryEntry], Field(max_length=MAX_HISTORY)] = Field(
-        default_factory=list
-    )
-    conditions: Annotated[list[Condition], Field(max_length=16)] = Field(
-        default_factory=list, json_schema_extra=list_map("type")
-    )
-
-    def condition(self, type_: str) -> Condition | None:
-        return next((c for c in self.conditions if c.type == type_), None)
 
 
 class Job(WireModel):

@@ -18,6 +18,9 @@ __all__ = ["API_VERSION", "GROUP"]
 
 #: The Job (by name) a child belongs to.
 LABEL_JOB: Final = f"{GROUP}/job"
+#: The UID of the Job a child belongs to (its controller ownerReference says the same; Ferry
+#: looks at, mounts and deletes only children whose controller is the Job's UID).
+LABEL_JOB_UID: Final = f"{GROUP}/job-uid"
 #: The attempt number a child belongs to.
 LABEL_ATTEMPT: Final = f"{GROUP}/attempt"
 #: What the child is for: one of `Role`.
@@ -67,6 +70,15 @@ LOGS_DIR: Final = "/ferry/logs"
 #: The app's log inside LOGS_DIR, and so inside the archive.
 APP_LOG: Final = "app.log"
 WORKSPACE_DIR: Final = "/ferry/workspace"
+#: Staging records (what each input was, its bytes and hashes), for the manifest: mounted in
+#: the staging containers and read by the archive, never mounted in the app's container, so
+#: the app cannot forge its inputs' provenance.
+RECORDS_DIR: Final = "/ferry/records"
+#: The workspace's folders (subPaths) of an attempt.
+WORKSPACE_WORK: Final = "work"
+WORKSPACE_INPUTS: Final = "inputs"
+WORKSPACE_LOGS: Final = "logs"
+WORKSPACE_RECORDS: Final = "records"
 SOURCE_DIR: Final = "/ferry/source"
 
 # --------------------------------------------------------------------------- archive layout
@@ -76,8 +88,20 @@ ARCHIVE_OUTPUTS: Final = "outputs/"
 ARCHIVE_LOG: Final = f"logs/{APP_LOG}"
 ARCHIVE_MANIFEST: Final = "manifest.json"
 
+# --------------------------------------------------------------------------- store credentials
+#: The keys of a credentials Secret (secretRef, or the default store's): fixed, so that a Job
+#: cannot turn an arbitrary key of an arbitrary Secret into a request header.
+#: (the access key ID's, the secret access key's)
+CREDENTIALS_KEYS: Final = ("accessKey", "secretKey")
+#: The staging and archive containers' variable listing the trusted stores' endpoints (the
+#: default store first, then FERRY_ALLOWED_STORE_ENDPOINTS): the only endpoints that receive
+#: credentials or may connect to loopback / link-local addresses.
+ENV_ALLOWED_STORES: Final = "FERRY_ALLOWED_STORE_ENDPOINTS"
+
 #: The component that posts Ferry's Events.
 COMPONENT: Final = "ferry-operator"
+#: The leader-election Lease (coordination.k8s.io) by default; the chart names it after the release.
+LEASE_NAME: Final = "ferry-operator"
 #: The CRD whose presence means the Kubeflow MPI Operator is installed.
 MPIJOB_CRD: Final = "mpijobs.kubeflow.org"
 

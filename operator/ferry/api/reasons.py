@@ -17,12 +17,16 @@ class Reason(StrEnum):
     # --- not accepted, or cannot go on until something changes (Blocked)
     APP_NOT_FOUND = "AppNotFound"
     APP_INVALID = "AppInvalid"
+    APP_VERSION_MISMATCH = "AppVersionMismatch"
     INVALID_SPEC = "InvalidSpec"
     MPI_OPERATOR_MISSING = "MPIOperatorMissing"
     RUNTIME_UNAVAILABLE = "RuntimeUnavailable"
     CONFIG_ERROR = "ConfigError"
     IMAGE_PULL_FAILED = "ImagePullFailed"
     POD_NOT_STARTING = "PodNotStarting"
+    NAME_TAKEN = "NameTaken"
+    CREATE_REFUSED = "CreateRefused"
+    STATUS_UNREADABLE = "StatusUnreadable"
     # --- waiting
     AWAITING_PARENTS = "AwaitingParents"
     SUSPENDED = "Suspended"
@@ -66,8 +70,11 @@ EXPLAINED: dict[Reason, str] = {
     Reason.APP_NOT_FOUND: "the App named by `spec.appRef` does not exist in the Job's namespace",
     Reason.APP_INVALID: "the App exists but is not usable (its message says why), or changed "
     "under an accepted Job in a way the Job no longer fits",
+    Reason.APP_VERSION_MISMATCH: "`spec.appRef.version` names another version than the App "
+    "has: the Job waits for an App of that version",
     Reason.INVALID_SPEC: "the Job (or App) asks for something the schema cannot refuse: a "
-    "parameter of the wrong type, an undeclared input, a bad template (terminal for a Job)",
+    "parameter of the wrong type, an undeclared input, a bad template (terminal for a Job; "
+    "for an App, Ready False and Stalled True until its spec is fixed)",
     Reason.MPI_OPERATOR_MISSING: "the App runs as MPI and the MPIJob CRD (kubeflow.org/v2beta1) "
     "is not installed",
     Reason.RUNTIME_UNAVAILABLE: "the App's runtime has no runner in this Ferry: it is never run "
@@ -77,6 +84,18 @@ EXPLAINED: dict[Reason, str] = {
     Reason.IMAGE_PULL_FAILED: "a container's image cannot be pulled",
     Reason.POD_NOT_STARTING: "the run pod was scheduled but none of its containers has started "
     "in `FERRY_POD_START_GRACE_SECONDS`; its newest Warning Event says why",
+    Reason.NAME_TAKEN: "an object Ferry would create for this Job (a workspace PVC, a run or "
+    "archive pod) already exists and was not made by Ferry for this Job (a user's object, or a "
+    "deleted Job's of the same name not yet collected): Ferry never adopts, mounts or deletes "
+    "it, and goes on once the name is free",
+    Reason.CREATE_REFUSED: "the apiserver refused to create a child of the Job (a quota, a "
+    "LimitRange, Pod Security, an admission webhook, an object too large): its words are the "
+    "message; Ferry tries again with a backoff (10 s doubling to 5 min) and goes on once the "
+    "cause is gone",
+    Reason.STATUS_UNREADABLE: "the Job's recorded status cannot be read by this Ferry (written "
+    "by a newer version before a rollback, or by someone else): the Job is never run again "
+    "from the start; it waits, untouched, for a Ferry that reads it or for the status to be "
+    "cleared by hand",
     Reason.AWAITING_PARENTS: "`spec.parents` are not all Finished",
     Reason.SUSPENDED: "`spec.suspend` is true",
     Reason.RESUMING: "`spec.suspend` went back to false; the stopped attempt's pod is ending",
@@ -108,7 +127,7 @@ EXPLAINED: dict[Reason, str] = {
     Reason.ACCEPTED: "the App was resolved and its snapshot taken (condition Accepted)",
     Reason.PENDING: "not evaluated yet (conditions only)",
     Reason.STAGED: "every input is staged (condition InputsStaged)",
-    Reason.VALID: "the App is usable (App condition Ready)",
+    Reason.VALID: "the App is usable (App conditions: Ready True, Stalled and Reconciling False)",
 }
 
 #: Reasons a Job is not (yet) accepted with: its Accepted condition is False.
@@ -116,6 +135,7 @@ NOT_ACCEPTED = frozenset(
     {
         Reason.APP_NOT_FOUND,
         Reason.APP_INVALID,
+        Reason.APP_VERSION_MISMATCH,
         Reason.INVALID_SPEC,
         Reason.MPI_OPERATOR_MISSING,
         Reason.RUNTIME_UNAVAILABLE,

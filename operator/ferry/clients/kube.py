@@ -1,13 +1,15 @@
 """Kubernetes API access for the operator: the only module that imports `kubernetes`.
 
 Owns: loading credentials (kubeconfig or in-cluster), a client-side QPS limit shared by every
-call, and the handful of reads and writes the reconciler needs, each mapping "already done"
-answers (AlreadyExists on create, NotFoundError on delete) to success. Must not: decide anything.
+call, and `KubeClient`, the handful of reads and writes the reconciler needs (the
+`clients.protocol.KubeAPI` it is typed against), each mapping "already done" answers
+(AlreadyExists on create, NotFoundError on delete) to success. Must not: decide anything.
 Calls are blocking; the reconciler runs them in worker threads.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass
@@ -17,17 +19,20 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from ferry.api import names
 from ferry.api.common import GROUP, VERSION
 
+# The errors live beside the protocol (which must not import kubernetes); re-exported here.
+from ferry.clients.protocol import ConflictError as ConflictError
+from ferry.clients.protocol import NotFoundError as NotFoundError
+from ferry.clients.protocol import Ownership
+from ferry.clients.protocol import RefusedError as RefusedError
+
+#: Answers to a create that say the apiserver will not make it as it is (not a conflict, not
+#: an outage): bad request, forbidden (quota, Pod Security, a webhook), too large, invalid.
+REFUSALS = frozenset({400, 403, 413, 422})
+
 Obj = dict[str, Any]
-
-
-class ConflictError(Exception):
-    """The object changed since it was read (optimistic lock lost); read again and retry."""
-
-
-class NotFoundError(Exception):
-    """The object does not exist."""
 
 
 class RateLimiter:
@@ -122,6 +127,16 @@ def _status(exc: ApiException) -> int:
     return int(exc.status or 0)
 
 
+def _words(exc: ApiException) -> str:
+    """The apiserver's message in an error answer (its Status body), else the reason."""
+    try:
+        body = json.loads(exc.body or "{}")
+    except (TypeError, ValueError):
+        body = {}
+    message = body.get("message") if isinstance(body, dict) else None
+    return str(message or exc.reason or f"HTTP {exc.status}")
+
+
 class KubeClient:
     """The operator's reads and writes, rate limited and counted."""
 
@@ -164,15 +179,11 @@ class KubeClient:
             raise
         return obj
 
-    def list_children(self, namespace: str, job: str) -> tuple[list[Obj], list[Obj]]:
-        """The Job's pods and PVCs, read from the apiserver (never a stale cache)."""
-        selector = f"ferry.dev/job={job}"
+    def list_job_pods(self, namespace: str, job: str) -> list[Obj]:
+        """The Job's pods, read from the apiserver (never a stale cache)."""
         self._call("list", "pods")
-        pods = self.core.list_namespaced_pod(namespace, label_selector=selector)
-        self._call("list", "persistentvolumeclaims")
-        pvcs = self.core.list_namespaced_persistent_volume_claim(namespace, label_selector=selector)
-        sanitize = self.api.sanitize_for_serialization
-        return [sanitize(p) for p in pods.items], [sanitize(p) for p in pvcs.items]
+        pods = self.core.list_namespaced_pod(namespace, label_selector=f"{names.LABEL_JOB}={job}")
+        return [self.api.sanitize_for_serialization(p) for p in pods.items]
 
     def list_job_versions(
         self, namespaces: tuple[str, ...], limit: int
@@ -264,22 +275,46 @@ class KubeClient:
         except ApiException as exc:
             if _status(exc) == 409:
                 return False
+            if _status(exc) in REFUSALS:
+                raise RefusedError(_words(exc)) from None
             raise
         return True
 
-    def delete(self, kind: str, namespace: str, name: str) -> bool:
-        """Delete a Pod or PVC; False when it was already gone."""
+    def ownership(self, kind: str, namespace: str, name: str) -> Ownership | None:
+        """The object's UID and its controller's (metadata only is read)."""
+        try:
+            if kind == "Pod":
+                self._call("get", "pods")
+                obj = self.core.read_namespaced_pod(name, namespace)
+            elif kind == "PersistentVolumeClaim":
+                self._call("get", "persistentvolumeclaims")
+                obj = self.core.read_namespaced_persistent_volume_claim(name, namespace)
+            else:
+                raise ValueError(f"cannot read {kind}")
+        except ApiException as exc:
+            if _status(exc) == 404:
+                return None
+            raise
+        meta = obj.metadata
+        controller = next((r.uid for r in meta.owner_references or [] if r.controller), "")
+        return Ownership(uid=str(meta.uid or ""), controller_uid=str(controller or ""))
+
+    def delete(self, kind: str, namespace: str, name: str, uid: str) -> bool:
+        """Delete the Pod or PVC of this `uid` only; False when it is gone or the name now
+        belongs to another object (the precondition failed)."""
+        body = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid))
         try:
             if kind == "Pod":
                 self._call("delete", "pods")
-                self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=30)
+                body.grace_period_seconds = 30
+                self.core.delete_namespaced_pod(name, namespace, body=body)
             elif kind == "PersistentVolumeClaim":
                 self._call("delete", "persistentvolumeclaims")
-                self.core.delete_namespaced_persistent_volume_claim(name, namespace)
+                self.core.delete_namespaced_persistent_volume_claim(name, namespace, body=body)
             else:
                 raise ValueError(f"cannot delete {kind}")
         except ApiException as exc:
-            if _status(exc) == 404:
+            if _status(exc) in (404, 409):
                 return False
             raise
         return True

@@ -1,6 +1,7 @@
 """S3 access for the stager: the only module that imports `minio`.
 
-Owns: building a client from an endpoint URL and credentials, streaming an object to a file
+Owns: building a client from an endpoint URL and credentials (none: anonymous requests), with
+an optional address guard on every connection (netguard.py), streaming an object to a file
 (hashing it on the way), listing a prefix, uploading a file (multipart for large ones, hashing
 the bytes as they are read) or a small byte string, and mapping every failure to one of the
 exceptions below with a message a person can act on. Must not: retry (the caller decides how
@@ -24,6 +25,8 @@ import certifi
 import urllib3
 from minio import Minio
 from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
+
+from ferry.clients.netguard import AddressRefusedError, Guard, guarded_pool_manager
 
 #: Parts of multipart uploads; a file larger than this is uploaded in parts.
 PART_SIZE = 64 * 1024 * 1024
@@ -74,6 +77,10 @@ class StoreAccessDeniedError(StoreError):
 
 class StoreUnavailableError(StoreError):
     """The store could not be reached or answered with a transient error; worth retrying."""
+
+
+class StoreRefusedError(StoreError):
+    """The address guard refused a connection (say, to a metadata or loopback address)."""
 
 
 @dataclass(frozen=True)
@@ -172,21 +179,24 @@ class S3Client:
         connect_timeout: float = 10.0,
         read_timeout: float = 120.0,
         pool_size: int = 16,
+        guard: Guard | None = None,
     ) -> None:
         host, secure = parse_endpoint(endpoint)
         self.endpoint = endpoint
+        self.anonymous = not (access_key and secret_key)
         # No retries inside urllib3: the caller owns the retry budget, so it is predictable.
-        http = urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
-            maxsize=pool_size,
-            retries=urllib3.Retry(total=0, connect=0, read=0, redirect=0, status=0),
-            cert_reqs="CERT_REQUIRED",
-            ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
-        )
+        options: dict[str, Any] = {
+            "timeout": urllib3.Timeout(connect=connect_timeout, read=read_timeout),
+            "maxsize": pool_size,
+            "retries": urllib3.Retry(total=0, connect=0, read=0, redirect=0, status=0),
+            "cert_reqs": "CERT_REQUIRED",
+            "ca_certs": os.environ.get("SSL_CERT_FILE") or certifi.where(),
+        }
+        http = guarded_pool_manager(guard, **options) if guard else urllib3.PoolManager(**options)
         self._minio = Minio(
             host,
-            access_key=access_key or None,
-            secret_key=secret_key or None,
+            access_key=None if self.anonymous else access_key,
+            secret_key=None if self.anonymous else secret_key,
             secure=secure,
             region=region or None,
             http_client=http,
@@ -300,6 +310,8 @@ class S3Client:
     def _call(self, where: str, fn: Callable[[], _T]) -> _T:
         try:
             return fn()
+        except AddressRefusedError as exc:
+            raise StoreRefusedError(f"{where}: {exc}") from None
         except S3Error as exc:
             raise _from_s3_error(where, exc) from None
         except ServerError as exc:

@@ -18,7 +18,7 @@ from ferry.decisions.observation import Observation
 from ferry.decisions.plan import Changes, Draft
 from ferry.decisions.runner import Runner
 
-#: The runtime of a Job whose App is gone after it was accepted (the snapshot does not say).
+#: The runtime of a Job accepted before snapshots kept the App's spec, whose App is gone.
 DEFAULT_RUNTIME = "Pod"
 
 
@@ -26,14 +26,17 @@ def accept(
     obs: Observation, spec: JobSpec, runners: Mapping[str, Runner]
 ) -> Draft | tuple[Ctx, Changes]:
     """The context to go on in, with the changes acceptance makes; a Draft when the Job
-    cannot go on."""
+    cannot go on. Once accepted, the Job goes on with the App as accepted (its snapshot in
+    status.app.spec), whatever the live App is now, or whether it still exists."""
     st = obs.job.status
+    if st.app is not None and st.app.spec is not None:
+        return _context(obs, spec, st.app.spec, runners, Changes())
     app_view = obs.app
     name = spec.app_ref.name
     ns = obs.job.namespace
     if app_view is None or app_view.spec is None:
         if st.app is not None and app_view is None:
-            # Accepted before; the App is only needed again to build a child.
+            # Accepted before snapshots kept the spec; the App is only needed to build a child.
             return Ctx(obs, spec, None, {}, runners[DEFAULT_RUNTIME]), Changes()
         if app_view is None:
             return Draft(
@@ -50,6 +53,36 @@ def accept(
             Reason.APP_INVALID,
             f"App {name!r} is not usable: " + "; ".join(problems),
         )
+    wanted = spec.app_ref.version
+    if st.app is None and wanted is not None and app.version != wanted:
+        return Draft(
+            State.BLOCKED,
+            Reason.APP_VERSION_MISMATCH,
+            f"the Job wants App {name!r} version {wanted!r}; the App is version {app.version!r}",
+        )
+    changes = Changes()
+    if st.app is None:
+        snapshot = AppSnapshot(
+            name=name,
+            version=app.version,
+            image=app.image,
+            spec_hash=app_view.spec_hash,
+            spec=app,
+        )
+        changes = Changes(app=snapshot)
+    return _context(obs, spec, app, runners, changes)
+
+
+def _context(
+    obs: Observation,
+    spec: JobSpec,
+    app: AppSpec,
+    runners: Mapping[str, Runner],
+    changes: Changes,
+) -> Draft | tuple[Ctx, Changes]:
+    """The runner and parameters of `app` for this Job."""
+    st = obs.job.status
+    name = spec.app_ref.name
     runtime = app.runtime.type
     if runtime == "MPI" and not obs.mpi_available:
         return Draft(
@@ -71,16 +104,9 @@ def accept(
     if errors:
         if st.app is None:
             return Draft(State.FAILED, Reason.INVALID_SPEC, "; ".join(errors))
-        # The App changed under an accepted Job in a way this Job no longer fits.
+        # The App changed under a Job accepted without a pinned spec, so it no longer fits.
         return Draft(
             State.BLOCKED, Reason.APP_INVALID, f"App {name!r} changed: " + "; ".join(errors)
-        )
-    changes = Changes()
-    if st.app is None:
-        changes = Changes(
-            app=AppSnapshot(
-                name=name, version=app.version, image=app.image, spec_hash=app_view.spec_hash
-            )
         )
     return Ctx(obs, spec, app, values, runner), changes
 

@@ -16,7 +16,7 @@ from ferry.api import names
 from ferry.api.common import ConditionStatus
 from ferry.api.job import Outputs, RunOutcome, State
 from ferry.api.reasons import Reason
-from ferry.decisions import builders
+from ferry.decisions import attempts, builders, records
 from ferry.decisions.conditions import truncate
 from ferry.decisions.context import Ctx, find_pod
 from ferry.decisions.observation import PodView
@@ -28,17 +28,18 @@ def step(ctx: Ctx, view: RunView | None, outcome: RunOutcome, n: int) -> Draft:
     """Where archiving attempt `n` stands, and what to do next."""
     st = ctx.status
     if view is not None and view.live:
+        ended = f"app ended (exit code {view.exit_code}); " if view.app_ended else ""
         draft = Draft(
             State.ARCHIVING,
             Reason.STOPPING_APP,
-            f"waiting for {ctx.runner.noun} {view.name} to stop before archiving",
+            f"{ended}waiting for {ctx.runner.noun} {view.name} to stop before archiving",
         )
         draft.actions += ctx.runner.stop(ctx, n)
         return draft
     try_ = st.archive_try or 1
     pod = find_pod(ctx.obs, n, names.ROLE_ARCHIVE, try_)
     if pod is None:
-        return _create(ctx, outcome, n, try_, Reason.ARCHIVING, "")
+        return _create(ctx, outcome, n, try_, Reason.ARCHIVING, "", view)
     if pod.phase == "Succeeded":
         outputs = outputs_from(pod, builders.archive_destination(ctx.meta, ctx.spec, n, ctx.config))
         draft = Draft(
@@ -50,6 +51,9 @@ def step(ctx: Ctx, view: RunView | None, outcome: RunOutcome, n: int) -> Draft:
             f"{outputs.files} file(s), {outputs.bytes} bytes at {outputs.uri}",
         )
         return draft
+    lost = _workspace_lost(ctx, pod, n)
+    if lost is not None:
+        return lost
     if pod.phase == "Failed" or (pod.deleting and pod.live):
         why = (
             (pod.main.message.strip() if pod.main and pod.main.message else "")
@@ -65,7 +69,7 @@ def step(ctx: Ctx, view: RunView | None, outcome: RunOutcome, n: int) -> Draft:
                 f"archive try {try_} failed ({truncate(why, 300)}); "
                 f"trying again ({try_ + 1}/{ctx.config.archive_tries})"
             )
-            return _create(ctx, outcome, n, try_ + 1, Reason.ARCHIVE_RETRYING, message)
+            return _create(ctx, outcome, n, try_ + 1, Reason.ARCHIVE_RETRYING, message, view)
         draft = Draft(
             State.FAILED,
             Reason.ARCHIVE_FAILED,
@@ -76,8 +80,34 @@ def step(ctx: Ctx, view: RunView | None, outcome: RunOutcome, n: int) -> Draft:
     return Draft(State.ARCHIVING, Reason.ARCHIVING, f"archiving attempt {n} with pod {pod.name}")
 
 
+def _workspace_lost(ctx: Ctx, pod: PodView, n: int) -> Draft | None:
+    """The attempt's workspace was deleted under the Job (the archive pod cannot be scheduled
+    without it, and would wait forever): the outputs are gone, said plainly."""
+    workspace = names.workspace_name(ctx.obs.job.name, n)
+    said = pod.schedule_message
+    gone = (
+        f'persistentvolumeclaim "{workspace}" {w}' in said
+        for w in ("not found", "is being deleted")
+    )
+    if pod.scheduled or not any(gone):
+        return None
+    message = (
+        f"attempt {n}: its workspace PersistentVolumeClaim {workspace} was deleted before its "
+        "outputs were archived; they are lost"
+    )
+    draft = Draft(State.FAILED, Reason.ARCHIVE_FAILED, message)
+    draft.archived = (ConditionStatus.FALSE, Reason.ARCHIVE_FAILED.value, message)
+    return draft
+
+
 def _create(
-    ctx: Ctx, outcome: RunOutcome, n: int, try_: int, reason: Reason, message: str
+    ctx: Ctx,
+    outcome: RunOutcome,
+    n: int,
+    try_: int,
+    reason: Reason,
+    message: str,
+    view: RunView | None,
 ) -> Draft:
     """Archive try `try_` of attempt `n`: its pod (the one place it is built)."""
     if ctx.app is None:
@@ -87,8 +117,11 @@ def _create(
             f"App {ctx.spec.app_ref.name!r} not found; needed to archive",
         )
     manifest = builders.archive_pod(
-        ctx.meta, ctx.app, ctx.spec, n, try_, manifest_extra(ctx, outcome), ctx.config
+        ctx.meta, ctx.app, ctx.spec, n, try_, manifest_extra(ctx, outcome, view), ctx.config
     )
+    taken = attempts.name_taken(ctx, [manifest])
+    if taken is not None:
+        return taken
     name = manifest["metadata"]["name"]
     return Draft(
         State.ARCHIVING,
@@ -99,10 +132,18 @@ def _create(
     )
 
 
-def manifest_extra(ctx: Ctx, outcome: RunOutcome) -> dict[str, Any]:
+def manifest_extra(ctx: Ctx, outcome: RunOutcome, view: RunView | None) -> dict[str, Any]:
+    """What the manifest says besides the files: the Job, the App as accepted (without its
+    spec: its hash names it), the parameters, the outcome, and where and what the run ran."""
     job = ctx.obs.job
     st = ctx.status
     snapshot = st.app.wire() if st.app else {"name": ctx.spec.app_ref.name}
+    snapshot.pop("spec", None)
+    record = records.record_of(st, ctx.attempt)
+    if record is None and view is not None:
+        record = records.attempt_record(
+            ctx.attempt, view, outcome.value, view.exit_code, view.started_at, view.finished_at
+        )
     return {
         "job": {
             "name": job.name,
@@ -113,6 +154,7 @@ def manifest_extra(ctx: Ctx, outcome: RunOutcome) -> dict[str, Any]:
         "app": snapshot,
         "parameters": dict(sorted(ctx.params.items())),
         "outcome": outcome.value,
+        "run": record.wire() if record is not None else {},
     }
 
 

@@ -8,6 +8,7 @@ read a run's progress (`run` does) or judge one (`verdict` does).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Literal
 
@@ -17,8 +18,14 @@ from ferry.api.reasons import Reason
 from ferry.decisions import inputs, templating
 from ferry.decisions.context import Ctx
 from ferry.decisions.plan import Changes, CreateObject, Draft
+from ferry.decisions.runner import Manifest
 
 Budget = Literal["app_failures", "infra_failures"]
+#: How often a Job blocked by a name held by someone else looks again.
+NAME_RECHECK_SECONDS = 30.0
+#: How often a Job whose child the apiserver refused looks again (the handler's backoff
+#: decides when the create is tried again).
+REFUSED_RECHECK_SECONDS = 10.0
 
 
 def suspend(ctx: Ctx) -> Draft:
@@ -73,6 +80,9 @@ def start(ctx: Ctx, attempt: int, state: State, reason: Reason, message: str) ->
         children = ctx.runner.children(ctx, attempt, resolved)
     except templating.TemplateError as exc:
         return Draft(State.FAILED, Reason.INVALID_SPEC, f"App template: {exc}")
+    taken = name_taken(ctx, children)
+    if taken is not None:
+        return taken
     run_name = ctx.runner.run_name(ctx.obs.job.name, attempt)
     draft = Draft(
         state,
@@ -92,6 +102,39 @@ def start(ctx: Ctx, attempt: int, state: State, reason: Reason, message: str) ->
     )
     draft.inputs_staged = (ConditionStatus.UNKNOWN, "Pending", f"attempt {attempt}: not staged yet")
     draft.archived = (ConditionStatus.UNKNOWN, "Pending", f"attempt {attempt}: not archived yet")
+    return draft
+
+
+def name_taken(ctx: Ctx, children: Sequence[Manifest]) -> Draft | None:
+    """Blocked while a child's name is held by an object this Job did not make, or while the
+    apiserver refuses to create a child."""
+    refused = [
+        f"{c['kind']} {c['metadata']['name']}: {words}"
+        for c in children
+        if (words := ctx.obs.refused.get(f"{c['kind']}/{c['metadata']['name']}")) is not None
+    ]
+    if refused:
+        draft = Draft(
+            State.BLOCKED,
+            Reason.CREATE_REFUSED,
+            "the apiserver refused to create " + "; ".join(refused),
+        )
+        draft.requeue_after = REFUSED_RECHECK_SECONDS
+        return draft
+    held = [
+        f"{c['kind']} {c['metadata']['name']}"
+        for c in children
+        if f"{c['kind']}/{c['metadata']['name']}" in ctx.obs.foreign
+    ]
+    if not held:
+        return None
+    draft = Draft(
+        State.BLOCKED,
+        Reason.NAME_TAKEN,
+        f"{', '.join(held)} already exists and was not made by Ferry for this Job; Ferry "
+        "does not adopt it: delete or rename it (or give the Job another name)",
+    )
+    draft.requeue_after = NAME_RECHECK_SECONDS
     return draft
 
 

@@ -19,8 +19,11 @@ from ferry.api.job import JobSpec
 from ferry.api.names import (
     ANNOTATION_ARCHIVE_TRY,
     ARCHIVE_CONTAINER,
+    CREDENTIALS_KEYS,
+    ENV_ALLOWED_STORES,
     LABEL_ATTEMPT,
     LABEL_JOB,
+    LABEL_JOB_UID,
     LABEL_MANAGED_BY,
     LABEL_ROLE,
     MANAGED_BY,
@@ -59,6 +62,7 @@ def _userchild_metadata(values: Mapping[str, str]) -> dict[str, str]:
 def labels(job: JobMeta, attempt: int, role: str) -> dict[str, str]:
     return {
         LABEL_JOB: job.name,
+        LABEL_JOB_UID: job.uid,
         LABEL_ATTEMPT: str(attempt),
         LABEL_ROLE: role,
         LABEL_MANAGED_BY: MANAGED_BY,
@@ -163,16 +167,23 @@ def effective_resources(app: AppSpec, spec: JobSpec) -> dict[str, Any]:
 def s3_env(
     location: S3Location | None, config: OperatorConfig, prefix: str
 ) -> list[dict[str, Any]]:
-    """Endpoint, region and credentials (by secretKeyRef, never read by Ferry)."""
+    """Endpoint, region, the trusted stores and, for a trusted store's endpoint only, the
+    credentials (by secretKeyRef, never read by Ferry; fixed keys accessKey / secretKey).
+    Any other endpoint gets no credentials: its requests are anonymous."""
     endpoint = (location.endpoint if location else None) or config.default_s3_endpoint
     region = (location.region if location else None) or config.default_s3_region
-    secret = location.secret_ref if location else None
-    secret_name = secret.name if secret else config.default_s3_secret
-    access_key = secret.access_key_key if secret else "accessKey"
-    secret_key = secret.secret_key_key if secret else "secretKey"
-    return [
+    env: list[dict[str, Any]] = [
         {"name": f"{prefix}_ENDPOINT", "value": endpoint},
         {"name": f"{prefix}_REGION", "value": region},
+        {"name": ENV_ALLOWED_STORES, "value": ",".join(config.trusted_store_endpoints)},
+    ]
+    if not config.is_trusted_store(endpoint):
+        return env
+    secret = location.secret_ref if location else None
+    secret_name = secret.name if secret else config.default_s3_secret
+    access_key, secret_key = CREDENTIALS_KEYS
+    return [
+        *env,
         {
             "name": f"{prefix}_ACCESS_KEY",
             "valueFrom": {"secretKeyRef": {"name": secret_name, "key": access_key}},

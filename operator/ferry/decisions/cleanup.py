@@ -33,7 +33,7 @@ def cancel(obs: Observation) -> Draft:
     if not live:
         return Draft(State.CANCELLED, Reason.CANCELLED, "cancelled through spec.cancel")
     draft = Draft(State.CANCELLING, Reason.CANCEL_REQUESTED, f"stopping {len(live)} pod(s)")
-    draft.actions += [DeleteObject("Pod", p.name) for p in live if not p.deleting]
+    draft.actions += [DeleteObject("Pod", p.name, p.uid) for p in live if not p.deleting]
     return draft
 
 
@@ -54,16 +54,18 @@ def release(obs: Observation, draft: Draft) -> None:
     pinning = obs.job.spec is None or obs.job.spec.uses_workspace
     for pod in obs.pods:
         if not pod.deleting and pod.name not in targeted and (pod.live or pinning):
-            draft.actions.append(DeleteObject("Pod", pod.name))
+            draft.actions.append(DeleteObject("Pod", pod.name, pod.uid))
 
 
-def expire(obs: Observation, draft: Draft, ended: datetime) -> None:
-    """ttlSecondsAfterFinished: delete the Job when due, else come back then."""
+def expire(obs: Observation, draft: Draft, ended: datetime, recorded: bool = True) -> None:
+    """ttlSecondsAfterFinished: delete the Job when due, else come back then. A Job is never
+    deleted in the pass that ends it (`recorded` False): its terminal state is written first,
+    for the watchers of the Job and its children, and the next pass deletes it."""
     spec = obs.job.spec
     if spec is None or spec.ttl_seconds_after_finished is None:
         return
     due = ended + timedelta(seconds=spec.ttl_seconds_after_finished)
-    if obs.now >= due:
+    if obs.now >= due and recorded:
         draft.actions.append(DeleteJob())
     else:
-        draft.requeue_after = (due - obs.now).total_seconds()
+        draft.requeue_after = max((due - obs.now).total_seconds(), 0.0)

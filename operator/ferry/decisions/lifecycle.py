@@ -12,22 +12,29 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ferry.api.job import State
+from ferry.api.job import JobStatus, State
 from ferry.api.reasons import Reason
 from ferry.decisions import accept, attempts, cleanup, run, verdict
 from ferry.decisions.context import Ctx
-from ferry.decisions.observation import Observation
+from ferry.decisions.observation import Observation, owned
 from ferry.decisions.plan import Action, CreateObject, DeleteJob, DeleteObject, Draft, Event, Plan
 from ferry.decisions.runner import Runner
 from ferry.decisions.status import finalize
 
 __all__ = ["Action", "CreateObject", "DeleteJob", "DeleteObject", "Event", "Plan", "decide"]
 
+#: How often a Job whose status cannot be read is looked at again (a Ferry that reads it may
+#: be back, or someone cleared it).
+UNREADABLE_RECHECK_SECONDS = 300.0
+
 
 def decide(obs: Observation, runners: Mapping[str, Runner]) -> Plan:
     """The plan for one observation of a Job; `runners` are the runtimes Ferry can run."""
+    obs = owned(obs)
     job = obs.job
     status = job.status
+    if job.status_error:
+        return _unreadable(obs)
     if status.state is not None and status.state.terminal:
         return finalize(obs, cleanup.terminal(obs))
     if job.deleting:
@@ -45,8 +52,25 @@ def decide(obs: Observation, runners: Mapping[str, Runner]) -> Plan:
         # The pass that ends the Job also releases what it holds, so a Job recorded as
         # terminal never needs its children looked at again (only its TTL).
         cleanup.release(obs, draft)
-        cleanup.expire(obs, draft, obs.now)
+        cleanup.expire(obs, draft, obs.now, recorded=False)
     return finalize(obs, draft)
+
+
+def _unreadable(obs: Observation) -> Plan:
+    """Nothing is created, deleted or written over a status this Ferry cannot read (it would
+    destroy what a newer Ferry wrote): a Warning Event says why, and the Job waits."""
+    message = (
+        f"status cannot be read ({obs.job.status_error}); the Job is left as it is: no "
+        "attempt is started again"
+    )
+    # Blocked as far as this pass goes; not written (changed is False).
+    status = JobStatus(state=State.BLOCKED, reason=Reason.STATUS_UNREADABLE, message=message)
+    return Plan(
+        status=status,
+        changed=False,
+        notices=(Event("Warning", Reason.STATUS_UNREADABLE, message),),
+        requeue_after=UNREADABLE_RECHECK_SECONDS,
+    )
 
 
 def _progress(ctx: Ctx) -> Draft:

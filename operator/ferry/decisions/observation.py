@@ -8,7 +8,7 @@ the apiserver returns them) into `PodView`s, and of a pod's Warning Events into
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -32,6 +32,9 @@ class ContainerView:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     restart_count: int = 0
+    #: The image as named, and the image the node ran (a digest), once known.
+    image: str = ""
+    image_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,11 @@ class PodView:
     init: tuple[ContainerView, ...] = ()
     main: ContainerView | None = None
     archive_try: int = 0
+    #: The node it is bound to.
+    node_name: str = ""
+    #: The UID of its controller (the controller ownerReference); Ferry's children name their
+    #: Job's. Empty for a pod without a controller.
+    owner_uid: str = ""
     #: Warning Events about the pod, newest first: looked up by the handlers only for a pod
     #: slow to start (`slow_to_start`); never part of the pod itself.
     warnings: tuple[PodWarning, ...] = ()
@@ -121,6 +129,8 @@ class JobView:
     spec: JobSpec | None
     status: JobStatus
     spec_error: str = ""
+    #: Why the recorded status could not be read; the Job is then left alone (Blocked).
+    status_error: str = ""
     deleting: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
@@ -158,12 +168,38 @@ class Observation:
     pods: tuple[PodView, ...] = ()
     pvcs: frozenset[str] = frozenset()
     mpi_available: bool = True
+    #: Objects ("Kind/name") that Ferry went to create for this Job and found made by someone
+    #: else (a user's PVC of the workspace's name, a pod of an earlier Job of the same name,
+    #: a forgery): never adopted.
+    foreign: frozenset[str] = frozenset()
+    #: Objects ("Kind/name") the apiserver recently refused to create for this Job, with its
+    #: words (a quota, a LimitRange, Pod Security, a webhook).
+    refused: Mapping[str, str] = field(default_factory=dict)
+
+
+def owned(obs: Observation) -> Observation:
+    """The observation with only the pods this Job made: a pod whose controller is not the
+    Job's UID (left by an earlier Job of the same name, or made by someone else with Ferry's
+    labels) is never read, mounted or deleted."""
+    mine = tuple(p for p in obs.pods if p.owner_uid == obs.job.uid)
+    if len(mine) == len(obs.pods):
+        return obs
+    return replace(obs, pods=mine)
+
+
+def controller_uid(meta: Mapping[str, Any]) -> str:
+    """The UID in an object's controller ownerReference; empty when it has none."""
+    for ref in meta.get("ownerReferences") or []:
+        if isinstance(ref, Mapping) and ref.get("controller"):
+            return str(ref.get("uid") or "")
+    return ""
 
 
 def _container(status: Mapping[str, Any]) -> ContainerView:
     state = status.get("state") or {}
     name = str(status.get("name", ""))
     restarts = int(status.get("restartCount") or 0)
+    image, image_id = str(status.get("image") or ""), str(status.get("imageID") or "")
     if state.get("terminated"):
         t = state["terminated"]
         return ContainerView(
@@ -175,6 +211,8 @@ def _container(status: Mapping[str, Any]) -> ContainerView:
             started_at=parse_time(t.get("startedAt")),
             finished_at=parse_time(t.get("finishedAt")),
             restart_count=restarts,
+            image=image,
+            image_id=image_id,
         )
     if state.get("running"):
         return ContainerView(
@@ -182,6 +220,8 @@ def _container(status: Mapping[str, Any]) -> ContainerView:
             state="running",
             started_at=parse_time(state["running"].get("startedAt")),
             restart_count=restarts,
+            image=image,
+            image_id=image_id,
         )
     if state.get("waiting") is not None:
         w = state["waiting"] or {}
@@ -191,8 +231,10 @@ def _container(status: Mapping[str, Any]) -> ContainerView:
             reason=str(w.get("reason") or ""),
             message=str(w.get("message") or ""),
             restart_count=restarts,
+            image=image,
+            image_id=image_id,
         )
-    return ContainerView(name=name, restart_count=restarts)
+    return ContainerView(name=name, restart_count=restarts, image=image, image_id=image_id)
 
 
 def pod_view(pod: Mapping[str, Any]) -> PodView | None:
@@ -251,6 +293,8 @@ def pod_view(pod: Mapping[str, Any]) -> PodView | None:
         init=init,
         main=main,
         archive_try=archive_try,
+        owner_uid=controller_uid(meta),
+        node_name=str((pod.get("spec") or {}).get("nodeName") or ""),
     )
 
 

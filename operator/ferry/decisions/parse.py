@@ -48,11 +48,14 @@ def job_view(obj: Mapping[str, Any]) -> JobView:
         spec = JobSpec.model_validate(obj.get("spec") or {})
     except ValidationError as exc:
         error = format_errors(exc, "spec")
+    status_error = ""
     try:
         status = JobStatus.model_validate(obj.get("status") or {})
-    except ValidationError:
-        # A status Ferry cannot read (written by someone else) is started afresh.
+    except ValidationError as exc:
+        # A status Ferry cannot read (written by a newer Ferry before a rollback, or by
+        # someone else) is never taken as a fresh start: the Job would run again.
         status = JobStatus()
+        status_error = format_errors(exc, "status")
     return JobView(
         name=str(meta.get("name", "")),
         namespace=str(meta.get("namespace", "")),
@@ -62,6 +65,7 @@ def job_view(obj: Mapping[str, Any]) -> JobView:
         spec=spec,
         status=status,
         spec_error=error,
+        status_error=status_error,
         deleting=bool(meta.get("deletionTimestamp")),
         labels=dict(meta.get("labels") or {}),
         annotations=dict(meta.get("annotations") or {}),

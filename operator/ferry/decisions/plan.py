@@ -15,6 +15,7 @@ from typing import Any, Final, Literal
 
 from ferry.api.common import ConditionStatus
 from ferry.api.job import AppSnapshot, JobStatus, Outputs, RetryCounts, RunOutcome, State
+from ferry.api.job_status import AttemptRecord, HistoryEntry
 
 Manifest = dict[str, Any]
 
@@ -36,10 +37,13 @@ class CreateObject:
 
 @dataclass(frozen=True)
 class DeleteObject:
-    """Delete this child; NotFound means it is already gone and is fine."""
+    """Delete this child of the Job; NotFound means it is already gone and is fine. Only
+    the object of `uid` is deleted; without a `uid` (a workspace, which is not watched) the
+    handler reads it first and deletes it only if the Job is its controller."""
 
     kind: Literal["Pod", "PersistentVolumeClaim"]
     name: str
+    uid: str = ""
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,9 @@ class Plan:
     actions: tuple[Action, ...] = ()
     events: tuple[Event, ...] = ()
     requeue_after: float | None = None
+    #: Events posted although nothing is written (`events` follow a status write only): a
+    #: status that cannot be read is never overwritten, but the user is told why.
+    notices: tuple[Event, ...] = ()
 
     @property
     def state(self) -> State:
@@ -100,6 +107,7 @@ class Changes:
     archive_try: int | _Unset | None = UNSET
     retries: RetryCounts | _Unset | None = UNSET
     outputs: Outputs | _Unset | None = UNSET
+    attempts: list[AttemptRecord] | _Unset = UNSET
 
     def set(self) -> dict[str, Any]:
         """The fields that are set, by JobStatus field name."""
@@ -130,6 +138,10 @@ class Draft:
     requeue_after: float | None = None
     inputs_staged: CondValue | None = None
     archived: CondValue | None = None
+    #: States the Job went through since the last pass, at the time they happened (a run
+    #: seen only after it ended was Running in between); recorded in the history before the
+    #: new state.
+    passed: list[HistoryEntry] = field(default_factory=list)
 
     def after(self, earlier: Changes) -> Draft:
         """This draft with `earlier` changes under its own (its own win)."""

@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 from ferry.api.common import ConditionStatus
 from ferry.api.job import RunOutcome, State
 from ferry.api.reasons import Reason
-from ferry.decisions import attempts, verdict
+from ferry.decisions import attempts, records, verdict
 from ferry.decisions.context import Ctx
-from ferry.decisions.plan import Changes, Draft, format_duration
+from ferry.decisions.plan import Changes, Draft, _Unset, format_duration
 from ferry.decisions.runner import RunView
 
 BLOCKED_RECHECK_SECONDS = 30.0
@@ -27,7 +27,12 @@ def observe(ctx: Ctx, view: RunView) -> Draft:
     st = ctx.status
     status = view.status
     if status == "infra-failed":
-        return attempts.infra_failure(ctx, view.message)
+        record = records.attempt_record(
+            ctx.attempt, view, Reason.INFRA_FAILURE, None, view.started_at, view.finished_at
+        )
+        return attempts.infra_failure(ctx, view.message).after(
+            Changes(attempts=records.appended(st, record))
+        )
     if status == "stage-failed":
         draft = Draft(
             State.FAILED,
@@ -59,8 +64,17 @@ def observe(ctx: Ctx, view: RunView) -> Draft:
 
 
 def _ended(ctx: Ctx, view: RunView, outcome: RunOutcome, changes: Changes) -> Draft:
-    exit_code = changes.exit_code if isinstance(changes.exit_code, int) else ctx.status.exit_code
+    st = ctx.status
+    exit_code = changes.exit_code if isinstance(changes.exit_code, int) else st.exit_code
+    start = changes.start_time if not isinstance(changes.start_time, _Unset) else st.start_time
+    end = changes.run_end_time if not isinstance(changes.run_end_time, _Unset) else None
+    record = records.attempt_record(ctx.attempt, view, outcome.value, exit_code, start, end)
+    changes = changes.then(Changes(attempts=records.appended(st, record)))
     draft = verdict.after_run(ctx, view, outcome, exit_code).after(changes)
+    if records.ran_unrecorded(st):
+        entry = records.running_entry(view, ctx.runner.noun)
+        if entry is not None:
+            draft.passed.append(entry)
     if draft.inputs_staged is None and view.app_ended:
         # The app ran, so every input had been staged, even when no pass saw it running
         # (a short app, pod progress batched).

@@ -23,10 +23,12 @@ from ferry.api.names import (
     INPUT_VOLUME_PREFIX,
     LAUNCHER,
     LOGS_DIR,
+    RECORDS_DIR,
     ROLE_RUN,
     SETUP_CONTAINER,
     SOURCE_DIR,
     WORKSPACE_DIR,
+    WORKSPACE_RECORDS,
     WORKSPACE_VOLUME,
     run_pod_name,
     stage_container_name,
@@ -65,7 +67,7 @@ def stage_container(
     ]
     mounts: list[dict[str, Any]] = [
         {"name": WORKSPACE_VOLUME, "mountPath": templating.INPUTS_DIR, "subPath": "inputs"},
-        {"name": WORKSPACE_VOLUME, "mountPath": LOGS_DIR, "subPath": "logs"},
+        {"name": WORKSPACE_VOLUME, "mountPath": RECORDS_DIR, "subPath": WORKSPACE_RECORDS},
     ]
     if source.s3 is not None:
         env += s3_env(source.s3, config, "FERRY_S3")

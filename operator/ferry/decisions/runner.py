@@ -66,6 +66,10 @@ class RunView:
     app_ended: bool = False
     #: When to look again if nothing changes before (a start that may be stuck).
     look_again_at: datetime | None = None
+    #: Where and what it ran: the node, the app's image as named and as run (a digest).
+    node_name: str = ""
+    image: str = ""
+    image_id: str = ""
 
 
 class Runner(Protocol):

@@ -35,6 +35,10 @@ def finalize(obs: Observation, draft: Draft) -> Plan:
     history = list(st.history)
     events: list[Event] = []
     if draft.state != st.state:
+        history += sorted(
+            (p for p in draft.passed if p.state not in (st.state, draft.state)),
+            key=lambda p: p.time,
+        )
         history.append(
             HistoryEntry(
                 state=draft.state, time=now, reason=draft.reason, message=truncate(message, 1024)

@@ -1,7 +1,8 @@
 """Prometheus metrics of the operator and the dead-watch check behind its liveness probe.
 
-Owns: the metric families (Jobs by state, transitions, reconcile latency, API calls,
-staged and archived bytes and seconds), filling them from the reconciler, serving them on
+Owns: the metric families (Jobs by state, transitions, reconcile latency, queue wait, app
+run time by outcome, API calls, staged and archived bytes and seconds; docs/metrics.md lists
+them), filling them from the reconciler and its work queue, serving them on
 FERRY_METRICS_PORT, and `WatchFreshness`, which tells a watch that silently stopped from an
 idle one. Must not: decide anything about Jobs.
 """
@@ -19,7 +20,17 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from ferry.api import names
-from ferry.api.job import State
+from ferry.api.job import JobStatus, State
+from ferry.api.reasons import Reason
+
+#: Runs that ended without a recorded end time (the pass that saw the end also started the
+#: next attempt or ended the Job), by the reason the Job moved on with, and their outcome.
+_UNRECORDED_ENDS = {
+    Reason.APP_FAILED.value: "AppFailed",
+    Reason.INFRA_FAILURE.value: "InfraFailure",
+    Reason.INFRA_FAILED.value: "InfraFailure",
+    Reason.CANCELLED.value: "Cancelled",
+}
 
 
 class Metrics:
@@ -59,6 +70,21 @@ class Metrics:
             ["direction"],
             registry=self.registry,
         )
+        self.queue_wait = Histogram(
+            "ferry_queue_wait_seconds",
+            "Time a Job key waited in the work queue, from being queued (or due, when delayed)"
+            " to a worker taking it, by priority",
+            ["priority"],
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=self.registry,
+        )
+        self.run_seconds = Histogram(
+            "ferry_run_duration_seconds",
+            "How long the app ran in each attempt that ended, by outcome",
+            ["outcome"],
+            buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 43200, 86400),
+            registry=self.registry,
+        )
         self._seen: set[str] = set()
 
     def attach(self, job_states: Callable[[], Mapping[str, int]], calls: dict[str, int]) -> None:
@@ -66,6 +92,16 @@ class Metrics:
         and the API call counter from live data."""
         self.registry.register(JobStates(job_states))
         self.registry.register(ApiCalls(calls))
+
+    def observe_queue_wait(self, seconds: float, urgent: bool) -> None:
+        self.queue_wait.labels("urgent" if urgent else "routine").observe(seconds)
+
+    def observe_status(self, old: JobStatus, new: JobStatus) -> None:
+        """Count what a written status records: a run that ended."""
+        ended = finished_run(old, new)
+        if ended is not None:
+            outcome, seconds = ended
+            self.run_seconds.labels(outcome).observe(seconds)
 
     def serve(self, port: int) -> None:
         if port:
@@ -101,6 +137,30 @@ class Metrics:
                     self.data_seconds.labels(direction).inc(summary["seconds"])
         if len(self._seen) > 100_000:
             self._seen.clear()
+
+
+def finished_run(old: JobStatus, new: JobStatus) -> tuple[str, float] | None:
+    """The outcome and seconds of the app run that the status write old -> new records as
+    ended, or None when it records none.
+
+    Usually the new status says so itself: a run outcome (Succeeded, AppFailed, TimedOut) with
+    the run's start and end. When the same pass also started the next attempt or ended the Job
+    (no archive wanted), those fields are already reset or absent: the run of the attempt that
+    had started (old.startTime) ended when the new state was entered, and the reason says how.
+    A run stopped by spec.suspend is not counted (its attempt did not finish).
+    """
+    if new.run_outcome is not None and new.start_time and new.run_end_time:
+        already = old.attempt == new.attempt and old.run_end_time is not None
+        if already:
+            return None
+        return new.run_outcome.value, (new.run_end_time - new.start_time).total_seconds()
+    if old.start_time is None or old.run_end_time is not None or not new.history:
+        return None
+    moved_on = new.attempt != old.attempt or (new.state is not None and new.state.terminal)
+    outcome = _UNRECORDED_ENDS.get(new.reason or "")
+    if not moved_on or outcome is None or new.state == old.state:
+        return None
+    return outcome, max((new.history[-1].time - old.start_time).total_seconds(), 0.0)
 
 
 class JobStates(Collector):

@@ -1,27 +1,36 @@
 """kopf wiring: settings at start-up, watch events into the reconciler. Nothing else.
 
 Owns: the explicit kopf settings (finalizer name, progress and diff-base storage, posting of
-handler chatter off, watch timeouts, namespaces) and one handler per watched kind, each a
-line that hands the event to the `Reconciler`. Must not: decide or talk to the API itself.
+handler chatter off, watch timeouts, namespaces), starting the reconciler at once or through
+leader election (`leader.Elector`, when FERRY_LEASE_NAMESPACE is set), and one handler per
+watched kind, each a line that hands the event to the `Reconciler`. Must not: decide or talk
+to the API itself.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import os
+import signal
+import socket
+import uuid
 from typing import Any
 
 import kopf
 
+from ferry.api import names
+from ferry.api.common import GROUP, VERSION
 from ferry.clients.kube import KubeClient, credentials, load_config
+from ferry.clients.lease import LeaseClient
+from ferry.clients.protocol import KubeAPI, LeaseAPI
 from ferry.config import OperatorConfig
+from ferry.handlers.leader import Elector
 from ferry.handlers.metrics import Metrics
 from ferry.handlers.reconciler import Reconciler
 
 log = logging.getLogger("ferry.operator")
-
-GROUP = "ferry.dev"
-VERSION = "v1alpha1"
 
 
 class EventsOnlyDiffBase(kopf.AnnotationsDiffBaseStorage):
@@ -36,9 +45,9 @@ class EventsOnlyDiffBase(kopf.AnnotationsDiffBaseStorage):
 def configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
     """Every kopf setting Ferry relies on, set explicitly."""
     settings.persistence.finalizer = config.finalizer
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="ferry.dev")
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = EventsOnlyDiffBase(
-        prefix="ferry.dev", key="last-handled-configuration"
+        prefix=GROUP, key="last-handled-configuration"
     )
     # kopf's per-handler chatter ("Handler ... succeeded") would be one Event write per
     # handler call; Ferry posts its own Events on state transitions only.
@@ -85,11 +94,12 @@ def login(settings: kopf.OperatorSettings, **kwargs: Any) -> kopf.ConnectionInfo
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     config = OperatorConfig.from_env(os.environ)
     configure(settings, config)
-    kube = KubeClient(load_config(os.environ.get("FERRY_KUBECONFIG")), config.qps, config.burst)
+    api = load_config(os.environ.get("FERRY_KUBECONFIG"))
+    # Typed as the protocol the handlers use: mypy checks here that KubeClient satisfies it.
+    kube: KubeAPI = KubeClient(api, config.qps, config.burst)
     metrics = Metrics()
     reconciler = Reconciler(kube, config, metrics=metrics)
     metrics.serve(config.metrics_port)
-    await reconciler.start()
     memo["reconciler"] = reconciler
     log.info(
         "Ferry operator started: %d workers, QPS %.0f, namespaces %s",
@@ -97,13 +107,47 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         config.qps,
         ",".join(config.namespaces) or "all",
     )
+    if not config.lease_namespace:
+        log.info("No leader election (FERRY_LEASE_NAMESPACE unset): acting at once")
+        await reconciler.start()
+        return
+    # The watches start when this handler returns: a standby keeps its caches warm, and
+    # the elector starts the reconciler's workers once this process holds the Lease.
+    lease: LeaseAPI = LeaseClient(
+        api, config.lease_namespace, config.lease_name, config.lease_renew_deadline_seconds / 2
+    )
+    elector = Elector(
+        lease,
+        config.lease_identity or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}",
+        duration=config.lease_duration_seconds,
+        renew_deadline=config.lease_renew_deadline_seconds,
+        retry=config.lease_retry_seconds,
+        on_start=reconciler.start,
+        on_stop=functools.partial(stop_acting, reconciler),
+    )
+    memo["elector"] = elector
+    memo["elector_task"] = asyncio.create_task(elector.run(), name="ferry-leader-election")
+
+
+async def stop_acting(reconciler: Reconciler) -> None:
+    """The Lease is lost: stop the workers at once, then end the process (kopf's clean stop);
+    its Deployment starts it again, as a standby."""
+    await reconciler.stop()
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    task: asyncio.Task[None] | None = memo.get("elector_task")
+    if task is not None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
     reconciler: Reconciler | None = memo.get("reconciler")
     if reconciler is not None:
         await reconciler.stop()
+    elector: Elector | None = memo.get("elector")
+    if elector is not None:
+        await elector.release()
 
 
 @kopf.on.probe(id="jobWatch")
@@ -134,6 +178,6 @@ async def app_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
         await reconciler.reconcile_app(obj)
 
 
-@kopf.on.event("", "v1", "pods", labels={"app.kubernetes.io/managed-by": "ferry"})
+@kopf.on.event("", "v1", "pods", labels={names.LABEL_MANAGED_BY: names.MANAGED_BY})
 async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     memo["reconciler"].pod_event(event.get("type"), dict(event["object"]))

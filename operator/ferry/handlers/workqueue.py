@@ -7,14 +7,17 @@ pod moved on, a user's change to a Job Ferry already works on) are served before
 of new Jobs, a Job whose pod has ended is recorded as done without waiting behind every first
 pass. So that new Jobs are not starved when progress never stops (a machine running at its
 limit), every `ROUTINE_EVERY`-th key handed out while both wait is a routine one. Delayed adds
-keep the earliest due time per key. Must not: know what a key means.
+keep the earliest due time per key. Each key handed out reports how long it waited since it
+was queued (`on_wait`, the queue-wait metric); a delayed add waits from when it is due. Must
+not: know what a key means.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -29,7 +32,12 @@ ROUTINE_EVERY = 5
 class WorkQueue(Generic[K]):
     """Keys to work on. `get` hands out a key and marks it active until `done`."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        #: Told the seconds each key handed out waited, and whether it was urgent.
+        self.on_wait: Callable[[float, bool], None] | None = None
+        #: When each queued key was queued (kept when it is promoted to urgent).
+        self._since: dict[K, float] = {}
         self._lanes: tuple[deque[K], deque[K]] = (deque(), deque())
         #: Queued keys and the lane they wait in.
         self._queued: dict[K, int] = {}
@@ -53,6 +61,8 @@ class WorkQueue(Generic[K]):
             return
         if queued is not None:
             self._lanes[queued].remove(key)  # promoted: rare, and the lane is short then
+        else:
+            self._since[key] = self.clock()
         self._queued[key] = lane
         self._lanes[lane].append(key)
         self._ready.set()
@@ -93,8 +103,11 @@ class WorkQueue(Generic[K]):
         else:
             self._urgent_in_a_row = 0
             key = routine.popleft()
-        del self._queued[key]
+        lane = self._queued.pop(key)
         self._active[key] = None
+        since = self._since.pop(key, None)
+        if self.on_wait is not None and since is not None:
+            self.on_wait(self.clock() - since, lane == URGENT)
         return key
 
     def done(self, key: K) -> None:
@@ -114,6 +127,7 @@ class WorkQueue(Generic[K]):
         for lane in self._lanes:
             lane.clear()
         self._queued.clear()
+        self._since.clear()
 
     def close(self) -> None:
         for _, handle in self._timers.values():

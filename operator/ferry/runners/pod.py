@@ -77,7 +77,7 @@ class PodRunner:
 
     def stop(self, ctx: Ctx, attempt: int | None) -> tuple[Action, ...]:
         return tuple(
-            DeleteObject("Pod", p.name)
+            DeleteObject("Pod", p.name, p.uid)
             for p in self._run_pods(ctx, attempt)
             if p.live and not p.deleting
         )
@@ -93,7 +93,15 @@ class PodRunner:
 
 def read(pod: PodView, spec: JobSpec, now: datetime, grace: float) -> RunView:
     """The run pod's progress, checked in the order of `RunStatus`."""
-    base = RunView(name=pod.name, status="staging", live=pod.live, deleting=pod.deleting)
+    base = RunView(
+        name=pod.name,
+        status="staging",
+        live=pod.live,
+        deleting=pod.deleting,
+        node_name=pod.node_name,
+        image=pod.main.image if pod.main is not None else "",
+        image_id=pod.main.image_id if pod.main is not None else "",
+    )
     infra = _infra_reason(pod)
     if infra is not None:
         return replace(base, status="infra-failed", message=infra)

@@ -65,7 +65,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     from ferry.stager.store import client_from_env
 
     plan = parse_plan(os.environ.get("FERRY_ARCHIVE"))
-    return Archiver(plan, client_from_env(), settings).run()
+    return Archiver(plan, client_from_env("archive.s3.endpoint"), settings).run()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

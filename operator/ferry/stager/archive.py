@@ -140,7 +140,8 @@ class Archiver:
         self.client = client
         self.settings = settings
         self.work = settings.workspace / "work"
-        self.logs = settings.workspace / "logs"
+        self.logs = settings.workspace / names.WORKSPACE_LOGS
+        self.records = settings.workspace / names.WORKSPACE_RECORDS
         self.budget = MemoryBudget(settings.memory_bytes)
         self.abort = threading.Event()
 
@@ -231,7 +232,7 @@ class Archiver:
             files=files,
             log=log,
             skipped=skipped,
-            inputs=manifest.read_input_records(self.logs),
+            inputs=manifest.read_input_records(self.records),
         )
         body = manifest.encode(document)
         self._retrying(

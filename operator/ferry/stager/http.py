@@ -1,13 +1,12 @@
 """Safe HTTP(S) download of an input: no SSRF into the node, the cluster's metadata, or loopback.
 
-Owns: address classification (which IPs an input may never come from), the fetch loop (at most
+Owns: the fetch loop (at most
 MAX_REDIRECTS redirects, every hop's resolved addresses checked), the pinned connections (the
 socket goes to the address that was checked, so DNS cannot change between check and connect;
 TLS still verifies and sends SNI for the URL's hostname), streaming to disk with a size limit and
 SHA-256 verification, and one-line error messages that never show a URL's query string or user
-info. Refused: loopback, link-local (169.254.0.0/16, fe80::/10), unspecified (0.0.0.0/8, ::),
-multicast, broadcast and the cloud-metadata addresses and names below, also when embedded in an
-IPv4-mapped / NAT64 / 6to4 IPv6 address. Proxies from the environment are not used.
+info. Which addresses are refused is addresses.py's (`classify`, the same policy as S3
+endpoints). Proxies from the environment are not used.
 
 FERRY_HTTP_ALLOW_CIDRS exempts addresses from these checks (never the metadata ones). It exists
 only so tests can serve inputs from 127.0.0.x; a deployment must not set it.
@@ -28,73 +27,16 @@ from urllib.parse import SplitResult, urljoin, urlsplit
 
 from ferry import __version__
 from ferry.clients.s3 import Digest
+from ferry.stager.addresses import METADATA_NAMES, IPAddress, classify
 from ferry.stager.settings import HttpLimits, IPNetwork
 
 MAX_REDIRECTS = 5
 CHUNK = 1024 * 1024
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-METADATA_ADDRESSES: frozenset[IPAddress] = frozenset(
-    ipaddress.ip_address(a)
-    for a in (
-        "169.254.169.254",  # AWS, GCP, Azure, OpenStack, DigitalOcean, ...
-        "169.254.170.2",  # AWS ECS task metadata
-        "fd00:ec2::254",  # AWS IMDS over IPv6
-        "100.100.100.200",  # Alibaba Cloud
-    )
-)
-METADATA_NAMES = frozenset(
-    {"metadata.google.internal", "metadata", "metadata.goog", "metadata.azure.internal"}
-)
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
-_THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
-_BROADCAST = ipaddress.ip_address("255.255.255.255")
-
 
 class FetchError(Exception):
     """The download failed or was refused; the message is one line, without the input name."""
-
-
-def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    if ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    if ip.sixtofour is not None:
-        return ip.sixtofour
-    if ip in _NAT64:
-        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    if int(ip) >> 32 == 0 and int(ip) > 1:  # deprecated IPv4-compatible ::a.b.c.d
-        return ipaddress.IPv4Address(int(ip))
-    return None
-
-
-def classify(ip: IPAddress, allow: Sequence[IPNetwork] = ()) -> str | None:
-    """Why an input may not be fetched from `ip` ("loopback", "link-local/metadata", …), or
-    None when it may. `allow` (tests only) exempts addresses, except metadata ones."""
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.scope_id:
-            ip = ipaddress.IPv6Address(ip.compressed.split("%")[0])
-        inner = _embedded_ipv4(ip)
-        if inner is not None:
-            why = classify(inner, allow)
-            if why is not None:
-                return why
-    if ip in METADATA_ADDRESSES:
-        return "link-local/metadata" if ip.is_link_local else "cloud-metadata"
-    if any(ip.version == net.version and ip in net for net in allow):
-        return None
-    if ip.is_unspecified or (isinstance(ip, ipaddress.IPv4Address) and ip in _THIS_NETWORK):
-        return "unspecified"
-    if ip.is_loopback:
-        return "loopback"
-    if ip.is_link_local:
-        return "link-local"
-    if ip.is_multicast:
-        return "multicast"
-    if ip == _BROADCAST:
-        return "broadcast"
-    return None
 
 
 def display(url: str) -> str:

@@ -1,6 +1,6 @@
 """`stage-in`: put one input of a Job at /ferry/inputs/<name> and record what was staged.
 
-Owns: each source kind's staging (below), the staging record logs/inputs/<name>.json
+Owns: each source kind's staging (below), the staging record records/inputs/<name>.json
 ({name, kind, source (no secrets), files: [{path, bytes, sha256}], bytes}), and the input's
 error messages ("input 'model': s3://models/frame.tcl not found (NoSuchKey)").
 
@@ -136,7 +136,7 @@ def _copy(fd: int, dest: Path) -> Digest:
 
 
 class Stager:
-    """Stages one input; `run` returns its record (also written to logs/inputs/<name>.json)."""
+    """Stages one input; `run` returns its record (also written to records/inputs/<name>.json)."""
 
     def __init__(self, item: JobInput, settings: Settings) -> None:
         self.item = item
@@ -247,7 +247,7 @@ class Stager:
         """The store named by FERRY_S3_* (the builder resolves the source's endpoint, region
         and Secret, or the operator's default store, into those variables)."""
         try:
-            return client_from_env()
+            return client_from_env("source.s3.endpoint")
         except StagerError as exc:
             raise self.fail(str(exc)) from None
 
@@ -288,7 +288,7 @@ class Stager:
     # -- record ------------------------------------------------------------------------
 
     def _write_record(self) -> None:
-        directory = self.settings.logs_dir / "inputs"
+        directory = self.settings.records_dir / "inputs"
         try:
             directory.mkdir(parents=True, exist_ok=True)
             temp = directory / f".{self.item.name}.json.tmp"

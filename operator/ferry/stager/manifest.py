@@ -1,6 +1,7 @@
 """The archive's manifest.json and the staging records it folds in.
 
-Owns: the manifest's shape (below) and reading the staging records (logs/inputs/*.json) safely.
+Owns: the manifest's shape (below) and reading the staging records (records/inputs/*.json,
+where the app cannot write) safely.
 The content depends only on the workspace and the plan, except `createdAt`, so archiving the
 same attempt twice yields the same manifest but for that timestamp. Must not: upload anything.
 
@@ -8,6 +9,8 @@ same attempt twice yields the same manifest but for that timestamp. Must not: up
      "tool": {"name": "ferry.stager", "version": "0.1.0"}, "createdAt": "…Z",
      "destination": "s3://…/attempt-1/",
      "job": {…}, "app": {…}, "parameters": {…}, "outcome": "Succeeded",
+     "run": {"attempt": 1, "podName": …, "nodeName": …, "image": …, "imageId": "…@sha256:…",
+             "startTime": …, "endTime": …, "exitCode": 0, "outcome": "Succeeded"},
      "include": […], "exclude": […],
      "files": [{"path": "results/a.txt", "key": "outputs/results/a.txt", "bytes": 1,
                 "sha256": "…"}],                          # relative to work/, sorted
@@ -34,7 +37,7 @@ from ferry.stager.workspace import Skipped, UnsafePathError, open_inside
 MAX_RECORD_BYTES = 1024 * 1024
 TOOL = "ferry.stager"
 #: Keys of the plan's `extra` copied to the top level of the manifest.
-EXTRA_KEYS = ("job", "app", "parameters", "outcome")
+EXTRA_KEYS = ("job", "app", "parameters", "outcome", "run")
 
 
 @dataclass(frozen=True)
@@ -50,9 +53,9 @@ class Archived:
         return {"path": self.path, "key": self.key, "bytes": self.bytes, "sha256": self.sha256}
 
 
-def read_input_records(logs_dir: Path) -> list[dict[str, Any]]:
-    """The staging records in logs_dir/inputs/*.json, by name; unreadable ones are noted."""
-    directory = logs_dir / "inputs"
+def read_input_records(records_dir: Path) -> list[dict[str, Any]]:
+    """The staging records in records_dir/inputs/*.json, by name; unreadable ones are noted."""
+    directory = records_dir / "inputs"
     out: list[dict[str, Any]] = []
     try:
         names = sorted(n for n in os.listdir(directory) if n.endswith(".json"))
@@ -61,7 +64,7 @@ def read_input_records(logs_dir: Path) -> list[dict[str, Any]]:
     for name in names:
         stem = name[: -len(".json")]
         try:
-            fd = open_inside(logs_dir, directory / name)
+            fd = open_inside(records_dir, directory / name)
         except (OSError, UnsafePathError):
             out.append({"name": stem, "error": "unreadable staging record"})
             continue

@@ -6,14 +6,15 @@ numeric knobs, each with its default and bounds. Must not: do any I/O besides re
 | variable | default | what |
 |---|---|---|
 | FERRY_INPUTS_DIR | /ferry/inputs | where inputs are staged (`<dir>/<name>`) |
-| FERRY_LOGS_DIR | /ferry/logs | staging records go to `<dir>/inputs/<name>.json` |
+| FERRY_RECORDS_DIR | /ferry/records | staging records, `<dir>/inputs/<name>.json` (not in app) |
 | FERRY_SOURCE_DIR | /ferry/source | pvc and configMap volumes (`<dir>/<name>`) |
-| FERRY_WORKSPACE | /ferry/workspace | the workspace PVC (work/, inputs/, logs/) |
+| FERRY_WORKSPACE | /ferry/workspace | the workspace PVC (work/, inputs/, logs/, records/) |
 | FERRY_TERMINATION_LOG | /dev/termination-log | the pod's termination message |
 | FERRY_LAUNCHER | /usr/local/bin/ferry-launch | the launcher `setup` copies |
 | FERRY_HTTP_MAX_BYTES | 10 GiB | largest HTTP input |
 | FERRY_HTTP_CONNECT_TIMEOUT / FERRY_HTTP_READ_TIMEOUT | 10 / 60 s | per connect / per read |
-| FERRY_HTTP_ALLOW_CIDRS | (empty) | TESTS ONLY: CIDRs exempt from the address checks |
+| FERRY_HTTP_ALLOW_CIDRS | (empty) | TESTS ONLY: CIDRs exempt from the HTTP address checks |
+| FERRY_ALLOWED_STORE_ENDPOINTS | (empty) | trusted S3 endpoints (set by the operator; store.py) |
 | FERRY_STAGE_PARALLEL | 8 | objects of an s3 prefix fetched at once |
 | FERRY_ARCHIVE_PARALLEL | 8 | objects uploaded at once |
 | FERRY_ARCHIVE_RETRIES | 5 | archive: retries per object after a transient store error |
@@ -88,7 +89,7 @@ class HttpLimits:
 @dataclass(frozen=True)
 class Settings:
     inputs_dir: Path
-    logs_dir: Path
+    records_dir: Path
     source_dir: Path
     workspace: Path
     termination_log: Path
@@ -109,7 +110,7 @@ def termination_log() -> Path:
 def load() -> Settings:
     return Settings(
         inputs_dir=_path("FERRY_INPUTS_DIR", "/ferry/inputs"),
-        logs_dir=_path("FERRY_LOGS_DIR", "/ferry/logs"),
+        records_dir=_path("FERRY_RECORDS_DIR", "/ferry/records"),
         source_dir=_path("FERRY_SOURCE_DIR", "/ferry/source"),
         workspace=_path("FERRY_WORKSPACE", "/ferry/workspace"),
         termination_log=termination_log(),

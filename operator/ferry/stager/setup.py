@@ -1,7 +1,7 @@
 """`setup --bin DIR`: prepare an attempt's workspace and hand the app container the launcher.
 
-Owns: creating work/, inputs/ and logs/ (and logs/inputs/) under the workspace, group-writable
-so the pod's user (and fsGroup) can write them, and copying the launcher into DIR as
+Owns: creating work/, inputs/, logs/ and records/ (and records/inputs/) under the workspace,
+group-writable so the pod's user (and fsGroup) can write them, and copying the launcher into DIR as
 `ferry-launch`, mode 0755, atomically. Idempotent: a restarted init container redoes it.
 Must not: touch anything else in the workspace.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 from ferry.stager.errors import StagerError
 from ferry.stager.settings import Settings
 
-DIRS = ("work", "inputs", "logs", "logs/inputs")
+DIRS = ("work", "inputs", "logs", "records", "records/inputs")
 LAUNCHER_NAME = "ferry-launch"
 
 

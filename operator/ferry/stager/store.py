@@ -1,7 +1,11 @@
 """The object store as the stager sees it: a client from FERRY_S3_* and the retry policy.
 
-Owns: building the S3 client from the container's environment (endpoint, region and the
-credentials the pod got by secretKeyRef) and retrying transient failures with exponential
+Owns: building the S3 client from the container's environment (endpoint, region, the
+credentials the pod got by secretKeyRef, and FERRY_ALLOWED_STORE_ENDPOINTS, the trusted stores
+the operator allows: the default store and its allow-list), with the address guard
+(addresses.StoreGuard) on every connection; credentials are used only with a trusted store's
+endpoint, any other endpoint gets anonymous requests (the operator's builder does not even give
+the container credentials then). And retrying transient failures with exponential
 backoff. Only StoreUnavailableError (unreachable, timeouts, 5xx) is retried; not-found and refused
 credentials fail at once. Must not: log or return credentials.
 """
@@ -14,7 +18,10 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from ferry.api.endpoints import parse_endpoints
+from ferry.api.names import ENV_ALLOWED_STORES
 from ferry.clients.s3 import S3Client, StoreError, StoreUnavailableError
+from ferry.stager.addresses import StoreGuard
 from ferry.stager.errors import StagerError
 
 T = TypeVar("T")
@@ -22,18 +29,36 @@ T = TypeVar("T")
 BACKOFF_CAP_SECONDS = 30.0
 
 
-def client_from_env() -> S3Client:
+#: The containers' variable naming the trusted stores (comma-separated endpoints).
+ALLOWED_STORES = ENV_ALLOWED_STORES
+
+
+def allowed_stores() -> tuple[str, ...]:
+    try:
+        return parse_endpoints(os.environ.get(ALLOWED_STORES, ""))
+    except ValueError as exc:
+        raise StagerError(f"{ALLOWED_STORES}: {exc}") from None
+
+
+def client_from_env(field: str) -> S3Client:
+    """The client for FERRY_S3_ENDPOINT; `field` is the Job field it came from, named when a
+    connection is refused (e.g. "source.s3.endpoint")."""
     endpoint = os.environ.get("FERRY_S3_ENDPOINT", "").strip()
     if not endpoint:
         raise StagerError("FERRY_S3_ENDPOINT is not set: no object store to talk to")
+    guard = StoreGuard.build(endpoint, field, allowed_stores())
     access = os.environ.get("FERRY_S3_ACCESS_KEY", "")
     secret = os.environ.get("FERRY_S3_SECRET_KEY", "")
-    if not access or not secret:
+    if not guard.trusted:
+        access = secret = ""  # credentials go to trusted stores only
+    elif not access or not secret:
         raise StagerError(
             "FERRY_S3_ACCESS_KEY / FERRY_S3_SECRET_KEY are not set (check the Secret's keys)"
         )
     try:
-        return S3Client(endpoint, access, secret, os.environ.get("FERRY_S3_REGION") or None)
+        return S3Client(
+            endpoint, access, secret, os.environ.get("FERRY_S3_REGION") or None, guard=guard
+        )
     except StoreError as exc:
         raise StagerError(str(exc)) from None
 

@@ -1,0 +1,127 @@
+"""The Kubernetes API as the handlers see it: a typed protocol, without `kubernetes`.
+
+Owns: `KubeAPI`, every read and write the handlers make (the blocking calls the reconciler
+runs in worker threads), `LeaseAPI` (the leader-election Lease), and the errors those calls
+raise (`ConflictError`, `NotFoundError`).
+`clients.kube.KubeClient` implements it against a real apiserver; the unit tests' fake
+implements it in memory. Must not: import `kubernetes`, or hold any behaviour.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Protocol
+
+from ferry.decisions.leadership import LeaseRecord
+
+Obj = dict[str, Any]
+
+
+class Ownership(NamedTuple):
+    """Who an object is: its own UID, and the UID of its controller ("" without one)."""
+
+    uid: str
+    controller_uid: str
+
+
+class ConflictError(Exception):
+    """The object changed since it was read (optimistic lock lost); read again and retry."""
+
+
+class NotFoundError(Exception):
+    """The object does not exist."""
+
+
+class RefusedError(Exception):
+    """The apiserver refused to create the object (a quota, a LimitRange, Pod Security, an
+    admission webhook, an object too large): the message is the apiserver's own."""
+
+
+class CallCounts(Protocol):
+    """API calls made so far, by "verb resource" (for the metrics and the benchmark)."""
+
+    @property
+    def counts(self) -> dict[str, int]: ...
+
+
+class KubeAPI(Protocol):
+    """The operator's reads and writes. Every call blocks; "already done" answers
+    (AlreadyExists on create, NotFound on delete) are success, not errors."""
+
+    @property
+    def calls(self) -> CallCounts: ...
+
+    # ---------------------------------------------------------------- reads
+
+    def get_job(self, namespace: str, name: str) -> Obj:
+        """The Job; NotFoundError when it does not exist."""
+        ...
+
+    def get_app(self, namespace: str, name: str) -> Obj | None:
+        """The App, or None when it does not exist."""
+        ...
+
+    def list_job_pods(self, namespace: str, job: str) -> list[Obj]:
+        """The Job's pods, read from the apiserver (never a stale cache)."""
+        ...
+
+    def list_job_versions(
+        self, namespaces: tuple[str, ...], limit: int
+    ) -> dict[tuple[str, str], int]:
+        """(namespace, name) -> resourceVersion for up to `limit` Jobs per namespace (all
+        namespaces when none are given), read fresh."""
+        ...
+
+    def list_managed_pods(self, namespaces: tuple[str, ...]) -> list[Obj]:
+        """Every pod Ferry made in the namespaces (all when none are given)."""
+        ...
+
+    def pod_warnings(self, namespace: str, name: str, uid: str) -> list[Obj]:
+        """The Warning Events about the pod (this uid), unsorted; none when unreadable."""
+        ...
+
+    def crd_exists(self, name: str) -> bool: ...
+
+    def ownership(self, kind: str, namespace: str, name: str) -> Ownership | None:
+        """The Pod's or PVC's UID and its controller's UID; None when it does not exist."""
+        ...
+
+    # ---------------------------------------------------------------- writes
+
+    def create(self, manifest: Obj) -> bool:
+        """Create a Pod or PVC; False when it already existed; RefusedError when the
+        apiserver refused it."""
+        ...
+
+    def delete(self, kind: str, namespace: str, name: str, uid: str) -> bool:
+        """Delete the Pod or PVC of this `uid` only (a precondition); False when it is gone
+        or the name now belongs to another object."""
+        ...
+
+    def delete_job(self, namespace: str, name: str, uid: str) -> None:
+        """Delete the Job (this uid only), its children in the background; gone is fine."""
+        ...
+
+    def replace_status(self, kind_plural: str, obj: Obj, status: Obj) -> Obj:
+        """Write `status` onto `obj` with its resourceVersion and return the object written:
+        ConflictError if it moved on, NotFoundError if it is gone."""
+        ...
+
+    def post_event(self, obj: Obj, type_: str, reason: str, message: str, component: str) -> None:
+        """A core/v1 Event about `obj` (best effort: a lost Event is no error)."""
+        ...
+
+
+class LeaseAPI(Protocol):
+    """The leader-election Lease: read, create, replace with the version read."""
+
+    def get(self) -> LeaseRecord | None:
+        """The Lease's record; None when it does not exist."""
+        ...
+
+    def create(self, record: LeaseRecord) -> bool:
+        """Create the Lease; False when another process created it first."""
+        ...
+
+    def update(self, record: LeaseRecord) -> bool:
+        """Replace the Lease if still at `record.version`; False when it moved on or is gone."""
+        ...

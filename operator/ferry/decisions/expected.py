@@ -1,0 +1,38 @@
+"""What a Job's own record says should exist: read from its view alone, before any decision.
+
+Owns: pure predicates over a `JobView` (and the pods seen for it) that tell the handlers what
+to gather for an observation: whether the current attempt's run pod, recorded as made, is
+missing from the pods seen (so the handlers confirm with a fresh LIST before believing it
+lost), and which workspace PVCs the Job's attempts made. Must not: fetch anything, or decide
+the Job's state; `lifecycle.decide` does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ferry.api import names
+from ferry.api.job import State
+from ferry.decisions.observation import JobView, PodView
+
+
+def run_pod_looks_lost(view: JobView, pods: Iterable[PodView]) -> bool:
+    """The current attempt's run pod should exist (recorded as made, no outcome yet) but the
+    pods seen have none."""
+    st = view.status
+    if not st.attempt or st.run_outcome is not None or st.state in (None, State.SUSPENDED):
+        return False
+    if st.state.terminal:
+        return False
+    run = names.run_pod_name(view.name, st.attempt)
+    return all(p.name != run for p in pods)
+
+
+def workspaces(view: JobView) -> frozenset[str]:
+    """The workspace PVCs the Job's attempts made (none when it uses no workspace)."""
+    spec = view.spec
+    if spec is not None and not spec.uses_workspace:
+        return frozenset()
+    return frozenset(
+        names.workspace_name(view.name, n) for n in range(1, (view.status.attempt or 0) + 1)
+    )

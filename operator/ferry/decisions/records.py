@@ -1,0 +1,77 @@
+"""Provenance records: what an attempt ran, and the states it went through when they happened.
+
+Owns: the `AttemptRecord` of an attempt whose run ended (node, image digest, times, exit code,
+outcome) from its `RunView`, appended to `status.attempts` (bounded), and the history entries
+of states a run passed through between two passes (Running, at the app's own start time), so
+a quick Job's timeline says what happened when it happened without another status write.
+Must not: decide the Job's state.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from ferry.api.job_status import (
+    MAX_ATTEMPT_RECORDS,
+    AttemptRecord,
+    HistoryEntry,
+    JobStatus,
+    State,
+)
+from ferry.api.reasons import Reason
+from ferry.decisions.runner import RunView
+
+#: States that begin an attempt in the history.
+ATTEMPT_STARTS = frozenset({State.QUEUED, State.RETRYING})
+
+
+def attempt_record(
+    attempt: int,
+    view: RunView,
+    outcome: str,
+    exit_code: int | None,
+    start: datetime | None,
+    end: datetime | None,
+) -> AttemptRecord:
+    return AttemptRecord(
+        attempt=attempt,
+        pod_name=view.name,
+        node_name=view.node_name,
+        image=view.image,
+        image_id=view.image_id,
+        start_time=start,
+        end_time=end,
+        exit_code=exit_code,
+        outcome=outcome,
+    )
+
+
+def appended(status: JobStatus, record: AttemptRecord) -> list[AttemptRecord]:
+    """status.attempts with `record` in place of any earlier one of its attempt."""
+    kept = [r for r in status.attempts if r.attempt != record.attempt]
+    return [*kept, record][-MAX_ATTEMPT_RECORDS:]
+
+
+def record_of(status: JobStatus, attempt: int) -> AttemptRecord | None:
+    return next((r for r in status.attempts if r.attempt == attempt), None)
+
+
+def ran_unrecorded(status: JobStatus) -> bool:
+    """Whether the current attempt has no Running entry in the history yet."""
+    if status.state == State.RUNNING:
+        return False
+    history = status.history
+    start = max((i for i, h in enumerate(history) if h.state in ATTEMPT_STARTS), default=-1)
+    return all(h.state != State.RUNNING for h in history[start + 1 :])
+
+
+def running_entry(view: RunView, noun: str) -> HistoryEntry | None:
+    """The Running entry of a run seen only after its app had started, at its start time."""
+    if view.started_at is None:
+        return None
+    return HistoryEntry(
+        state=State.RUNNING,
+        time=view.started_at,
+        reason=Reason.APP_RUNNING,
+        message=f"app running in {noun} {view.name}",
+    )

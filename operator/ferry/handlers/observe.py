@@ -1,0 +1,193 @@
+"""Observing one Job: its `Observation`, from the caches and, where they may lag, the API.
+
+Owns: everything a pass hands to `lifecycle.decide` for one Job key. The Job comes from the
+Job cache, or is read when unknown or at rest with a pod standing. Its pods come from the pod
+cache, and are only looked at when the Job is not terminal or a pod of it was seen standing
+(a Job recorded as terminal had them released by the pass that ended it): while a pod this
+process created has not shown in the watch yet, the pass comes back later instead of deciding
+from a stale view, and when the current attempt's run pod looks lost (which counts against
+the retry budget) the Job's pods are listed fresh before the cache is believed. Pods this
+process deleted are marked deleting until the watch shows it. Its App comes from the App
+cache, asked for when missing (a missing App blocks the Job; just after a start its watch
+event may not have arrived); its parents from the Job cache; whether the MPI operator is
+installed from its CRD (checked at most every `MPI_CHECK_SECONDS`); why a pod is slow to
+start from its Warning Events. Must not: decide, or write anything to the API.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from ferry.api import names
+from ferry.clients.protocol import KubeAPI, NotFoundError
+from ferry.config import OperatorConfig
+from ferry.decisions import parse
+from ferry.decisions.expected import run_pod_looks_lost, workspaces
+from ferry.decisions.observation import (
+    AppView,
+    JobView,
+    Observation,
+    ParentView,
+    PodView,
+    pod_warnings,
+    slow_to_start,
+)
+from ferry.handlers.jobcache import JobCache, Key, Obj, slim
+from ferry.handlers.metrics import Metrics
+from ferry.handlers.podcache import EXPECTATION_SECONDS, PodCache
+from ferry.handlers.threads import ApiThreads
+
+#: How long an answer about the MPI operator's CRD is believed.
+MPI_CHECK_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Later:
+    """No observation now: the caches lag behind this process's own writes. The watch event
+    awaited brings the Job back; else look again in `delay` seconds."""
+
+    delay: float
+
+
+@dataclass(frozen=True)
+class Observed:
+    """The observation, and the Job object it was made of (the status write is locked on
+    this object's resourceVersion)."""
+
+    obj: Obj
+    observation: Observation
+
+
+class Observer:
+    """Builds one Job's observation; shares the caches the watch events fill."""
+
+    def __init__(
+        self,
+        kube: KubeAPI,
+        config: OperatorConfig,
+        clock: Callable[[], datetime],
+        jobs: JobCache,
+        pods: PodCache,
+        apps: dict[Key, Obj],
+        threads: ApiThreads,
+        metrics: Metrics,
+    ) -> None:
+        self.kube = kube
+        self.config = config
+        self.clock = clock
+        self.jobs = jobs
+        self.pods = pods
+        self.apps = apps
+        self.threads = threads
+        self.metrics = metrics
+        self._mpi_checked = (0.0, False)
+
+    async def observe(self, key: Key) -> Observed | Later | None:
+        """The Job's observation; `Later` when it must wait for the watch; None when there
+        is nothing to look at (the Job is gone, or at rest with no pod standing)."""
+        ns, _ = key
+        if self.jobs.is_rested(key) and not self.pods.is_stray(key):
+            # At rest, and no pod of it standing: whatever queued this pass is old news (the
+            # watch event of the write that ended the Job, when it beat the write's return).
+            return None
+        obj = await self._job(key)
+        if obj is None:
+            return None
+        view = parse.job_view(obj)
+        terminal = view.status.state is not None and view.status.state.terminal
+        stray = self.pods.take_stray(key)
+        children = not terminal or stray
+        pods = await self._pods(key, view) if children else []
+        if pods is None:
+            return Later(EXPECTATION_SECONDS)
+        app_obj = await self._app(ns, view, terminal)
+        parents = self._parents(ns, view)
+        app = parse.app_view(app_obj) if app_obj else None
+        mpi = await self._mpi_available(app)
+        now = self.clock()
+        observation = Observation(
+            job=view,
+            now=now,
+            config=self.config,
+            app=app,
+            parents=parents,
+            pods=await self._pod_views(key, pods, now),
+            pvcs=workspaces(view) if children else frozenset(),
+            mpi_available=mpi,
+            foreign=self.pods.foreign(key),
+            refused=self.pods.refused(key),
+        )
+        return Observed(obj, observation)
+
+    async def _job(self, key: Key) -> Obj | None:
+        """The whole Job from the cache, else (unknown yet, or at rest with a pod standing)
+        read afresh; None when it is gone."""
+        obj = self.jobs.get(key)
+        if obj is None:
+            try:
+                obj = slim(await self.threads.run(self.kube.get_job, *key))
+            except NotFoundError:
+                return None
+            self.jobs.put(key, obj, refresh=True)
+        return obj
+
+    async def _pods(self, key: Key, view: JobView) -> list[PodView] | None:
+        """The Job's pods; None while a pod this process created is not in the cache yet."""
+        if self.pods.unseen_created(key):
+            # A pod made by an earlier pass is not in the cache yet: its watch event will
+            # bring this Job back; deciding now would work from a stale view.
+            return None
+        pods = self.pods.views(key)
+        if run_pod_looks_lost(view, [p for p in pods if p.owner_uid == view.uid]):
+            # Losing a run pod counts against the retry budget: confirm with the apiserver
+            # before believing the cache.
+            listed = await self.threads.run(self.kube.list_job_pods, *key)
+            self.metrics.observe_container_summaries(listed)
+            pods = self.pods.replace(key, listed)
+        return pods
+
+    async def _app(self, ns: str, view: JobView, terminal: bool) -> Obj | None:
+        if view.spec is None:
+            return None
+        name = view.spec.app_ref.name
+        app_obj = self.apps.get((ns, name))
+        if app_obj is None and not terminal:
+            # Not in the cache: missing, or its watch event has not arrived yet (just after a
+            # start). Ask before believing it is gone: a missing App blocks the Job.
+            app_obj = await self.threads.run(self.kube.get_app, ns, name)
+            if app_obj is not None:
+                self.apps.setdefault((ns, name), slim(app_obj))
+        return app_obj
+
+    def _parents(self, ns: str, view: JobView) -> dict[str, ParentView | None]:
+        if view.spec is None:
+            return {}
+        return {parent: self.jobs.parent((ns, parent)) for parent in view.spec.parents}
+
+    async def _mpi_available(self, app: AppView | None) -> bool:
+        """Whether the MPI operator is installed, when the App needs it (else True)."""
+        if app is None or app.spec is None or app.spec.runtime.type != "MPI":
+            return True
+        checked_at, value = self._mpi_checked
+        if time.monotonic() - checked_at < MPI_CHECK_SECONDS:
+            return value
+        value = await self.threads.run(self.kube.crd_exists, names.MPIJOB_CRD)
+        self._mpi_checked = (time.monotonic(), value)
+        return value
+
+    async def _pod_views(self, key: Key, pods: list[PodView], now: datetime) -> tuple[PodView, ...]:
+        """The pods as the decision sees them: those this process deleted marked deleting,
+        and a pod slow to start with its Warning Events."""
+        deleting = self.pods.deleting(key)
+        views = [dataclasses.replace(v, deleting=True) if v.name in deleting else v for v in pods]
+        grace = self.config.pod_start_grace_seconds
+        for i, v in enumerate(views):
+            if slow_to_start(v, now, grace):
+                # Why it does not start is only in its Events (FailedMount, ...).
+                events = await self.threads.run(self.kube.pod_warnings, key[0], v.name, v.uid)
+                views[i] = dataclasses.replace(v, warnings=pod_warnings(events))
+        return tuple(views)
