@@ -180,5 +180,21 @@ class OperatorConfig(BaseModel):
         return cls.model_validate(values)
 
 
-#: FERRY_* variables that configure tooling rather than the operator.
-_NOT_SETTINGS = frozenset({"cache", "kubeconfig", "e2e", "log_level"})
+#: FERRY_* variables that configure tooling rather than the operator (the S3_* ones are the
+#: SDK's and CLI's store, ferry.sdk.settings).
+_NOT_SETTINGS = frozenset(
+    {
+        "cache",
+        "kubeconfig",
+        "e2e",
+        "log_level",
+        "s3_endpoint",
+        "s3_access_key",
+        "s3_secret_key",
+        "s3_region",
+        "s3_bucket",
+        "s3_upload_prefix",
+        "s3_input_endpoint",
+        "s3_input_secret",
+    }
+)

@@ -34,6 +34,11 @@ ROLE_RUN: Final = "run"
 ROLE_ARCHIVE: Final = "archive"
 ROLE_WORKSPACE: Final = "workspace"
 
+#: On a Job made by `rerun` (SDK and CLI): the name of the Job it re-runs.
+LABEL_RERUN_OF: Final = f"{GROUP}/rerun-of"
+#: On every Job of a parameter sweep (SDK and CLI): the sweep's name.
+LABEL_SWEEP: Final = f"{GROUP}/sweep"
+
 # --------------------------------------------------------------------------- annotations
 
 #: On an archive pod: which archive try of its attempt it is (1, 2, ...).

@@ -1,0 +1,136 @@
+"""`Client.logs`: the app's output, live while its run pod exists, archived after.
+
+Owns: choosing the source of an attempt's log — the run pod's app container while the pod
+exists (followed to its end with `follow`, then on to the next attempt if the Job retries),
+else `logs/app.log` in the attempt's archive (the operator deletes the run pod when the Job
+ends) — so a reader never sees the same attempt twice. Must not: print.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from ferry.api import names
+from ferry.sdk import query, watching
+from ferry.sdk.errors import NotFoundError
+from ferry.sdk.outputs import attempt_uri, split_uri
+from ferry.sdk.translate import translated
+
+if TYPE_CHECKING:
+    from ferry.sdk.client import Client
+
+Obj = dict[str, Any]
+
+#: States in which the app's container may have output to show.
+_APP_STARTED = {"Running", "Archiving", "Retrying", "Cancelling"}
+
+
+def _app_started(pod: Obj | None) -> bool:
+    """Whether the run pod's app container has started (so it has a log to read)."""
+    if pod is None:
+        return False
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        if status.get("name") == names.APP_CONTAINER:
+            state = status.get("state") or {}
+            return "running" in state or "terminated" in state
+    return False
+
+
+def _attempt(obj: Obj) -> int | None:
+    value = (obj.get("status") or {}).get("attempt")
+    return int(value) if value else None
+
+
+def stream(
+    client: Client, name: str, namespace: str, follow: bool, attempt: int | None
+) -> Iterator[str]:
+    kube = client.kube
+    with translated():
+        obj = kube.get("Job", namespace, name)
+        want = attempt or _attempt(obj)
+        if want is None:
+            if not follow:
+                state = query.state_of(obj) or "Pending"
+                raise NotFoundError(f"Job {name} has no log yet: it is {state}")
+            obj = watching.until(
+                kube, namespace, name, lambda o: bool(_attempt(o)) or query.is_terminal(o), None
+            )
+            want = _attempt(obj)
+            if want is None:
+                raise NotFoundError(f"Job {name} ended {query.state_of(obj)} without running")
+        while True:
+            pod_name = names.run_pod_name(name, want)
+            pod = kube.pod_exists(namespace, pod_name)
+            live = pod is not None and not (query.is_terminal(obj) and _archived(obj))
+            if pod is None and not query.is_terminal(obj) and (_attempt(obj) or 0) <= want:
+                # Between the run pod and the archive (Archiving): the log is on its way.
+                if not follow:
+                    raise NotFoundError(
+                        f"Job {name} is {query.state_of(obj)}: its log is not archived yet"
+                    )
+                obj = watching.until(
+                    kube,
+                    namespace,
+                    name,
+                    _past(want),
+                    None,
+                )
+                continue
+            if live and not _app_started(pod):
+                if not follow:
+                    raise NotFoundError(
+                        f"Job {name} is {query.state_of(obj)}: its app has not started yet"
+                    )
+                obj = watching.until(
+                    kube,
+                    namespace,
+                    name,
+                    lambda o: query.state_of(o) in _APP_STARTED or query.is_terminal(o),
+                    None,
+                )
+                continue
+            if live:
+                yield from kube.pod_log(namespace, pod_name, names.APP_CONTAINER, follow=follow)
+                if not follow or attempt is not None:
+                    return
+                obj = watching.until(
+                    kube,
+                    namespace,
+                    name,
+                    _past(want),
+                    None,
+                )
+                if query.is_terminal(obj) or (_attempt(obj) or 0) <= want:
+                    return
+                want = _attempt(obj) or want
+                continue
+            yield from _archived_log(client, obj, want)
+            return
+
+
+def _past(attempt: int) -> Callable[[Obj], bool]:
+    """Whether the Job has ended or gone on to a later attempt than `attempt`."""
+    return lambda o: query.is_terminal(o) or (_attempt(o) or 0) > attempt
+
+
+def _archived(obj: Obj) -> bool:
+    return bool(((obj.get("status") or {}).get("outputs") or {}).get("uri"))
+
+
+def _archived_log(client: Client, obj: Obj, attempt: int) -> Iterator[str]:
+    name = obj["metadata"]["name"]
+    uri = (((obj.get("status") or {}).get("outputs")) or {}).get("uri")
+    if not uri:
+        raise NotFoundError(
+            f"Job {name} attempt {attempt}: the run pod is gone and nothing was archived"
+        )
+    bucket, prefix = split_uri(attempt_uri(uri, attempt))
+    try:
+        data = client.store.get_bytes(bucket, prefix + names.ARCHIVE_LOG)
+    except NotFoundError:
+        raise NotFoundError(
+            f"Job {name} attempt {attempt} archived no {names.ARCHIVE_LOG} (an App without "
+            "`command` keeps its output in the pod only)"
+        ) from None
+    yield from data.decode("utf-8", "replace").splitlines(keepends=True)
