@@ -154,7 +154,14 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 async def job_watch_probe(memo: kopf.Memo, **_: Any) -> str:
     """Liveness: fails when the Job watch stopped delivering changes (not when idle)."""
     reconciler: Reconciler = memo["reconciler"]
-    stale = await reconciler.stale_watch_keys()
+    try:
+        stale = await reconciler.stale_watch_keys()
+    except Exception as exc:
+        # The apiserver did not answer (down, restarting, overloaded): a restart of the
+        # operator would not bring it back, and a failing probe would put the operator in
+        # CrashLoopBackOff for minutes after the apiserver returns. Alive, and say why.
+        log.warning("liveness: the Job watch cannot be checked: %s", exc)
+        return f"unchecked: the apiserver did not answer ({type(exc).__name__})"
     if stale:
         raise RuntimeError(
             f"Job watch is stale: {len(stale)} Job(s) changed but not seen, e.g. {stale[0]}"
