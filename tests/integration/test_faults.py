@@ -87,3 +87,17 @@ def test_a_workspace_deleted_mid_run_ends_archive_failed_not_archiving_forever(
     st = status(job)
     assert st["reason"] == "ArchiveFailed"
     assert "PersistentVolumeClaim lost-1 was deleted" in str(st["message"])
+
+
+def test_inline_inputs_are_refused_at_admission_by_bytes(kube: Kube, namespace: str) -> None:
+    def inline(*texts: str) -> dict[str, object]:
+        inputs = [{"name": f"i{n}", "source": {"inline": t}} for n, t in enumerate(texts)]
+        return job_manifest("big", inputs=inputs)
+
+    one = kube.create(inline("€" * 30000), "-n", namespace, check=False)
+    assert one.returncode != 0
+    assert "bytes of UTF-8" in one.stderr
+    together = kube.create(inline(*["x" * 60000] * 5), "-n", namespace, check=False)
+    assert together.returncode != 0
+    assert "together" in together.stderr
+    assert kube.create(inline("€" * 21845), "-n", namespace, check=False).returncode == 0

@@ -194,3 +194,32 @@ def test_a_workspace_deleted_under_the_job_fails_archiving_instead_of_waiting(wo
     )
     assert (after.state, after.status.reason) == (State.FAILED, "ArchiveFailed")
     assert f"PersistentVolumeClaim {JOB}-1 was deleted" in (after.status.message or "")
+
+
+def test_inline_inputs_are_bounded_in_bytes_and_fit_one_environment_string() -> None:
+    """64 KiB of characters could be 256 KiB of UTF-8 (and six bytes a character as JSON
+    escapes): past the kernel's 128 KiB for one environment string, the pod failed at run time.
+    Inline data is bounded in bytes, and staged as UTF-8."""
+    from pydantic import ValidationError
+
+    from ferry.api.job import JobSpec
+    from ferry.config import OperatorConfig
+    from ferry.decisions.builders import JobMeta
+    from ferry.decisions.run_pod import run_pod
+
+    from .factories import app_spec
+
+    def spec(*texts: str) -> JobSpec:
+        inputs = [{"name": f"i{n}", "source": {"inline": t}} for n, t in enumerate(texts)]
+        return JobSpec.model_validate({"appRef": {"name": "a"}, "inputs": inputs})
+
+    with pytest.raises(ValidationError, match="bytes of UTF-8"):
+        spec("€" * 30000)  # 30,000 characters, 90,000 bytes
+    with pytest.raises(ValidationError, match="together"):
+        spec(*["x" * 60000] * 5)
+    fits = spec("€" * 21845)  # 65,535 bytes
+    app = app_spec(inputs=[{"name": "i0"}], args=[])
+    pod = run_pod(JobMeta(JOB, NS, UID), app, fits, {}, 1, OperatorConfig())
+    (stage,) = [c for c in pod["spec"]["initContainers"] if c["name"] == "stage-i0"]
+    value = next(e["value"] for e in stage["env"] if e["name"] == "FERRY_INPUT")
+    assert len(f"FERRY_INPUT={value}".encode()) < 128 * 1024

@@ -71,6 +71,9 @@ __all__ = [
 #: Job names end up in pod names "<job>-<attempt>-archive" and in label values.
 MAX_JOB_NAME = 52
 MAX_INLINE_BYTES = 65536
+#: All inline inputs of a Job together, in bytes: they travel in the pod's spec, which must stay
+#: well under the apiserver's object size limit.
+MAX_INLINE_TOTAL_BYTES = 262144
 
 
 def _immutable(what: str) -> dict[str, Any]:
@@ -197,7 +200,11 @@ class InputSource(WireModel):
                     " has(self.inline), has(self.jobOutput)].filter(x, x).size() == 1",
                     "message": "exactly one of s3, http, pvc, configMap, inline, jobOutput "
                     "must be set",
-                }
+                },
+                {
+                    "rule": f"!has(self.inline) || size(bytes(self.inline)) <= {MAX_INLINE_BYTES}",
+                    "message": f"inline is at most {MAX_INLINE_BYTES} bytes of UTF-8",
+                },
             ]
         }
     )
@@ -219,6 +226,8 @@ class InputSource(WireModel):
             raise ValueError(
                 "exactly one of s3, http, pvc, configMap, inline, jobOutput must be set"
             )
+        if self.inline is not None and len(self.inline.encode()) > MAX_INLINE_BYTES:
+            raise ValueError(f"inline is at most {MAX_INLINE_BYTES} bytes of UTF-8")
         return self
 
     @property
@@ -317,7 +326,12 @@ _SPEC_RULES: list[Any] = [
         "rule": "!has(self.inputs) || self.inputs.all(i, !has(i.source.jobOutput)"
         " || (has(self.parents) && i.source.jobOutput.job in self.parents))",
         "message": "an input's jobOutput.job must be listed in spec.parents",
-    }
+    },
+    {
+        "rule": "!has(self.inputs) || self.inputs.map(i, has(i.source.inline) ? "
+        f"size(bytes(i.source.inline)) : 0).sum() <= {MAX_INLINE_TOTAL_BYTES}",
+        "message": f"inline inputs are at most {MAX_INLINE_TOTAL_BYTES} bytes of UTF-8 together",
+    },
 ]
 
 
@@ -372,6 +386,12 @@ class JobSpec(WireModel):
             raise ValueError(f"spec.inputs: duplicate name(s) {', '.join(dupes)}")
         if len(set(self.parents)) != len(self.parents):
             raise ValueError("spec.parents: duplicate names")
+        inline = sum(len(i.source.inline.encode()) for i in self.inputs if i.source.inline)
+        if inline > MAX_INLINE_TOTAL_BYTES:
+            raise ValueError(
+                f"spec.inputs: inline inputs are {inline} bytes together; at most "
+                f"{MAX_INLINE_TOTAL_BYTES} (put larger data in a ConfigMap, a PVC or a store)"
+            )
         for i, item in enumerate(self.inputs):
             output = item.source.job_output
             if output is not None and output.job not in self.parents:

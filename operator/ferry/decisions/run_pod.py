@@ -63,7 +63,12 @@ def stage_container(
     source = item.source
     container = tools_container(stage_container_name(item.name), ["stage-in"], config)
     env: list[dict[str, Any]] = [
-        {"name": "FERRY_INPUT", "value": json.dumps(item.wire(), sort_keys=True)},
+        # UTF-8 as it is (not \u escapes, up to 6 bytes a character): an inline input within
+        # its byte limit stays within the kernel's 128 KiB limit of one environment string.
+        {
+            "name": "FERRY_INPUT",
+            "value": json.dumps(item.wire(), sort_keys=True, ensure_ascii=False),
+        },
     ]
     mounts: list[dict[str, Any]] = [
         {"name": WORKSPACE_VOLUME, "mountPath": templating.INPUTS_DIR, "subPath": "inputs"},
