@@ -56,11 +56,15 @@ def _forged_pod(name: str, job: str, role: str, **annotations: str) -> dict[str,
 
 
 def _wait_reason(
-    kube: Kube, ns: str, name: str, *reasons: str, timeout: float = 60
+    kube: Kube, ns: str, name: str, *reasons: str, timeout: float = 60, state: str = ""
 ) -> dict[str, Any]:
+    """The Job once its reason is one of `reasons` (and its state is `state`, if given)."""
+
     def check() -> dict[str, Any] | None:
         job = get_job(kube, ns, name)
-        return job if job and status(job).get("reason") in reasons else None
+        if not job or status(job).get("reason") not in reasons:
+            return None
+        return job if not state or status(job).get("state") == state else None
 
     found: dict[str, Any] = kube.wait_for(check, timeout=timeout, what=f"{name}: {reasons}")
     return found
@@ -194,7 +198,8 @@ def test_an_app_changed_between_attempts_does_not_change_what_runs(
         "-p",
         json.dumps({"spec": {"image": "example.org/changed:2", "args": ["--changed"]}}),
     )
-    job = _wait_reason(kube, namespace, "pinned", "AppFailed", timeout=120)
+    # AppFailed is also the reason of the Retrying that starts attempt 2: wait for the end.
+    job = _wait_reason(kube, namespace, "pinned", "AppFailed", timeout=120, state="Failed")
     st = status(job)
     assert st["attempt"] == 2
     assert st["app"]["image"] == image

@@ -228,7 +228,12 @@ def build_tools() -> Built:
             shutil.copy2(path, src / rel)
         env = _chroot_env(rootfs)
         venv = rootfs / "opt" / "ferry"
-        since = time.time() - 1
+        # The copies above must fall before `since`, pip's files after it. ctimes come from a
+        # coarse clock (a few ms behind): wait past it, then allow a little for it. (`since`
+        # one second back took in the tail of the venv copy, so the Ferry layer held part of
+        # the dependencies, more or less from one build to the next.)
+        time.sleep(0.2)
+        since = time.time() - 0.05
         try:
             _pip(rootfs, env, "--no-deps", "--no-build-isolation", "/tmp/ferry-src")  # noqa: S108
             run(["chroot", str(rootfs), "/opt/ferry/bin/python3", "-c", "import ferry.stager"])
