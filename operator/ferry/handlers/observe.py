@@ -152,6 +152,8 @@ class Observer:
                 obj = slim(await self.threads.run(self.kube.get_job, *key))
             except NotFoundError:
                 return None
+            if uid_of(obj) in self.jobs.deleted:
+                return None  # an answer from before its deletion
             self.jobs.put(key, obj, refresh=True)
         return obj
 
