@@ -30,7 +30,7 @@ log = logging.getLogger("ferry.informer")
 
 #: How long to wait before trying again after a failed list or watch: doubling up to the max.
 BACKOFF_FIRST_SECONDS = 0.5
-BACKOFF_MAX_SECONDS = 10.0
+BACKOFF_MAX_SECONDS = 5.0
 #: What each resource is listed and watched with.
 RESOURCES = ("pods", "jobs")
 

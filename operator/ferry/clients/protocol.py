@@ -112,10 +112,6 @@ class KubeAPI(Protocol):
         namespaces when none are given), read fresh."""
         ...
 
-    def list_managed_pods(self, namespaces: tuple[str, ...]) -> list[Obj]:
-        """Every pod Ferry made in the namespaces (all when none are given)."""
-        ...
-
     def pod_warnings(self, namespace: str, name: str, uid: str) -> list[Obj]:
         """The Warning Events about the pod (this uid), unsorted; none when unreadable."""
         ...
