@@ -9,6 +9,7 @@ while the operator is down or starting (between its listing and its watch)."""
 
 from __future__ import annotations
 
+import signal
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -156,4 +157,12 @@ def test_pods_deleted_while_the_operator_is_down_or_starting_are_seen(
     assert status(job)["state"] == "Cancelled", status(job)
     kube.wait_for(
         lambda: pods(kube, namespace, "halt") == [], timeout=30, what="pods of halt deleted"
+    )
+    # SIGUSR1 asks for a listing of everything (the hook a chaos run can use).
+    assert operator.proc is not None
+    operator.proc.send_signal(signal.SIGUSR1)
+    kube.wait_for(
+        lambda: all(_listings(operator).get((r, "asked")) for r in ("pods", "jobs")),
+        timeout=20,
+        what="both resources listed again when asked",
     )

@@ -296,7 +296,8 @@ async def test_acting_starts_once_jobs_and_pods_are_listed_and_relist_asks_every
         await asyncio.sleep(0.05)
         assert not starting.done(), "the pods are not listed yet"
         deliver = rec.feed("pods")
-        deliver([Relisted(10, frozenset(), None, "start")])  # as from the informer's thread
+        # As from the informer's thread: handed over to the loop, waiting until taken in.
+        await asyncio.to_thread(deliver, [Relisted(10, frozenset(), None, "start")])
         await asyncio.wait_for(starting, 1)
         assert rec.active
         rec.relist()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -87,12 +88,28 @@ class Reconciler:
 
     def feed(self, resource: str) -> Deliver:
         """Where the informer of `resource` ("jobs" or "pods") hands its items, from its own
-        thread: onto the event loop, in order."""
+        thread: onto the event loop, in order, waiting until they are taken in (so that a
+        listing of 10,000 Jobs is held one page at a time, never all at once)."""
         loop = asyncio.get_running_loop()
         receive = self.job_items if resource == "jobs" else self.pod_items
+        owner = threading.get_ident()
 
         def deliver(items: Sequence[WatchEvent | Relisted]) -> None:
-            loop.call_soon_threadsafe(receive, items)
+            if threading.get_ident() == owner:
+                receive(items)  # on the loop's own thread already
+                return
+            taken = threading.Event()
+
+            def take() -> None:
+                try:
+                    receive(items)
+                finally:
+                    taken.set()
+
+            loop.call_soon_threadsafe(take)
+            while not taken.wait(1.0):
+                if loop.is_closed() or not loop.is_running():
+                    return
 
         return deliver
 
