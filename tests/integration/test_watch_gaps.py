@@ -3,9 +3,10 @@
 A forced watch expiry: the operator under test talks to a spare kube-apiserver on the
 cluster's etcd (`ferrydev.cluster.expiry`); the spare is stopped, a run pod and a whole Job are
 deleted through the cluster's own apiserver, etcd is compacted and the spare started again, so
-every watch of the operator resumes from a version that is gone (410). The Job whose pod went
-must notice (attempt 2), and the deleted Job must get no child. And restarts: pods deleted
-while the operator is down or starting (between its listing and its watch)."""
+every watch of the operator resumes from a version that is gone (410). The Jobs whose pods
+went must notice (attempt 2; or Failed/InfraFailed without retries), and the deleted Job must
+get no child. And restarts: pods deleted while the operator is down or starting (between its
+listing and its watch), and SIGUSR1, which asks for a listing of everything."""
 
 from __future__ import annotations
 
@@ -88,13 +89,18 @@ def test_deletions_in_an_expired_watch_gap_are_seen(
             kube.create(app_manifest(), "-n", namespace)
             for name in ("stay", "gone"):
                 kube.create(job_manifest(name, annotations=sim(duration="300s")), "-n", namespace)
-            stay = Watcher(kube, namespace, "stay")
-            stay.state("Running", timeout=30)
-            Watcher(kube, namespace, "gone").state("Running", timeout=30)
+            # No infrastructure retries: losing its run pod ends it (Failed/InfraFailed).
+            last = job_manifest(
+                "last", annotations=sim(duration="300s"), retry={"infraFailures": 0}
+            )
+            kube.create(last, "-n", namespace)
+            stay, ends = Watcher(kube, namespace, "stay"), Watcher(kube, namespace, "last")
+            for w in (stay, ends, Watcher(kube, namespace, "gone")):
+                w.state("Running", timeout=30)
 
             # The operator's apiserver goes away; meanwhile a run pod and a Job are deleted.
             spare.stop()
-            kube.run("delete", "pod", "stay-1", "-n", namespace, "--wait=true")
+            kube.run("delete", "pod", "stay-1", "last-1", "-n", namespace, "--wait=true")
             kube.run("delete", "fjob", "gone", "-n", namespace, "--wait=true")
             kube.wait_for(
                 lambda: pods(kube, namespace, "gone") == [],
@@ -110,6 +116,8 @@ def test_deletions_in_an_expired_watch_gap_are_seen(
             assert st["retries"]["infraFailures"] == 1, st
             retry = next(h for h in st["history"] if h["state"] == "Retrying")
             assert "stay-1" in retry["message"], retry
+            st = status(ends.terminal(timeout=30))
+            assert (st["state"], st["reason"]) == ("Failed", "InfraFailed"), st
             # The watches did expire and were listed again (not just resumed).
             kube.wait_for(
                 lambda: all(_listings(operator).get((r, "expired")) for r in ("pods", "jobs")),
