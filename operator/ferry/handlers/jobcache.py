@@ -58,11 +58,6 @@ def uid_of(obj: Obj | None) -> str:
     return str((obj or {}).get("metadata", {}).get("uid") or "")
 
 
-def name_of(obj: Obj) -> tuple[str, str]:
-    meta = obj.get("metadata") or {}
-    return (str(meta.get("namespace", "")), str(meta.get("name", "")))
-
-
 class Tombstones:
     """UIDs of objects seen deleted, remembered for `seconds` (a UID is never reused)."""
 
