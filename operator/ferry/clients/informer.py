@@ -178,19 +178,26 @@ class Informer:
         try:
             if self._relist.is_set() or self._stopped.is_set():
                 return rv
-            for line in _lines(resp):
-                event = json.loads(line)
-                kind = event.get("type")
-                obj = event.get("object") or {}
-                if kind == "ERROR":
-                    raise ExpiredError(
-                        f"{obj.get('code')} {obj.get('reason')}: {obj.get('message')}"
-                    )
-                version = (obj.get("metadata") or {}).get("resourceVersion")
-                if version:
-                    rv = str(version)
-                if kind in ("ADDED", "MODIFIED", "DELETED"):
-                    self.deliver([WatchEvent(kind, obj)])
+            # The events that arrived together are handed on together, in order.
+            for lines in _batches(resp):
+                events: list[WatchEvent | Relisted] = []
+                for line in lines:
+                    event = json.loads(line)
+                    kind = event.get("type")
+                    obj = event.get("object") or {}
+                    if kind == "ERROR":
+                        if events:
+                            self.deliver(events)
+                        raise ExpiredError(
+                            f"{obj.get('code')} {obj.get('reason')}: {obj.get('message')}"
+                        )
+                    version = (obj.get("metadata") or {}).get("resourceVersion")
+                    if version:
+                        rv = str(version)
+                    if kind in ("ADDED", "MODIFIED", "DELETED"):
+                        events.append(WatchEvent(kind, obj))
+                if events:
+                    self.deliver(events)
         except ApiException as exc:
             if exc.status == 410:
                 raise ExpiredError(f"410 {exc.reason}") from None
@@ -233,15 +240,16 @@ class Informer:
         return data
 
 
-def _lines(resp: Any) -> Iterator[str]:
-    """The response's lines as they arrive (a watch sends one JSON event per line)."""
+def _batches(resp: Any) -> Iterator[list[str]]:
+    """The response's complete lines as they arrive, those of one read together (a watch
+    sends one JSON event per line)."""
     buffer = b""
     for segment in resp.stream(amt=None, decode_content=False):
         buffer += segment
         *lines, buffer = buffer.split(b"\n")
-        for line in lines:
-            if line.strip():
-                yield line.decode("utf-8", errors="replace")
+        complete = [line.decode("utf-8", errors="replace") for line in lines if line.strip()]
+        if complete:
+            yield complete
 
 
 def informers(
