@@ -336,6 +336,15 @@ def test_after_the_backoff_a_new_attempt_stages_again_not_counted_as_infra_failu
     assert plan.status.outage is None
 
 
+def test_an_http_input_staging_again_keeps_input_unavailable() -> None:
+    obs, plan = queued(inputs=HTTP_INPUT)
+    obs, plan = then(obs, plan, at(20), stage_unavailable(message="input 'model': HTTP 503"))
+    obs, plan = then(obs, plan, at(30), stage_unavailable(message="input 'model': HTTP 503"))
+    obs, plan = then(obs, plan, at(31), run_pod(2, phase="Pending", scheduled=False))
+    obs, plan = then(obs, plan, at(32), staging(2))
+    assert (plan.state, plan.status.reason) == (State.STAGING_INPUTS, "InputUnavailable")
+
+
 def test_past_the_outage_deadline_stage_in_failed_says_since_when() -> None:
     obs, plan = queued(OperatorConfig(outage_deadline_seconds=60), inputs=S3_INPUT)
     obs, plan = then(obs, plan, at(20), stage_unavailable())

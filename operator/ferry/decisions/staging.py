@@ -27,8 +27,9 @@ from ferry.decisions.runner import RunView
 
 BLOCKED_RECHECK_SECONDS = 30.0
 STAGED = (ConditionStatus.TRUE, Reason.STAGED.value, "all inputs staged")
-#: The stager names the input first: "input 'model': ...".
-_INPUT = re.compile(r"^input '([^']+)'")
+#: The stager names the input first ("input 'model': ..."); a staging view names its
+#: container ("stage-model").
+_INPUT = re.compile(r"^input '([^']+)'|^" + re.escape(names.STAGE_CONTAINER_PREFIX) + r"(\S+)$")
 
 
 def staging(ctx: Ctx, view: RunView) -> Draft:
@@ -53,7 +54,7 @@ def staging(ctx: Ctx, view: RunView) -> Draft:
     if outage is not None:
         draft = Draft(
             State.STAGING_INPUTS,
-            _reason(ctx, ""),
+            _reason(ctx, view.message),
             f"staging again: running {view.message} in {view.name} (a source was unavailable "
             f"since {outages.stamp(outage.since)}, try {outage.tries + 1})",
         )
@@ -137,7 +138,8 @@ def _input(ctx: Ctx, message: str) -> JobInput | None:
     found = _INPUT.match(message)
     if found is None:
         return None
-    return next((i for i in ctx.spec.inputs if i.name == found.group(1)), None)
+    name = found.group(1) or found.group(2)
+    return next((i for i in ctx.spec.inputs if i.name == name), None)
 
 
 def _reason(ctx: Ctx, message: str) -> Reason:
