@@ -440,6 +440,25 @@ def test_a_run_pod_stuck_terminating_before_archiving_is_not_waited_for() -> Non
     assert [e.reason for e in plan.events] == ["PodStuckTerminating"]
 
 
+def test_resuming_does_not_wait_for_a_pod_stuck_terminating() -> None:
+    obs, plan = queued()
+    obs, plan = then(obs, plan, at(10), running())
+    suspend = with_status(obs, plan.status, spec=job_spec(suspend=True), now=at(20))
+    plan = decide(suspend)
+    assert plan.state == State.SUSPENDED
+    stuck = deleted_at(running(), at(50))
+    resumed = with_status(suspend, plan.status, spec=job_spec(), pods=(stuck,), now=at(100))
+    plan = decide(resumed)
+    assert (plan.state, plan.status.reason) == (State.SUSPENDED, "Resuming")
+    assert plan.requeue_after == pytest.approx(250)
+    plan = decide(with_status(resumed, plan.status, now=at(350)))
+    assert (plan.state, plan.status.reason) == (State.QUEUED, "Resumed")
+    assert ("create", "Pod", f"{JOB}-2") in kinds(plan)
+    assert [e.reason for e in plan.events if e.reason == "PodStuckTerminating"] == [
+        "PodStuckTerminating"
+    ]
+
+
 def test_cancelling_does_not_wait_for_a_pod_stuck_terminating() -> None:
     obs, plan = queued()
     obs, plan = then(obs, plan, at(10), running())

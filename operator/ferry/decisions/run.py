@@ -62,21 +62,35 @@ def _terminating(ctx: Ctx, view: RunView) -> Draft:
     `FERRY_POD_TERMINATING_GRACE_SECONDS` past its grace period (its node lost) is an
     infrastructure failure, said in an Event; Ferry never force-deletes it."""
     st = ctx.status
-    grace = ctx.config.pod_terminating_grace_seconds
-    until = view.deletion_time + timedelta(seconds=grace) if view.deletion_time else None
-    if until is None or ctx.now < until:
+    why = stuck_since(ctx, view)
+    if why is None:
         draft = Draft(st.state or State.QUEUED, Reason.POD_TERMINATING, view.message)
-        if until is not None:
-            draft.requeue_after = (until - ctx.now).total_seconds()
+        draft.requeue_after = until_stuck(ctx, view)
         return draft
-    since = view.deletion_time.strftime("%Y-%m-%dT%H:%M:%SZ") if view.deletion_time else ""
-    why = (
-        f"{ctx.runner.noun} {view.name} has been Terminating since {since} (its node may be "
-        "lost); no longer waited for"
-    )
     draft = attempts.infra_failure(ctx, why)
     draft.events.append(Event("Warning", Reason.POD_STUCK_TERMINATING, why))
     return draft
+
+
+def stuck_since(ctx: Ctx, view: RunView) -> str | None:
+    """Why a run being deleted is no longer waited for (Terminating past the grace); None
+    while it may still end."""
+    until = until_stuck(ctx, view)
+    if until is None or until > 0 or view.deletion_time is None:
+        return None
+    since = view.deletion_time.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (
+        f"{ctx.runner.noun} {view.name} has been Terminating since {since} (its node may be "
+        "lost); no longer waited for"
+    )
+
+
+def until_stuck(ctx: Ctx, view: RunView) -> float | None:
+    """Seconds until a run being deleted counts as stuck Terminating (0 when it does)."""
+    if view.deletion_time is None:
+        return None
+    until = view.deletion_time + timedelta(seconds=ctx.config.pod_terminating_grace_seconds)
+    return max((until - ctx.now).total_seconds(), 0.0)
 
 
 def _ended(ctx: Ctx, view: RunView, outcome: RunOutcome, changes: Changes) -> Draft:
