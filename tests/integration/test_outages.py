@@ -109,6 +109,9 @@ def test_a_store_outage_longer_than_the_archive_tries_is_waited_out_then_finishe
     assert st["attempt"] == 1
     archived = {c["type"]: c for c in st["conditions"]}["Archived"]
     assert archived["status"] == "True"
+    # One Warning when the outage was first met, none for each try after it.
+    said = [e for e in events(kube, namespace, "down") if e["reason"] == "StoreUnavailable"]
+    assert [(e["type"], e.get("count", 1)) for e in said] == [("Warning", 1)]
 
 
 def test_past_the_outage_deadline_archive_failed_says_since_when(

@@ -147,6 +147,7 @@ def test_a_store_outage_leaves_the_job_archiving_with_the_endpoint_and_the_error
     assert "connection refused" in message
     assert plan.actions == ()  # no new pod yet, and nothing deleted: the workspace is kept
     assert plan.requeue_after == pytest.approx(10)
+    assert [(e.type, e.reason) for e in plan.events] == [("Warning", "StoreUnavailable")]
     assert plan.status.outage is not None
     assert plan.status.outage.tries == 1
     assert cond(plan, "Archived") == ConditionStatus.UNKNOWN
@@ -158,6 +159,7 @@ def test_waiting_for_the_next_try_writes_nothing() -> None:
     obs, again = step(obs, plan, at(45), unavailable_archive(1))
     assert not again.changed
     assert again.actions == ()
+    assert again.events == ()
     assert again.requeue_after == pytest.approx(5)
 
 
@@ -312,6 +314,7 @@ def test_a_stage_in_outage_waits_in_staging_inputs(
     assert words in (plan.status.message or "")
     assert "attempt 2 at 2026-03-01T12:00:30Z" in (plan.status.message or "")
     assert plan.actions == ()
+    assert [(e.type, e.reason) for e in plan.events] == [("Warning", reason)]
     assert plan.requeue_after == pytest.approx(10)
 
 

@@ -196,6 +196,8 @@ def _unavailable(
             State.ARCHIVING, Reason.STORE_UNAVAILABLE, message, changes=Changes(outage=seen.outage)
         )
         draft.requeue_after = seen.left(now)
+        if seen.first:
+            draft.events.append(Event("Warning", Reason.STORE_UNAVAILABLE, message))
         return draft
     draft = _create(ctx, outcome, n, try_ + 1, Reason.STORE_UNAVAILABLE, _again(ctx, n), view)
     if draft.state == State.ARCHIVING:

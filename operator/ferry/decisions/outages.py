@@ -53,6 +53,11 @@ class Seen:
         """Past the outage deadline (checked when a try has just met it again)."""
         return self.counted_now and now >= deadline(self.outage, config)
 
+    @property
+    def first(self) -> bool:
+        """This pass met the outage for the first time (a Warning Event says so, once)."""
+        return self.counted_now and self.outage.tries == 1
+
     def left(self, now: datetime) -> float:
         """Seconds until the next try."""
         return max(0.0, (self.outage.retry_time - now).total_seconds())

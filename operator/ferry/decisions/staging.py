@@ -22,7 +22,7 @@ from ferry.api.job import JobInput, State
 from ferry.api.reasons import Reason
 from ferry.decisions import attempts, outages
 from ferry.decisions.context import Ctx
-from ferry.decisions.plan import Action, Changes, DeleteObject, Draft, format_duration
+from ferry.decisions.plan import Action, Changes, DeleteObject, Draft, Event, format_duration
 from ferry.decisions.runner import RunView
 
 BLOCKED_RECHECK_SECONDS = 30.0
@@ -109,6 +109,8 @@ def unavailable(ctx: Ctx, view: RunView) -> Draft:
         )
         draft = Draft(State.STAGING_INPUTS, reason, message, changes=Changes(outage=seen.outage))
         draft.requeue_after = seen.left(now)
+        if seen.first:
+            draft.events.append(Event("Warning", reason, message))
         return draft
     message = (
         f"attempt {n}: {view.message}; staging again in attempt {n + 1} (unavailable since "
