@@ -5,7 +5,8 @@ Owns: `MinioServer`: the cached minio binary (hack/build-tools.sh puts it in
 kept across restarts; readiness, kill (as when the store's node dies) and stop.
 
 Must not: be the shared cluster's MinIO (`ferrydev.cluster.minio` starts that one; one test
-must never stop it), or listen on anything but 127.0.0.1.
+must never stop it), or listen on anything but 127.0.0.1 or, for a test whose pods must reach
+it on a real-node cluster, the pod bridge's gateway (never 0.0.0.0).
 """
 
 from __future__ import annotations
@@ -17,12 +18,17 @@ import time
 import urllib.request
 from pathlib import Path
 
-from ferrydev.cluster.state import binary
+from ferrydev.cluster.state import POD_GATEWAY, binary
 from ferrydev.processes import ChildProcess, free_port
 
 
 class MinioServer(ChildProcess):
-    def __init__(self, data_dir: Path, log_path: Path | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, log_path: Path | None = None, host: str = "127.0.0.1"
+    ) -> None:
+        if host not in ("127.0.0.1", POD_GATEWAY):
+            raise ValueError(f"MinioServer listens on 127.0.0.1 or {POD_GATEWAY}, not {host}")
+        self.host = host
         self.data_dir = data_dir
         self.log_path = log_path or data_dir.parent / f"{data_dir.name}.log"
         self.port = free_port()
@@ -32,7 +38,7 @@ class MinioServer(ChildProcess):
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def start(self, timeout: float = 60) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -50,7 +56,7 @@ class MinioServer(ChildProcess):
                 "server",
                 str(self.data_dir),
                 "--address",
-                f"127.0.0.1:{self.port}",
+                f"{self.host}:{self.port}",
                 "--console-address",
                 f"127.0.0.1:{free_port()}",
                 "--quiet",
@@ -71,7 +77,7 @@ class MinioServer(ChildProcess):
         """
         try:
             url = f"{self.endpoint}/minio/health/cluster"
-            with urllib.request.urlopen(url, timeout=1) as r:  # noqa: S310 - http://127.0.0.1
+            with urllib.request.urlopen(url, timeout=1) as r:  # noqa: S310 - a local http URL
                 return int(r.status) == 200
         except OSError:
             return False

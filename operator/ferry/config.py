@@ -1,7 +1,8 @@
 """Operator configuration: every setting explicit, with its default and its environment name.
 
 Owns: the settings the operator and its builders need (default object store, tools image,
-watched namespaces, client QPS, timeouts, archive retry budget, the leader-election Lease).
+watched namespaces, client QPS, timeouts, archive retry budget, how long outages are waited
+out and the phases' deadlines, the leader-election Lease).
 Read from FERRY_* environment variables by `from_env`; everything else takes an
 `OperatorConfig` as a value. Must not: do I/O beyond reading the environment mapping it is
 given.
@@ -78,7 +79,41 @@ class OperatorConfig(BaseModel):
         "the Job with that reason until the pod starts.",
     )
     archive_tries: Annotated[int, Field(ge=1, le=20)] = Field(
-        default=3, description="Archive pods tried per attempt before ArchiveFailed."
+        default=3,
+        description="Archive pods tried per attempt before ArchiveFailed (a store outage is "
+        "not counted: it is waited out until outageDeadlineSeconds).",
+    )
+    outage_deadline_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=6 * 3600.0,
+        description="How long a store or input server that is down (unreachable, timing out, "
+        "answering 5xx) is waited out, from when it was first found down: the Job stays in "
+        "its state with reason StoreUnavailable (or InputUnavailable), the workspace kept, and "
+        "is tried again with a backoff; past this it fails (ArchiveFailed, StageInFailed).",
+    )
+    outage_backoff_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=10.0,
+        description="The first wait before trying an unavailable store or input server again; "
+        "it doubles with each try, up to outageBackoffMaxSeconds.",
+    )
+    outage_backoff_max_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=300.0, description="The longest wait between tries of an unavailable store."
+    )
+    staging_deadline_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=3600.0,
+        description="How long the inputs of one attempt may take to stage, from when its first "
+        "staging container started; past it the Job fails with StageInFailed (a slow or hung "
+        "input server).",
+    )
+    archive_pod_deadline_seconds: Annotated[int, Field(ge=1)] = Field(
+        default=3600,
+        description="How long one archive pod may run (its activeDeadlineSeconds); one that "
+        "runs longer is stopped by the kubelet and counts as a failed archive try.",
+    )
+    pod_terminating_grace_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=300.0,
+        description="How long past its deletion's grace period a pod may stay Terminating (its "
+        "node lost) before Ferry stops waiting for it and goes on (the next attempt or archive "
+        "try, Cancelled), saying so in an Event; Ferry never force-deletes it.",
     )
     finalizer: str = Field(default="ferry.dev/finalizer")
     storage_class_name: str | None = Field(default=None)

@@ -353,12 +353,60 @@ def test_http_not_found_and_unreachable(pod: Pod, site: Site) -> None:
     port = site.server.server_address[1] if site.server else 0
     site.stop()
     res = pod.stage(
-        "doc", {"http": {"url": f"http://127.0.0.1:{port}/x"}}, FERRY_HTTP_ALLOW_CIDRS=LOCAL
+        "doc",
+        {"http": {"url": f"http://127.0.0.1:{port}/x"}},
+        FERRY_HTTP_ALLOW_CIDRS=LOCAL,
+        FERRY_STAGE_RETRIES="1",
     )
-    assert res.code == 1
+    # An outage, not a refusal: exit 75, which the operator waits out.
+    assert res.code == 75
     assert res.message == (
-        f"input 'doc': http://127.0.0.1:{port}/x: cannot connect (connection refused)"
+        f"input 'doc': http://127.0.0.1:{port}/x: cannot connect (connection refused) "
+        "(gave up after 2 tries)"
     )
+
+
+def test_http_server_errors_are_outages_and_are_retried(pod: Pod, site: Site) -> None:
+    site.routes["/busy"] = (503, {}, b"try later")
+    site.routes["/slow-down"] = (429, {}, b"too many")
+    for path, words in (("/busy", "503 Service Unavailable"), ("/slow-down", "429 Too Many")):
+        res = pod.stage(
+            "doc",
+            {"http": {"url": f"{site.base}{path}"}},
+            FERRY_HTTP_ALLOW_CIDRS=LOCAL,
+            FERRY_STAGE_RETRIES="2",
+        )
+        assert res.code == 75, res.message
+        assert res.message.startswith(f"input 'doc': {site.base}{path}: HTTP {words}")
+        assert res.message.endswith("(gave up after 3 tries)")
+        assert site.hits.count(path) == 3
+    # A refusal is not retried: one request, exit 1.
+    site.routes["/gone"] = (410, {}, b"gone")
+    res = pod.stage("doc", {"http": {"url": f"{site.base}/gone"}}, FERRY_HTTP_ALLOW_CIDRS=LOCAL)
+    assert (res.code, site.hits.count("/gone")) == (1, 1)
+
+
+def test_http_server_back_within_the_retries_stages(pod: Pod, site: Site) -> None:
+    body = b"model"
+    calls: list[int] = []
+
+    class Flaky(dict[str, tuple[int, dict[str, str], bytes]]):
+        def get(self, key: str, default: Any = None) -> Any:
+            calls.append(1)
+            if len(calls) < 3:
+                return (502, {}, b"bad gateway")
+            return (200, {}, body)
+
+    site.routes = Flaky()
+    res = pod.stage(
+        "doc",
+        {"http": {"url": f"{site.base}/m", "sha256": sha(body)}},
+        FERRY_HTTP_ALLOW_CIDRS=LOCAL,
+        FERRY_STAGE_RETRIES="3",
+    )
+    assert res.code == 0, res.message
+    assert len(calls) == 3
+    assert (pod.inputs / "doc").read_bytes() == body
 
 
 def test_pvc_file(pod: Pod) -> None:
@@ -488,7 +536,7 @@ def test_unreachable_store(pod: Pod, bucket: str) -> None:
         FERRY_ALLOWED_STORE_ENDPOINTS=f"http://127.0.0.1:{port}",
         FERRY_STAGE_RETRIES="1",
     )
-    assert res.code == 1
+    assert res.code == 75  # an outage: the operator tries again later
     assert res.message == (
         f"input 'model': s3://{bucket}/k: cannot reach http://127.0.0.1:{port}: "
         "connection refused (gave up after 2 tries)"
@@ -840,7 +888,7 @@ def test_archive_gives_up_when_store_stays_down(pod: Pod, own_minio: MinioServer
         FERRY_RETRY_BACKOFF_SECONDS="0.2",
     )
     assert time.monotonic() - started < 30
-    assert res.code == 1
+    assert res.code == 75  # an outage: the operator tries again later, the workspace kept
     assert res.message.startswith("archive: s3://results/run/outputs/out/00/f000")
     assert res.message.endswith(
         f"cannot reach {own_minio.endpoint}: connection refused (gave up after 3 tries)"

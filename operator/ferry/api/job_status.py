@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -128,6 +128,25 @@ class RetryCounts(WireModel):
     )
 
 
+#: The phase an outage was met in: staging an input, or archiving.
+OutagePhase = Literal["StageIn", "Archive"]
+
+
+class Outage(WireModel):
+    """A store or input server found unavailable (unreachable, timing out, answering 5xx): the
+    Job waits it out, trying again with a backoff, until the operator's outage deadline."""
+
+    phase: OutagePhase = Field(description="StageIn or Archive: where it was met.")
+    attempt: int = Field(description="The attempt in which it was last met.")
+    since: datetime = Field(description="When it was first met (the deadline counts from here).")
+    tries: int = Field(default=1, description="Tries that found it unavailable so far.")
+    counted: int = Field(
+        description="The try whose failure was counted last: an archive try (Archive) or an "
+        "attempt (StageIn)."
+    )
+    retry_time: datetime = Field(description="When it is tried again.")
+
+
 class RunOutcome(StrEnum):
     """How the current attempt's run ended, kept until the attempt is archived and judged."""
 
@@ -185,6 +204,11 @@ class JobStatus(WireModel):
         default=None, description="Failures counted against each retry budget so far."
     )
     archive_try: int | None = Field(default=None, description="Archive pods tried this attempt.")
+    outage: Outage | None = Field(
+        default=None,
+        description="A store or input server being waited out (reason StoreUnavailable or "
+        "InputUnavailable); cleared once it answers.",
+    )
     attempts: Annotated[list[AttemptRecord], Field(max_length=MAX_ATTEMPT_RECORDS)] = Field(
         default_factory=list,
         description="Each attempt whose run ended: node, image digest, times, exit code, "

@@ -98,6 +98,12 @@ CREDENTIALS_KEYS: Final = ("accessKey", "secretKey")
 #: credentials or may connect to loopback / link-local addresses.
 ENV_ALLOWED_STORES: Final = "FERRY_ALLOWED_STORE_ENDPOINTS"
 
+# --------------------------------------------------------------------------- exit codes
+#: The stager's exit code when a store or an input server is unavailable (unreachable, timing
+#: out, answering 5xx): an outage the operator waits out with a backoff, not a failure of the
+#: Job (sysexits' EX_TEMPFAIL). Every other failure of the stager exits 1.
+EXIT_UNAVAILABLE: Final = 75
+
 #: The component that posts Ferry's Events.
 COMPONENT: Final = "ferry-operator"
 #: The leader-election Lease (coordination.k8s.io) by default; the chart names it after the release.

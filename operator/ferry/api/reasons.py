@@ -40,6 +40,10 @@ class Reason(StrEnum):
     STARTING_APP = "StartingApp"
     APP_RUNNING = "AppRunning"
     POD_TERMINATING = "PodTerminating"
+    POD_STUCK_TERMINATING = "PodStuckTerminating"
+    # --- outages, waited out
+    STORE_UNAVAILABLE = "StoreUnavailable"
+    INPUT_UNAVAILABLE = "InputUnavailable"
     # --- archiving
     STOPPING_APP = "StoppingApp"
     ARCHIVING = "Archiving"
@@ -107,6 +111,18 @@ EXPLAINED: dict[Reason, str] = {
     Reason.STARTING_APP: "every input is staged and the app's container is starting",
     Reason.APP_RUNNING: "the app runs",
     Reason.POD_TERMINATING: "the run pod is being deleted",
+    Reason.POD_STUCK_TERMINATING: "a pod stayed Terminating `FERRY_POD_TERMINATING_GRACE_SECONDS` "
+    "past its grace period (its node is probably lost): Ferry stops waiting for it and goes on "
+    "(the next attempt or archive try, or Cancelled); it never force-deletes the pod (an Event)",
+    Reason.STORE_UNAVAILABLE: "the object store cannot be reached, times out or answers 5xx "
+    "(while archiving, or staging an S3 input): the Job stays in its state, the workspace "
+    "kept, and tries again after 10 s doubling to 5 min, until `FERRY_OUTAGE_DEADLINE_SECONDS` "
+    "(6 h) after it was first found down; then ArchiveFailed or StageInFailed. Refused "
+    "credentials, a missing bucket or object (4xx) fail at once",
+    Reason.INPUT_UNAVAILABLE: "an HTTP input's server cannot be reached, times out or answers "
+    "5xx, 408 or 429: waited out as StoreUnavailable is, each try a new attempt that is not "
+    "counted against `retry.infraFailures`; a 404, a wrong sha256 or a refused address fail "
+    "at once (StageInFailed)",
     Reason.STOPPING_APP: "the app's pod is stopping before its outputs are archived",
     Reason.ARCHIVING: "an archive pod uploads the outputs, `logs/app.log` and `manifest.json`",
     Reason.ARCHIVE_RETRYING: "an archive try failed and another is made",
@@ -118,8 +134,12 @@ EXPLAINED: dict[Reason, str] = {
     "under the Job); retried within `retry.infraFailures`",
     Reason.SUCCEEDED: "the app exited 0 and its outputs are archived",
     Reason.INFRA_FAILED: "infrastructure failures used up `retry.infraFailures`",
-    Reason.STAGE_IN_FAILED: "an input could not be staged (its message names the input)",
-    Reason.ARCHIVE_FAILED: "every archive try failed",
+    Reason.STAGE_IN_FAILED: "an input could not be staged (its message names the input), its "
+    "source stayed unavailable past `FERRY_OUTAGE_DEADLINE_SECONDS`, or the inputs took longer "
+    "than `FERRY_STAGING_DEADLINE_SECONDS` to stage",
+    Reason.ARCHIVE_FAILED: "every archive try failed (an archive pod that runs longer than "
+    "`FERRY_ARCHIVE_POD_DEADLINE_SECONDS` is stopped and counts as one), or the store stayed "
+    "unavailable past `FERRY_OUTAGE_DEADLINE_SECONDS`",
     Reason.PARENT_FAILED: "a parent ended other than Finished",
     Reason.MAX_RUN_SECONDS_EXCEEDED: "the app ran longer than `maxRunSeconds`",
     Reason.CANCEL_REQUESTED: "`spec.cancel` is true and pods are being stopped",

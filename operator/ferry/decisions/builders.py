@@ -259,6 +259,9 @@ def archive_pod(
         "metadata": meta,
         "spec": {
             "restartPolicy": "Never",
+            # A hung store or a huge upload never holds the Job in Archiving for ever: the
+            # kubelet stops the pod (reason DeadlineExceeded), a failed archive try.
+            "activeDeadlineSeconds": config.archive_pod_deadline_seconds,
             "automountServiceAccountToken": False,
             "enableServiceLinks": False,
             "securityContext": pod_security_context(),

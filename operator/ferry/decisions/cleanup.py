@@ -1,7 +1,8 @@
 """Cleanup: a terminal Job releases what it holds, a cancelled one stops, a TTL deletes it.
 
 Owns: the terminal pass (re-deriving the recorded state and releasing children), releasing a
-Job's children (workspaces first, then pods), cancellation, and `ttlSecondsAfterFinished`.
+Job's children (workspaces first, then pods), cancellation (not waiting for a pod stuck
+Terminating past `FERRY_POD_TERMINATING_GRACE_SECONDS`), and `ttlSecondsAfterFinished`.
 Works on every child the observation lists (run and archive pods of any runner, workspaces),
 so it needs no App and no runner. Must not: change a terminal state.
 """
@@ -12,8 +13,8 @@ from datetime import datetime, timedelta
 
 from ferry.api.job import State
 from ferry.api.reasons import Reason
-from ferry.decisions.observation import Observation
-from ferry.decisions.plan import Action, DeleteJob, DeleteObject, Draft
+from ferry.decisions.observation import Observation, stuck_terminating, terminating_until
+from ferry.decisions.plan import Action, DeleteJob, DeleteObject, Draft, Event
 
 
 def terminal(obs: Observation) -> Draft:
@@ -28,12 +29,29 @@ def terminal(obs: Observation) -> Draft:
 
 
 def cancel(obs: Observation) -> Draft:
-    """spec.cancel: stop every pod still standing, then Cancelled."""
+    """spec.cancel: stop every pod still standing, then Cancelled. A pod stuck Terminating
+    past the grace (its node lost) is not waited for: an Event says so."""
+    grace = obs.config.pod_terminating_grace_seconds
     live = [p for p in obs.pods if p.live]
-    if not live:
-        return Draft(State.CANCELLED, Reason.CANCELLED, "cancelled through spec.cancel")
+    stuck = [p for p in live if stuck_terminating(p, obs.now, grace)]
+    if len(stuck) == len(live):
+        draft = Draft(State.CANCELLED, Reason.CANCELLED, "cancelled through spec.cancel")
+        if stuck:
+            names_ = ", ".join(p.name for p in stuck)
+            draft.events.append(
+                Event(
+                    "Warning",
+                    Reason.POD_STUCK_TERMINATING,
+                    f"pod(s) {names_} still Terminating {int(grace)}s past their grace period "
+                    "(their node may be lost); no longer waited for",
+                )
+            )
+        return draft
     draft = Draft(State.CANCELLING, Reason.CANCEL_REQUESTED, f"stopping {len(live)} pod(s)")
     draft.actions += [DeleteObject("Pod", p.name, p.uid) for p in live if not p.deleting]
+    due = [t for p in live if (t := terminating_until(p, grace)) is not None]
+    if due:
+        draft.requeue_after = max((min(due) - obs.now).total_seconds(), 0.0)
     return draft
 
 

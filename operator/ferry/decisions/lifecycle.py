@@ -93,5 +93,12 @@ def _progress(ctx: Ctx) -> Draft:
         name = ctx.runner.run_name(ctx.obs.job.name, n)
         return attempts.infra_failure(ctx, f"{ctx.runner.noun} {name} disappeared")
     if st.state == State.SUSPENDED and view.live:
-        return Draft(State.SUSPENDED, Reason.RESUMING, f"waiting for {view.name} to stop")
+        stuck = run.stuck_since(ctx, view)
+        if stuck is None:
+            draft = Draft(State.SUSPENDED, Reason.RESUMING, f"waiting for {view.name} to stop")
+            draft.requeue_after = run.until_stuck(ctx, view)
+            return draft
+        draft = attempts.start(ctx, n + 1, State.QUEUED, Reason.RESUMED, "resumed")
+        draft.events.append(Event("Warning", Reason.POD_STUCK_TERMINATING, stuck))
+        return draft
     return run.observe(ctx, view)

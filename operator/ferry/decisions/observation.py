@@ -56,6 +56,9 @@ class PodView:
     phase: Phase = "Pending"
     uid: str = ""
     deleting: bool = False
+    #: Its deletionTimestamp: when its deletion's grace period ends (the kubelet should have
+    #: stopped it by then).
+    deletion_time: datetime | None = None
     scheduled: bool = False
     #: When the scheduler bound it (the PodScheduled condition's lastTransitionTime).
     scheduled_at: datetime | None = None
@@ -101,6 +104,21 @@ def start_deadline(pod: PodView, grace: float) -> datetime | None:
 def slow_to_start(pod: PodView, now: datetime, grace: float) -> bool:
     deadline = start_deadline(pod, grace)
     return deadline is not None and now >= deadline
+
+
+def stuck_terminating(pod: PodView, now: datetime, grace: float) -> bool:
+    """Still standing `grace` seconds past the end of its deletion's grace period: its kubelet
+    is not stopping it (a lost node). Ferry stops waiting for it; it never force-deletes."""
+    until = terminating_until(pod, grace)
+    return until is not None and now >= until
+
+
+def terminating_until(pod: PodView, grace: float) -> datetime | None:
+    """When a pod being deleted counts as stuck Terminating; None when it is not being
+    deleted or has ended."""
+    if not pod.deleting or not pod.live or pod.deletion_time is None:
+        return None
+    return pod.deletion_time + timedelta(seconds=grace)
 
 
 def prompt_change(before: PodView | None, after: PodView | None) -> bool:
@@ -284,6 +302,7 @@ def pod_view(pod: Mapping[str, Any]) -> PodView | None:
         phase=phase,
         uid=str(meta.get("uid") or ""),
         deleting=bool(meta.get("deletionTimestamp")),
+        deletion_time=parse_time(meta.get("deletionTimestamp")),
         scheduled=bound or bool((pod.get("spec") or {}).get("nodeName")),
         scheduled_at=parse_time(scheduled.get("lastTransitionTime")) if bound else None,
         schedule_message=str(scheduled.get("message") or scheduled.get("reason") or ""),

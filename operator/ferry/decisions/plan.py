@@ -15,7 +15,7 @@ from typing import Any, Final, Literal
 
 from ferry.api.common import ConditionStatus
 from ferry.api.job import AppSnapshot, JobStatus, Outputs, RetryCounts, RunOutcome, State
-from ferry.api.job_status import AttemptRecord, HistoryEntry
+from ferry.api.job_status import AttemptRecord, HistoryEntry, Outage
 
 Manifest = dict[str, Any]
 
@@ -107,6 +107,7 @@ class Changes:
     archive_try: int | _Unset | None = UNSET
     retries: RetryCounts | _Unset | None = UNSET
     outputs: Outputs | _Unset | None = UNSET
+    outage: Outage | _Unset | None = UNSET
     attempts: list[AttemptRecord] | _Unset = UNSET
 
     def set(self) -> dict[str, Any]:
@@ -138,6 +139,9 @@ class Draft:
     requeue_after: float | None = None
     inputs_staged: CondValue | None = None
     archived: CondValue | None = None
+    #: Events to post once the status is written, besides the transition's own (a pod no
+    #: longer waited for, ...).
+    events: list[Event] = field(default_factory=list)
     #: States the Job went through since the last pass, at the time they happened (a run
     #: seen only after it ended was Running in between); recorded in the history before the
     #: new state.

@@ -1,25 +1,24 @@
 """The run of an attempt: from its runner's `RunView` to the Job's state.
 
-Owns: what each stage of a run means for the Job (Queued, StagingInputs, Running, Blocked
-with the kubelet's words), `maxRunSeconds`, and the outcome of a run that ended (its exit
-code, start and end, runtime), handed on to the verdict. Must not: read pods (the runner
-does) or archive (the archive phase does).
+Owns: what each stage of a run means for the Job (Queued, StagingInputs — in `staging` —,
+Running, Blocked with the kubelet's words), `maxRunSeconds`, a run stuck Terminating, and the
+outcome of a run that ended (its exit code, start and end, runtime), handed on to the verdict.
+Must not: read pods (the runner does) or archive (the archive phase does).
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from ferry.api.common import ConditionStatus
 from ferry.api.job import RunOutcome, State
 from ferry.api.reasons import Reason
-from ferry.decisions import attempts, records, verdict
+from ferry.decisions import attempts, outages, records, staging, verdict
 from ferry.decisions.context import Ctx
-from ferry.decisions.plan import Changes, Draft, _Unset, format_duration
+from ferry.decisions.plan import Changes, Draft, Event, _Unset, format_duration
 from ferry.decisions.runner import RunView
 
-BLOCKED_RECHECK_SECONDS = 30.0
-STAGED = (ConditionStatus.TRUE, Reason.STAGED.value, "all inputs staged")
+BLOCKED_RECHECK_SECONDS = staging.BLOCKED_RECHECK_SECONDS
+STAGED = staging.STAGED
 
 
 def observe(ctx: Ctx, view: RunView) -> Draft:
@@ -34,16 +33,11 @@ def observe(ctx: Ctx, view: RunView) -> Draft:
             Changes(attempts=records.appended(st, record))
         )
     if status == "stage-failed":
-        draft = Draft(
-            State.FAILED,
-            Reason.STAGE_IN_FAILED,
-            f"{view.message} (exit code {view.exit_code})",
-        )
-        draft.inputs_staged = (ConditionStatus.FALSE, Reason.STAGE_IN_FAILED.value, draft.message)
-        draft.actions += ctx.runner.stop(ctx, ctx.attempt)
-        return draft
+        if outages.is_outage(view.exit_code):
+            return staging.unavailable(ctx, view)
+        return staging.failed(ctx, f"{view.message} (exit code {view.exit_code})")
     if status == "terminating":
-        return Draft(st.state or State.QUEUED, Reason.POD_TERMINATING, view.message)
+        return _terminating(ctx, view)
     if status == "blocked":
         draft = Draft(State.BLOCKED, view.reason, view.message)
         draft.requeue_after = BLOCKED_RECHECK_SECONDS
@@ -51,16 +45,52 @@ def observe(ctx: Ctx, view: RunView) -> Draft:
     if status == "pending":
         return Draft(State.QUEUED, view.reason, view.message)
     if status == "staging":
-        return _staging(ctx, view)
+        return staging.staging(ctx, view)
     if status == "running":
         running = _running(ctx, view)
         if isinstance(running, Draft):
-            return running
+            return staging.staged(ctx, running)
         return _ended(ctx, view, RunOutcome.TIMED_OUT, running)
     code = view.exit_code if view.exit_code is not None else 0
     changes = _run_end(st.start_time, view, ctx.now, code)
     outcome = RunOutcome.SUCCEEDED if status == "succeeded" else RunOutcome.APP_FAILED
-    return _ended(ctx, view, outcome, changes)
+    return staging.staged(ctx, _ended(ctx, view, outcome, changes))
+
+
+def _terminating(ctx: Ctx, view: RunView) -> Draft:
+    """The run is being deleted: wait for it to end, but not for ever: one still Terminating
+    `FERRY_POD_TERMINATING_GRACE_SECONDS` past its grace period (its node lost) is an
+    infrastructure failure, said in an Event; Ferry never force-deletes it."""
+    st = ctx.status
+    why = stuck_since(ctx, view)
+    if why is None:
+        draft = Draft(st.state or State.QUEUED, Reason.POD_TERMINATING, view.message)
+        draft.requeue_after = until_stuck(ctx, view)
+        return draft
+    draft = attempts.infra_failure(ctx, why)
+    draft.events.append(Event("Warning", Reason.POD_STUCK_TERMINATING, why))
+    return draft
+
+
+def stuck_since(ctx: Ctx, view: RunView) -> str | None:
+    """Why a run being deleted is no longer waited for (Terminating past the grace); None
+    while it may still end."""
+    until = until_stuck(ctx, view)
+    if until is None or until > 0 or view.deletion_time is None:
+        return None
+    since = view.deletion_time.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (
+        f"{ctx.runner.noun} {view.name} has been Terminating since {since} (its node may be "
+        "lost); no longer waited for"
+    )
+
+
+def until_stuck(ctx: Ctx, view: RunView) -> float | None:
+    """Seconds until a run being deleted counts as stuck Terminating (0 when it does)."""
+    if view.deletion_time is None:
+        return None
+    until = view.deletion_time + timedelta(seconds=ctx.config.pod_terminating_grace_seconds)
+    return max((until - ctx.now).total_seconds(), 0.0)
 
 
 def _ended(ctx: Ctx, view: RunView, outcome: RunOutcome, changes: Changes) -> Draft:
@@ -79,24 +109,6 @@ def _ended(ctx: Ctx, view: RunView, outcome: RunOutcome, changes: Changes) -> Dr
         # The app ran, so every input had been staged, even when no pass saw it running
         # (a short app, pod progress batched).
         draft.inputs_staged = STAGED
-    return draft
-
-
-def _staging(ctx: Ctx, view: RunView) -> Draft:
-    if view.inputs_staged:
-        draft = Draft(
-            State.STAGING_INPUTS,
-            Reason.STARTING_APP,
-            f"inputs staged; starting the app in {view.name}",
-        )
-        draft.inputs_staged = STAGED
-    else:
-        draft = Draft(
-            State.STAGING_INPUTS, Reason.STAGING_INPUTS, f"running {view.message} in {view.name}"
-        )
-    if view.look_again_at is not None:  # look into it then if it has not started by then
-        left = (view.look_again_at - ctx.now).total_seconds()
-        draft.requeue_after = left if left > 0 else BLOCKED_RECHECK_SECONDS
     return draft
 
 

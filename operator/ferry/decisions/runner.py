@@ -25,7 +25,7 @@ Manifest = dict[str, Any]
 #: Where a run stands, in the order a runner checks for them:
 #: - infra-failed: the platform ended it (eviction, node loss, no exit code): `message` says how
 #: - stage-failed: an input could not be staged: `message` names it, `exit_code` is the stager's
-#: - terminating: it is being deleted
+#: - terminating: it is being deleted (`deletion_time`: when its grace period ends)
 #: - blocked: it cannot start until something changes: `reason` and `message` say what
 #: - pending: it waits for a node: `reason` (Unschedulable or PodPending) and `message`
 #: - staging: inputs are being staged (`message` says which), or, with `inputs_staged`, the app
@@ -66,6 +66,11 @@ class RunView:
     app_ended: bool = False
     #: When to look again if nothing changes before (a start that may be stuck).
     look_again_at: datetime | None = None
+    #: When its first staging container started (the staging deadline counts from here).
+    staging_since: datetime | None = None
+    #: Being deleted: when the deletion's grace period ends (a run object standing well past
+    #: it is stuck Terminating, its node lost).
+    deletion_time: datetime | None = None
     #: Where and what it ran: the node, the app's image as named and as run (a digest).
     node_name: str = ""
     image: str = ""

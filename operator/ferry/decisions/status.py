@@ -50,6 +50,7 @@ def finalize(obs: Observation, draft: Draft) -> Plan:
         )
         if draft.state not in QUIET_STATES:
             events.append(Event(kind, draft.reason, f"{draft.state.value}: {message}"))
+    events += draft.events
     updates.update(
         state=draft.state,
         reason=draft.reason,

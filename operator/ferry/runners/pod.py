@@ -116,7 +116,12 @@ def read(pod: PodView, spec: JobSpec, now: datetime, grace: float) -> RunView:
             detail = f"{what}: {detail}"
         return replace(base, status="stage-failed", message=detail, exit_code=failed_init.exit_code)
     if pod.deleting:
-        return replace(base, status="terminating", message=f"pod {pod.name} is being deleted")
+        return replace(
+            base,
+            status="terminating",
+            message=f"pod {pod.name} is being deleted",
+            deletion_time=pod.deletion_time,
+        )
     for container in (*pod.init, *((pod.main,) if pod.main else ())):
         if container.state != "waiting":
             continue
@@ -147,12 +152,14 @@ def read(pod: PodView, spec: JobSpec, now: datetime, grace: float) -> RunView:
             return replace(base, status="running", started_at=main.started_at, inputs_staged=True)
         staging = next((c.name for c in pod.init if c.state != "terminated"), None)
         inits_done = all(c.state == "terminated" and c.exit_code == 0 for c in pod.init)
+        began = [c.started_at for c in pod.init if c.started_at is not None]
         return replace(
             base,
             status="staging",
             message=staging or "",
             inputs_staged=staging is None or inits_done,
             look_again_at=start_deadline(pod, grace),
+            staging_since=min(began) if began else None,
         )
     started = main.started_at if main is not None else None
     finished = main.finished_at if main is not None else None

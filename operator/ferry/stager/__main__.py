@@ -4,8 +4,10 @@ Owns: parsing arguments, running one command, and reporting its outcome the way 
 on success a short JSON summary on stdout and in the termination log (for `archive`, the
 {"uri", "files", "bytes", "manifest"} the operator reads), exit 0; on an expected failure one
 line naming the input or file and the cause, on stderr and in the termination log, exit 1 (no
-traceback). An unexpected error prints its traceback to stderr and still leaves a one-line
-termination message. Must not: decide anything the operator decides.
+traceback), or exit `names.EXIT_UNAVAILABLE` (75) when the store or input server was unavailable
+(an OutageError: the operator tries again later). An unexpected error prints its traceback to
+stderr and still leaves a one-line termination message. Must not: decide anything the operator
+decides.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ferry.api.names import EXIT_UNAVAILABLE
 from ferry.stager import settings as settings_mod
-from ferry.stager.errors import StagerError
+from ferry.stager.errors import OutageError, StagerError
 
 #: The kubelet keeps at most 4096 bytes of a termination message.
 MAX_MESSAGE = 4000
@@ -77,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = str(exc)
         _write_termination(message)
         print(message, file=sys.stderr)
-        return 1
+        return EXIT_UNAVAILABLE if isinstance(exc, OutageError) else 1
     except KeyboardInterrupt:
         _write_termination(f"{args.command}: interrupted")
         return 130

@@ -34,7 +34,7 @@ from ferry.clients.s3 import PART_PARALLEL, PART_SIZE, S3Client, StoreError
 from ferry.stager import manifest
 from ferry.stager.errors import StagerError
 from ferry.stager.settings import Settings
-from ferry.stager.store import with_retries
+from ferry.stager.store import failure, with_retries
 from ferry.stager.workspace import Skipped, UnsafePathError, open_inside, select
 
 OUTPUTS = names.ARCHIVE_OUTPUTS
@@ -159,7 +159,7 @@ class Archiver:
                 sleep=lambda d: (self.abort.wait(d), None)[1],
             )
         except StoreError as exc:
-            raise StagerError(f"archive: {exc}") from None
+            raise failure(exc, f"archive: {exc}") from None
 
     def _upload(self, root: Path, path: str, source: Path, size: int, key: str) -> Any:
         """Upload one file; its manifest entry, or Skipped if it turned unsafe meanwhile."""

@@ -5,8 +5,9 @@ MAX_REDIRECTS redirects, every hop's resolved addresses checked), the pinned con
 socket goes to the address that was checked, so DNS cannot change between check and connect;
 TLS still verifies and sends SNI for the URL's hostname), streaming to disk with a size limit and
 SHA-256 verification, and one-line error messages that never show a URL's query string or user
-info. Which addresses are refused is addresses.py's (`classify`, the same policy as S3
-endpoints). Proxies from the environment are not used.
+info, each saying whether it is an outage (`FetchError.unavailable`) or a refusal. Which
+addresses are refused is addresses.py's (`classify`, the same policy as S3 endpoints). Proxies
+from the environment are not used.
 
 FERRY_HTTP_ALLOW_CIDRS exempts addresses from these checks (never the metadata ones). It exists
 only so tests can serve inputs from 127.0.0.x; a deployment must not set it.
@@ -35,8 +36,19 @@ CHUNK = 1024 * 1024
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
+#: Answers that mean "the server cannot answer now", not "no": tried again later.
+UNAVAILABLE_STATUSES = frozenset({408, 429})
+
+
 class FetchError(Exception):
-    """The download failed or was refused; the message is one line, without the input name."""
+    """The download failed or was refused; the message is one line, without the input name.
+    `unavailable`: the server could not be reached, timed out, broke off, answered 5xx (or
+    408/429) or its name could not be resolved for now: an outage, worth trying again later.
+    Refusals (an address, a scheme, a 404, a wrong checksum, too large) are not."""
+
+    def __init__(self, message: str, *, unavailable: bool = False) -> None:
+        super().__init__(message)
+        self.unavailable = unavailable
 
 
 def display(url: str) -> str:
@@ -103,7 +115,12 @@ def vet(url: str, allow: Sequence[IPNetwork] = ()) -> Target:
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except (socket.gaierror, UnicodeError) as exc:
-            raise FetchError(f"{display(url)}: cannot resolve host {host!r} ({exc})") from None
+            # EAI_AGAIN: the resolver cannot answer now (a DNS outage); a name that does not
+            # exist is the URL's fault.
+            again = isinstance(exc, socket.gaierror) and exc.errno == socket.EAI_AGAIN
+            raise FetchError(
+                f"{display(url)}: cannot resolve host {host!r} ({exc})", unavailable=again
+            ) from None
         resolved = []
         for info in infos:
             ip = ipaddress.ip_address(str(info[4][0]).split("%")[0])
@@ -224,7 +241,7 @@ def _open(
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
             last = exc
-    raise FetchError(f"{display(target.url)}: cannot connect ({_reason(last)})")
+    raise FetchError(f"{display(target.url)}: cannot connect ({_reason(last)})", unavailable=True)
 
 
 def _reason(exc: BaseException | None) -> str:
@@ -276,7 +293,8 @@ def _save(
         if isinstance(exc, OSError) and exc.filename:
             raise FetchError(f"cannot write {exc.filename}: {exc.strerror}") from None
         raise FetchError(
-            f"{display(target.url)}: download interrupted after {count} bytes ({_reason(exc)})"
+            f"{display(target.url)}: download interrupted after {count} bytes ({_reason(exc)})",
+            unavailable=True,
         ) from None
     return Digest(count, digest.hexdigest())
 
@@ -308,8 +326,10 @@ def fetch(url: str, dest: Path, limits: HttpLimits, sha256: str | None = None) -
                     current = urljoin(current, location.strip())
                     continue
                 if response.status != 200:
+                    status = response.status
                     raise FetchError(
-                        f"{display(current)}: HTTP {response.status} {response.reason}".rstrip()
+                        f"{display(current)}: HTTP {status} {response.reason}".rstrip(),
+                        unavailable=status >= 500 or status in UNAVAILABLE_STATUSES,
                     )
                 got = _save(response, target, dest, limits)
             finally:

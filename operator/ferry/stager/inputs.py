@@ -2,7 +2,9 @@
 
 Owns: each source kind's staging (below), the staging record records/inputs/<name>.json
 ({name, kind, source (no secrets), files: [{path, bytes, sha256}], bytes}), and the input's
-error messages ("input 'model': s3://models/frame.tcl not found (NoSuchKey)").
+error messages ("input 'model': s3://models/frame.tcl not found (NoSuchKey)"). A store or
+HTTP server still unavailable after `FERRY_STAGE_RETRIES` quick retries is an OutageError (the
+operator tries again later); a refusal (404, a wrong checksum, a refused address) is not.
 
     s3 key        the object, as the file <name>
     s3 prefix     every object under the prefix (read as a directory: a missing trailing `/`
@@ -24,7 +26,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import shutil
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,9 +40,9 @@ from pydantic import ValidationError
 from ferry.api.job import JobInput, S3Source
 from ferry.clients.s3 import Digest, S3Client, StoreError
 from ferry.stager import http
-from ferry.stager.errors import StagerError
+from ferry.stager.errors import OutageError, StagerError
 from ferry.stager.settings import Settings
-from ferry.stager.store import client_from_env, with_retries
+from ferry.stager.store import BACKOFF_CAP_SECONDS, client_from_env, failure, with_retries
 from ferry.stager.workspace import UnsafePathError, inside, open_inside, select
 
 CHUNK = 1024 * 1024
@@ -138,9 +143,15 @@ def _copy(fd: int, dest: Path) -> Digest:
 class Stager:
     """Stages one input; `run` returns its record (also written to records/inputs/<name>.json)."""
 
-    def __init__(self, item: JobInput, settings: Settings) -> None:
+    def __init__(
+        self,
+        item: JobInput,
+        settings: Settings,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.item = item
         self.settings = settings
+        self.sleep = sleep
         self.label = f"input '{item.name}'"
         self.record = Record(item.name, item.source.kind, describe(item))
 
@@ -173,11 +184,7 @@ class Stager:
         if src.s3 is not None:
             self._s3(src.s3, temp)
         elif src.http is not None:
-            try:
-                got = http.fetch(src.http.url, temp, self.settings.http, src.http.sha256)
-            except http.FetchError as exc:
-                raise self.fail(str(exc)) from None
-            self.record.files.append((name, got))
+            self.record.files.append((name, self._http(src.http.url, src.http.sha256, temp)))
         elif src.pvc is not None:
             self._pvc(src.pvc.claim_name, src.pvc.path, temp)
         elif src.config_map is not None:
@@ -194,15 +201,39 @@ class Stager:
             temp.write_bytes(data)
             self.record.files.append((name, Digest(len(data), hashlib.sha256(data).hexdigest())))
 
+    # -- http --------------------------------------------------------------------------
+
+    def _http(self, url: str, sha256: str | None, temp: Path) -> Digest:
+        """Fetch, trying again (as S3 reads are) while the server is unavailable; then an
+        OutageError, which the operator waits out. A refusal fails at once."""
+        tries = self.settings.stage_retries + 1
+        for n in range(tries):
+            try:
+                return http.fetch(url, temp, self.settings.http, sha256)
+            except http.FetchError as exc:
+                if not exc.unavailable:
+                    raise self.fail(str(exc)) from None
+                if n + 1 == tries:
+                    s = "y" if tries == 1 else "ies"
+                    raise OutageError(
+                        f"{self.label}: {exc} (gave up after {tries} tr{s})"
+                    ) from None
+                delay = min(BACKOFF_CAP_SECONDS, self.settings.backoff_seconds * 2**n)
+                self.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311 - jitter
+        raise AssertionError("unreachable")
+
     # -- s3 ----------------------------------------------------------------------------
 
     def _retrying(self, fn: Any) -> Any:
         try:
             return with_retries(
-                fn, retries=self.settings.stage_retries, backoff=self.settings.backoff_seconds
+                fn,
+                retries=self.settings.stage_retries,
+                backoff=self.settings.backoff_seconds,
+                sleep=self.sleep,
             )
         except StoreError as exc:
-            raise self.fail(str(exc)) from None
+            raise failure(exc, f"{self.label}: {exc}") from None
 
     def _s3(self, source: S3Source, temp: Path) -> None:
         client = self._client()

@@ -7,7 +7,8 @@ the operator allows: the default store and its allow-list), with the address gua
 endpoint, any other endpoint gets anonymous requests (the operator's builder does not even give
 the container credentials then). And retrying transient failures with exponential
 backoff. Only StoreUnavailableError (unreachable, timeouts, 5xx) is retried; not-found and refused
-credentials fail at once. Must not: log or return credentials.
+credentials fail at once. One that is still unavailable after the retries becomes an OutageError
+(`failure`): the operator waits the outage out. Must not: log or return credentials.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ferry.api.endpoints import parse_endpoints
 from ferry.api.names import ENV_ALLOWED_STORES
 from ferry.clients.s3 import S3Client, StoreError, StoreUnavailableError
 from ferry.stager.addresses import StoreGuard
-from ferry.stager.errors import StagerError
+from ferry.stager.errors import OutageError, StagerError
 
 T = TypeVar("T")
 
@@ -61,6 +62,14 @@ def client_from_env(field: str) -> S3Client:
         )
     except StoreError as exc:
         raise StagerError(str(exc)) from None
+
+
+def failure(exc: StoreError, message: str) -> StagerError:
+    """The stager's error for a store failure: an OutageError when the store is unavailable
+    (it may come back), else a StagerError (refused credentials, a missing bucket, a 4xx)."""
+    if isinstance(exc, StoreUnavailableError):
+        return OutageError(message)
+    return StagerError(message)
 
 
 def with_retries(
