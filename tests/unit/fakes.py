@@ -79,12 +79,6 @@ class FakeKube:
         self.log.append(("list", job))
         return copy.deepcopy(self.pods)
 
-    def list_job_versions(
-        self, namespaces: tuple[str, ...], limit: int
-    ) -> dict[tuple[str, str], int]:
-        meta = self.job["metadata"]
-        return {(meta["namespace"], meta["name"]): int(meta["resourceVersion"])}
-
     def list_managed_pods(self, namespaces: tuple[str, ...]) -> list[Obj]:
         self.log.append(("list", "*"))
         return copy.deepcopy(self.pods)

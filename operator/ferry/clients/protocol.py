@@ -64,13 +64,6 @@ class KubeAPI(Protocol):
         """The Job's pods, read from the apiserver (never a stale cache)."""
         ...
 
-    def list_job_versions(
-        self, namespaces: tuple[str, ...], limit: int
-    ) -> dict[tuple[str, str], int]:
-        """(namespace, name) -> resourceVersion for up to `limit` Jobs per namespace (all
-        namespaces when none are given), read fresh."""
-        ...
-
     def list_managed_pods(self, namespaces: tuple[str, ...]) -> list[Obj]:
         """Every pod Ferry made in the namespaces (all when none are given)."""
         ...

@@ -15,7 +15,7 @@ from typing import Any, Final, Literal
 
 from ferry.api.common import ConditionStatus
 from ferry.api.job import AppSnapshot, JobStatus, Outputs, RetryCounts, RunOutcome, State
-from ferry.api.job_status import AttemptRecord, HistoryEntry
+from ferry.api.job_status import AttemptRecord, HistoryEntry, ParentRecord
 
 Manifest = dict[str, Any]
 
@@ -108,6 +108,7 @@ class Changes:
     retries: RetryCounts | _Unset | None = UNSET
     outputs: Outputs | _Unset | None = UNSET
     attempts: list[AttemptRecord] | _Unset = UNSET
+    parents: list[ParentRecord] | _Unset = UNSET
 
     def set(self) -> dict[str, Any]:
         """The fields that are set, by JobStatus field name."""

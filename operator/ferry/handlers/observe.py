@@ -9,7 +9,10 @@ from a stale view, and when the current attempt's run pod looks lost (which coun
 the retry budget) the Job's pods are listed fresh before the cache is believed. Pods this
 process deleted are marked deleting until the watch shows it. Its App comes from the App
 cache, asked for when missing (a missing App blocks the Job; just after a start its watch
-event may not have arrived); its parents from the Job cache; whether the MPI operator is
+event may not have arrived); its parents from the Job cache, or as last seen before their
+deletion (`departed.Departed`), read afresh when one missing would fail the Job (the Job
+watch may not have listed it yet), and a dependency cycle through the Job as the Job cache
+shows its ancestors; whether the MPI operator is
 installed from its CRD (checked at most every `MPI_CHECK_SECONDS`); why a pod is slow to
 start from its Warning Events. Must not: decide, or write anything to the API.
 """
@@ -23,10 +26,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ferry.api import names
+from ferry.api.job import State
 from ferry.clients.protocol import KubeAPI, NotFoundError
 from ferry.config import OperatorConfig
 from ferry.decisions import parse
-from ferry.decisions.expected import run_pod_looks_lost, workspaces
+from ferry.decisions.expected import parents_overdue, run_pod_looks_lost, workspaces
 from ferry.decisions.observation import (
     AppView,
     JobView,
@@ -36,7 +40,9 @@ from ferry.decisions.observation import (
     pod_warnings,
     slow_to_start,
 )
-from ferry.handlers.jobcache import JobCache, Key, Obj, slim
+from ferry.decisions.parents import cycle_through
+from ferry.handlers.departed import Departed
+from ferry.handlers.jobcache import JobCache, Key, Obj, resource_version, slim
 from ferry.handlers.metrics import Metrics
 from ferry.handlers.podcache import EXPECTATION_SECONDS, PodCache
 from ferry.handlers.threads import ApiThreads
@@ -75,6 +81,7 @@ class Observer:
         apps: dict[Key, Obj],
         threads: ApiThreads,
         metrics: Metrics,
+        departed: Departed | None = None,
     ) -> None:
         self.kube = kube
         self.config = config
@@ -84,6 +91,7 @@ class Observer:
         self.apps = apps
         self.threads = threads
         self.metrics = metrics
+        self.departed = departed if departed is not None else Departed()
         self._mpi_checked = (0.0, False)
 
     async def observe(self, key: Key) -> Observed | Later | None:
@@ -105,7 +113,8 @@ class Observer:
         if pods is None:
             return Later(EXPECTATION_SECONDS)
         app_obj = await self._app(ns, view, terminal)
-        parents = self._parents(ns, view)
+        parents = await self._parents(ns, view)
+        cycle = self._cycle(ns, view, obj) if parents else ()
         app = parse.app_view(app_obj) if app_obj else None
         mpi = await self._mpi_available(app)
         now = self.clock()
@@ -120,6 +129,7 @@ class Observer:
             mpi_available=mpi,
             foreign=self.pods.foreign(key),
             refused=self.pods.refused(key),
+            cycle=cycle,
         )
         return Observed(obj, observation)
 
@@ -132,6 +142,7 @@ class Observer:
                 obj = slim(await self.threads.run(self.kube.get_job, *key))
             except NotFoundError:
                 return None
+            self.metrics.watch.learned(key, resource_version(obj))
             self.jobs.put(key, obj, refresh=True)
         return obj
 
@@ -163,10 +174,43 @@ class Observer:
                 self.apps.setdefault((ns, name), slim(app_obj))
         return app_obj
 
-    def _parents(self, ns: str, view: JobView) -> dict[str, ParentView | None]:
+    async def _parents(self, ns: str, view: JobView) -> dict[str, ParentView | None]:
+        """The parents as the Job cache shows them, else as last seen before their deletion;
+        one missing when that would fail the Job is read afresh first."""
         if view.spec is None:
             return {}
-        return {parent: self.jobs.parent((ns, parent)) for parent in view.spec.parents}
+        found = {
+            name: self.jobs.parent((ns, name)) or self.departed.get((ns, name))
+            for name in view.spec.parents
+        }
+        grace = self.config.parent_grace_seconds
+        if not parents_overdue(view, self.clock(), grace):
+            return found
+        for name, parent in found.items():
+            if parent is not None and (not parent.deleted or parent.state == State.FINISHED):
+                continue
+            try:
+                obj = slim(await self.threads.run(self.kube.get_job, ns, name))
+            except NotFoundError:
+                continue
+            self.metrics.watch.learned((ns, name), resource_version(obj))
+            self.jobs.put((ns, name), obj)
+            found[name] = parse.parent_view(obj)
+        return found
+
+    def _cycle(self, ns: str, view: JobView, obj: Obj) -> tuple[str, ...]:
+        """A dependency cycle through the Job, while it waits for its parents."""
+        own = parse.waits_on(obj)
+        if not own or (view.status.state is not None and view.status.state.terminal):
+            return ()
+
+        def waits_on(name: str) -> tuple[str, ...]:
+            if name == view.name:
+                return own
+            parent = self.jobs.parent((ns, name))
+            return parent.waits_on if parent is not None else ()
+
+        return cycle_through(view.name, waits_on)
 
     async def _mpi_available(self, app: AppView | None) -> bool:
         """Whether the MPI operator is installed, when the App needs it (else True)."""

@@ -15,20 +15,22 @@ or talk to the API other than through the observer and the executor (and the App
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from ferry.clients.protocol import ConflictError, KubeAPI
+from ferry.clients.protocol import ConflictError, KubeAPI, NotFoundError
 from ferry.config import OperatorConfig
-from ferry.decisions import lifecycle
+from ferry.decisions import lifecycle, parse
 from ferry.decisions.observation import prompt_change
 from ferry.handlers.appstatus import record_app_status
+from ferry.handlers.departed import Departed
 from ferry.handlers.execute import Executor
-from ferry.handlers.jobcache import JobCache, Key, Obj, app_name
-from ferry.handlers.metrics import Metrics, WatchFreshness
+from ferry.handlers.jobcache import JobCache, Key, Obj, app_name, resource_version
+from ferry.handlers.metrics import Metrics
 from ferry.handlers.observe import Later, Observer
 from ferry.handlers.podcache import PodCache
 from ferry.handlers.threads import ApiThreads
@@ -71,9 +73,18 @@ class Reconciler:
         self.metrics = metrics or Metrics()
         self.metrics.attach(self.jobs.states, kube.calls.counts)
         self.queue.on_wait = self.metrics.observe_queue_wait
-        self.freshness = WatchFreshness()
+        #: Deleted parents' last views, for their children (`departed.Departed`).
+        self.departed = Departed()
         self.observer = Observer(
-            kube, config, clock, self.jobs, self.pods, self.apps, self.threads, self.metrics
+            kube,
+            config,
+            clock,
+            self.jobs,
+            self.pods,
+            self.apps,
+            self.threads,
+            self.metrics,
+            self.departed,
         )
         self.executor = Executor(kube, config, self.jobs, self.pods, self.threads, self.metrics)
 
@@ -132,12 +143,18 @@ class Reconciler:
         key = (meta.get("namespace", ""), meta.get("name", ""))
         parents = (obj.get("spec") or {}).get("parents") or []
         if kind == "DELETED":
+            self.metrics.watch.deleted(key)
             self.jobs.drop(key)
             for parent in parents:
                 self.children.get((key[0], parent), set()).discard(key)
+            if self.children.get(key):
+                # A parent gone: its children may not have seen it Finished yet.
+                self.departed.remember(key, parse.parent_view(obj))
             self.queue.forget(key)
             self.pods.forget_refusals(key)
         else:
+            self.metrics.watch.delivered(key, resource_version(obj))
+            self.departed.forget(key)
             known = key in self.jobs
             if not self.jobs.put(key, obj):
                 return  # nothing new: the version this process wrote, or an older one
@@ -212,10 +229,16 @@ class Reconciler:
     # ---------------------------------------------------------------- health
 
     async def stale_watch_keys(self) -> list[Key]:
-        """Jobs newer on the server than in the watch cache for longer than the grace period
-        (a sample of up to 200): non-empty means the Job watch has stopped delivering."""
-        listed = await self.threads.run(self.kube.list_job_versions, self.config.namespaces, 200)
-        return self.freshness.check(listed, self.jobs.versions())
+        """Jobs whose version this process learned outside the Job watch (its own status
+        writes, Jobs read afresh) and that the watch has not delivered within the grace period:
+        non-empty means the watch has stopped delivering. Judged over every Job from memory;
+        only when some look stale is one read, so that an apiserver that does not answer
+        raises (the probe then says it could not check) instead of failing the probe."""
+        stale = self.metrics.watch.stale()
+        if stale:
+            with contextlib.suppress(NotFoundError):  # deleted: a live watch would have said so
+                await self.threads.run(self.kube.get_job, *stale[0])
+        return stale
 
     # ---------------------------------------------------------------- apps
 
