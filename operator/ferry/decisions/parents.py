@@ -54,16 +54,16 @@ def gate(ctx: Ctx) -> Draft | Changes:
         else:
             waiting.append(f"{name} ({_state(parent)})")
     changes = Changes(parents=[*st.parents, *seen]) if seen else Changes()
-    if failed:
-        message = "parent(s) did not finish: " + ", ".join(failed)
-        return Draft(State.FAILED, Reason.PARENT_FAILED, message).after(changes)
-    if ctx.obs.cycle:
+    if ctx.obs.cycle:  # before a failed parent: it may be one of the cycle, failed first
         message = (
             "dependency cycle in spec.parents: "
             + " → ".join(ctx.obs.cycle)
             + " (each waits for the next to finish, so none can start)"
         )
         return Draft(State.FAILED, Reason.DEPENDENCY_CYCLE, message).after(changes)
+    if failed:
+        message = "parent(s) did not finish: " + ", ".join(failed)
+        return Draft(State.FAILED, Reason.PARENT_FAILED, message).after(changes)
     grace = ctx.config.parent_grace_seconds
     deadline = ctx.obs.job.creation_time + timedelta(seconds=grace)
     if absent and ctx.now >= deadline:

@@ -71,10 +71,21 @@ def retry_pending(status: JobStatus) -> bool:
     return record_of(status, n) is not None
 
 
+#: States a Job waiting for its next attempt can be in (Suspended or Blocked meanwhile).
+_BETWEEN_ATTEMPTS = frozenset({State.RETRYING, State.SUSPENDED, State.BLOCKED})
+
+
 def retrying_since(status: JobStatus) -> datetime | None:
-    """When the Job last entered Retrying (the wait before the next attempt counts from
-    there); None when the history no longer says."""
-    return next((h.time for h in reversed(status.history) if h.state == State.RETRYING), None)
+    """When the Job entered Retrying after its current attempt ended (the wait before the
+    next attempt counts from there, even if it was Suspended or Blocked and Retrying again
+    since); None when the history no longer says."""
+    since = None
+    for entry in reversed(status.history):
+        if entry.state not in _BETWEEN_ATTEMPTS:
+            break
+        if entry.state == State.RETRYING:
+            since = entry.time
+    return since
 
 
 def ran_unrecorded(status: JobStatus) -> bool:
