@@ -65,6 +65,18 @@ def test_a_run_ended_and_retried_in_one_pass_is_counted_as_its_reason_says() -> 
     assert finished_run(old, new) == ("AppFailed", 30.0)
 
 
+@pytest.mark.parametrize("reason", ["AppFailed", "InfraFailure"])
+def test_a_run_that_ended_into_the_backoff_is_counted_once(reason: str) -> None:
+    """The pass that sees the run end enters Retrying for the same attempt (the next one
+    starts after the backoff): counted then, and not again when the next attempt starts."""
+    old = running()
+    retrying = moved(old, State.RETRYING, reason, 30, retries=RetryCounts(app_failures=1))
+    outcome = "AppFailed" if reason == "AppFailed" else "InfraFailure"
+    assert finished_run(old, retrying) == (outcome, 30.0)
+    started = moved(retrying, State.QUEUED, "PodCreated", 40, attempt=2, start_time=None)
+    assert finished_run(retrying, started) is None
+
+
 def test_a_run_the_platform_ended_for_good_is_an_infra_failure() -> None:
     new = moved(running(), State.FAILED, "InfraFailed", 12)
     assert finished_run(running(), new) == ("InfraFailure", 12.0)
