@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ferry.api.job import HistoryEntry, JobStatus, RetryCounts, RunOutcome, State
+from ferry.api.job_status import AttemptRecord
 from ferry.handlers.metrics import Metrics, finished_run
 
 pytestmark = pytest.mark.unit
@@ -75,6 +76,12 @@ def test_a_run_that_ended_into_the_backoff_is_counted_once(reason: str) -> None:
     assert finished_run(old, retrying) == (outcome, 30.0)
     started = moved(retrying, State.QUEUED, "PodCreated", 40, attempt=2, start_time=None)
     assert finished_run(retrying, started) is None
+    # Cancelled (or suspended, then cancelled) during the wait: nothing more ran.
+    recorded = retrying.model_copy(
+        update={"attempts": [AttemptRecord(attempt=1, outcome=reason)], "run_outcome": None}
+    )
+    cancelled = moved(recorded, State.CANCELLED, "Cancelled", 35)
+    assert finished_run(recorded, cancelled) is None
 
 
 def test_a_run_the_platform_ended_for_good_is_an_infra_failure() -> None:

@@ -22,6 +22,7 @@ from prometheus_client.registry import Collector
 from ferry.api import names
 from ferry.api.job import JobStatus, State
 from ferry.api.reasons import Reason
+from ferry.decisions.records import retry_pending
 
 #: Runs that ended without a recorded end time (the pass that saw the end also started the
 #: next attempt or ended the Job), by the reason the Job moved on with, and their outcome.
@@ -158,6 +159,8 @@ def finished_run(old: JobStatus, new: JobStatus) -> tuple[str, float] | None:
         return new.run_outcome.value, (new.run_end_time - new.start_time).total_seconds()
     if old.start_time is None or old.run_end_time is not None or not new.history:
         return None
+    if retry_pending(old):
+        return None  # counted when it entered Retrying; the next attempt has not run yet
     moved_on = (
         new.attempt != old.attempt
         or new.state == State.RETRYING

@@ -6,10 +6,12 @@ urgent, a new Job's first pass routine; pod progress within `PROGRESS_BATCH_SECO
 looked at in one pass), the workers that take keys off the queue (a lost optimistic lock
 drops the cached Job and repeats the pass at once; any other failure is retried in 5 s), and
 one pass: `observe.Observer` builds the observation from the caches (`JobCache`, `PodCache`,
-the Apps) and the API, `ferry.decisions.lifecycle.decide` makes the plan, and
-`execute.Executor` applies it in the order that keeps a killed operator right (creates, one
-status write, deletes, Events) and says when to look again. Must not: decide anything itself,
-or talk to the API other than through the observer and the executor (and the App status).
+the Apps, the last views of deleted parents in `Departed`) and the API,
+`ferry.decisions.lifecycle.decide` makes the plan, and `execute.Executor` applies it in the
+order that keeps a killed operator right (creates, one status write, deletes, Events) and says
+when to look again. Also the liveness probe's judgement of the Job watch (`stale_watch_keys`).
+Must not: decide anything itself, or talk to the API other than through the observer and the
+executor (and the App status, and the probe's one read).
 """
 
 from __future__ import annotations
