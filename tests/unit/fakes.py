@@ -79,10 +79,6 @@ class FakeKube:
         self.log.append(("list", job))
         return copy.deepcopy(self.pods)
 
-    def list_managed_pods(self, namespaces: tuple[str, ...]) -> list[Obj]:
-        self.log.append(("list", "*"))
-        return copy.deepcopy(self.pods)
-
     def pod_warnings(self, namespace: str, name: str, uid: str) -> list[Obj]:
         self.log.append(("list events", name))
         return copy.deepcopy(self.warnings)

@@ -319,8 +319,11 @@ def test_the_reconciler_keeps_a_deleted_parent_s_last_view_for_its_children() ->
     # A Job nobody names as a parent leaves nothing behind.
     rec.job_event("DELETED", _job("lonely", {"state": "Finished"}))
     assert rec.departed.get(("ns", "lonely")) is None
-    # A new Job of the name is the parent from then on.
-    rec.job_event("ADDED", _job("p", {}))
+    # A new Job of the name (a new UID) is the parent from then on.
+    again = _job("p", {})
+    again["metadata"]["uid"] = "uid-p-2"
+    again["metadata"]["resourceVersion"] = "12"
+    rec.job_event("ADDED", again)
     assert rec.departed.get(("ns", "p")) is None
 
 

@@ -29,13 +29,26 @@ def _ran_on_node(code: int = 0) -> object:
 def test_a_quick_run_seen_only_after_it_ended_records_running_when_it_started() -> None:
     """The first pass after the pod was created sees the app already ended: the history
     says Running at the app's own start time, then the next state; one status write."""
-    queued = decide(observe(job_view()))
+    queued = decide(dataclasses.replace(observe(job_view()), now=at(-60)))
     assert queued.state == State.QUEUED
     plan = decide(with_status(observe(job_view()), queued.status, pods=[_ran_on_node()]))
     states = [(h.state, h.time) for h in plan.status.history]
     assert [s for s, _ in states] == [State.QUEUED, State.RUNNING, State.ARCHIVING]
     assert states[1][1] == at(-30)
     assert "waiting for pod" not in (plan.status.message or "")
+
+
+def test_a_running_entry_never_precedes_the_entry_before_it() -> None:
+    """An operator killed between creating the run pod and recording Queued records Queued
+    after the app started: the backfilled Running entry is at Queued's time, not before it,
+    so the history stays in order (test_jobs_survive_operator_kills saw it out of order)."""
+    queued = decide(observe(job_view()))
+    assert queued.status.history[-1].time == at(0)
+    plan = decide(with_status(observe(job_view()), queued.status, pods=[_ran_on_node()]))
+    times = [h.time for h in plan.status.history]
+    assert [h.state for h in plan.status.history][:2] == [State.QUEUED, State.RUNNING]
+    assert times == sorted(times)
+    assert times[1] == at(0)
 
 
 def test_a_run_seen_running_is_not_recorded_twice() -> None:

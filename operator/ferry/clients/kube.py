@@ -185,27 +185,6 @@ class KubeClient:
         pods = self.core.list_namespaced_pod(namespace, label_selector=f"{names.LABEL_JOB}={job}")
         return [self.api.sanitize_for_serialization(p) for p in pods.items]
 
-    def list_managed_pods(self, namespaces: tuple[str, ...]) -> list[Obj]:
-        """Every pod Ferry made (label app.kubernetes.io/managed-by=ferry), paginated."""
-        selector = "app.kubernetes.io/managed-by=ferry"
-        out: list[Obj] = []
-        for ns in namespaces or (None,):
-            token: str | None = None
-            while True:
-                self._call("list", "pods")
-                kwargs: dict[str, Any] = {"label_selector": selector, "limit": 500}
-                if token:
-                    kwargs["_continue"] = token
-                if ns is None:
-                    page = self.core.list_pod_for_all_namespaces(**kwargs)
-                else:
-                    page = self.core.list_namespaced_pod(ns, **kwargs)
-                out += [self.api.sanitize_for_serialization(p) for p in page.items]
-                token = page.metadata._continue
-                if not token:
-                    break
-        return out
-
     def pod_warnings(self, namespace: str, name: str, uid: str) -> list[Obj]:
         """The Warning Events about the pod (this uid), as the apiserver gives them (unsorted;
         `observation.pod_warnings` orders them); none when they cannot be read (best effort:

@@ -1,14 +1,16 @@
 """The Kubernetes API as the handlers see it: a typed protocol, without `kubernetes`.
 
 Owns: `KubeAPI`, every read and write the handlers make (the blocking calls the reconciler
-runs in worker threads), `LeaseAPI` (the leader-election Lease), and the errors those calls
-raise (`ConflictError`, `NotFoundError`).
+runs in worker threads), `LeaseAPI` (the leader-election Lease), `Watch` and what it hands on
+(`WatchEvent`, `Relisted`), and the errors those calls raise (`ConflictError`,
+`NotFoundError`).
 `clients.kube.KubeClient` implements it against a real apiserver; the unit tests' fake
 implements it in memory. Must not: import `kubernetes`, or hold any behaviour.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Protocol
 
 from ferry.decisions.leadership import LeaseRecord
@@ -21,6 +23,45 @@ class Ownership(NamedTuple):
 
     uid: str
     controller_uid: str
+
+
+class WatchEvent(NamedTuple):
+    """One object from a watch: `kind` ADDED, MODIFIED or DELETED, or None for an object of a
+    listing."""
+
+    kind: str | None
+    obj: Obj
+
+
+class Relisted(NamedTuple):
+    """A listing is over: every object there was at `resource_version` (in `namespace`, or
+    everywhere when None) has been handed on since it began, and these are their
+    (namespace, name). What a consumer holds of that namespace, at that version or older, and
+    not named here was deleted meanwhile (a tombstone). `cause`: "start", "expired" (the
+    watch's version was gone) or "asked" (`Watch.relist`)."""
+
+    resource_version: int
+    names: frozenset[tuple[str, str]]
+    namespace: str | None
+    cause: str
+
+
+#: Where a watch hands its items, in the order the apiserver sent them (from its own thread).
+Deliver = Callable[[Sequence[WatchEvent | Relisted]], None]
+
+
+class Watch(Protocol):
+    """A list-then-watch of one resource (`clients.informer.Informer`)."""
+
+    resource: str
+
+    def start(self) -> None: ...
+
+    def relist(self) -> None:
+        """List again now, as after an expired watch (tombstones for what vanished)."""
+        ...
+
+    def stop(self) -> None: ...
 
 
 class ConflictError(Exception):
@@ -62,10 +103,6 @@ class KubeAPI(Protocol):
 
     def list_job_pods(self, namespace: str, job: str) -> list[Obj]:
         """The Job's pods, read from the apiserver (never a stale cache)."""
-        ...
-
-    def list_managed_pods(self, namespaces: tuple[str, ...]) -> list[Obj]:
-        """Every pod Ferry made in the namespaces (all when none are given)."""
         ...
 
     def pod_warnings(self, namespace: str, name: str, uid: str) -> list[Obj]:

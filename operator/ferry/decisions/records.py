@@ -97,13 +97,20 @@ def ran_unrecorded(status: JobStatus) -> bool:
     return all(h.state != State.RUNNING for h in history[start + 1 :])
 
 
-def running_entry(view: RunView, noun: str) -> HistoryEntry | None:
-    """The Running entry of a run seen only after its app had started, at its start time."""
+def running_entry(view: RunView, noun: str, status: JobStatus) -> HistoryEntry | None:
+    """The Running entry of a run seen only after its app had started, at its start time.
+
+    Never before the history's last entry: an operator killed between creating the run pod and
+    recording Queued records Queued later than the app started, and the history stays in order.
+    """
     if view.started_at is None:
         return None
+    time = view.started_at
+    if status.history and status.history[-1].time > time:
+        time = status.history[-1].time
     return HistoryEntry(
         state=State.RUNNING,
-        time=view.started_at,
+        time=time,
         reason=Reason.APP_RUNNING,
         message=f"app running in {noun} {view.name}",
     )

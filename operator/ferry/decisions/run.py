@@ -72,7 +72,7 @@ def _ended(ctx: Ctx, view: RunView, outcome: RunOutcome, changes: Changes) -> Dr
     changes = changes.then(Changes(attempts=records.appended(st, record)))
     draft = verdict.after_run(ctx, view, outcome, exit_code).after(changes)
     if records.ran_unrecorded(st):
-        entry = records.running_entry(view, ctx.runner.noun)
+        entry = records.running_entry(view, ctx.runner.noun, st)
         if entry is not None:
             draft.passed.append(entry)
     if draft.inputs_staged is None and view.app_ended:

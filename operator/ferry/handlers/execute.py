@@ -20,7 +20,7 @@ import logging
 from typing import Literal
 
 from ferry.api import names
-from ferry.clients.protocol import KubeAPI, RefusedError
+from ferry.clients.protocol import KubeAPI, NotFoundError, RefusedError
 from ferry.config import OperatorConfig
 from ferry.decisions.lifecycle import CreateObject, DeleteJob, DeleteObject, Event, Plan
 from ferry.decisions.observation import JobView
@@ -74,7 +74,14 @@ class Executor:
             # A name this plan needed is held by another object: nothing is recorded, and the
             # next pass decides with that known (Blocked/NameTaken).
             return MIN_REQUEUE_SECONDS
-        written = await self._record(key, obj, job, plan) if plan.changed else None
+        try:
+            written = await self._record(key, obj, job, plan) if plan.changed else None
+        except NotFoundError:
+            # The Job is gone (its DELETED event not seen yet, or lost in a watch gap): it is
+            # deleted for this process too, and never worked on again.
+            log.info("Job %s/%s: gone when its status was written: deleted", *key)
+            self.jobs.delete(key, obj)
+            return None
         await self._delete(key, job, plan)
         if written is not None:
             await self._tell(written, plan.events)

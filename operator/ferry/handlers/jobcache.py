@@ -7,13 +7,17 @@ left to do for is kept *at rest*: its resourceVersion and what its children read
 parent (a `ParentView`, a few hundred bytes instead of tens of kilobytes), so that an operator
 watching 10,000 finished Jobs holds kilobytes per Job. A Job at rest that needs a pass again
 (a watch event with a newer version brings it back whole; a pod event or a timer does not) is
-read afresh by the reconciler. Must not: decide anything, or talk to the API.
+read afresh by the reconciler. Deletions are final: the UID of a Job seen deleted (by its
+DELETED event, or by its absence from a listing: a tombstone) is remembered for
+`TOMBSTONE_SECONDS`, and no later write, listing or stale event of that UID brings it back.
+Must not: decide anything, or talk to the API.
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +28,9 @@ Key = tuple[str, str]
 Obj = dict[str, Any]
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+#: How long the UID of a deleted object is remembered: longer than any answer of the
+#: apiserver (a LIST, a status write) that began before the deletion can take to arrive.
+TOMBSTONE_SECONDS = 600.0
 TERMINAL = frozenset({"Finished", "Failed", "TimedOut", "Cancelled"})
 
 
@@ -33,6 +40,7 @@ class Rested:
 
     rv: int
     parent: ParentView
+    uid: str = ""
 
     @property
     def state(self) -> str:
@@ -44,6 +52,55 @@ def resource_version(obj: Obj | None) -> int:
         return int((obj or {}).get("metadata", {}).get("resourceVersion", "0"))
     except ValueError:
         return 0
+
+
+def uid_of(obj: Obj | None) -> str:
+    return str((obj or {}).get("metadata", {}).get("uid") or "")
+
+
+class Tombstones:
+    """UIDs of objects seen deleted, remembered for `seconds` (a UID is never reused)."""
+
+    def __init__(
+        self, seconds: float = TOMBSTONE_SECONDS, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.seconds = seconds
+        self._monotonic = monotonic
+        self._since: dict[str, float] = {}
+
+    def add(self, uid: str) -> None:
+        if not uid:
+            return
+        now = self._monotonic()
+        self._since.pop(uid, None)
+        self._since[uid] = now
+        # Oldest first (insertion order): drop those past their time.
+        for old in list(self._since):
+            if now - self._since[old] < self.seconds:
+                break
+            del self._since[old]
+
+    def __contains__(self, uid: object) -> bool:
+        return bool(uid) and uid in self._since
+
+    def __len__(self) -> int:
+        return len(self._since)
+
+
+def vanished(
+    known: Iterable[tuple[tuple[str, str], int]],
+    listed: frozenset[tuple[str, str]],
+    list_rv: int,
+    namespace: str | None,
+) -> list[tuple[str, str]]:
+    """The (namespace, name)s known at a version no newer than a listing at `list_rv` (of
+    `namespace`, or of all when None) that the listing lacks: deleted meanwhile. One known at a
+    newer version was made (or remade) after the listing and is kept."""
+    return [
+        name
+        for name, rv in known
+        if (namespace is None or name[0] == namespace) and rv <= list_rv and name not in listed
+    ]
 
 
 def state_of(obj: Obj) -> str:
@@ -70,9 +127,10 @@ def slim(obj: Obj) -> Obj:
 class JobCache:
     """Every known Job, whole or at rest, by (namespace, name)."""
 
-    def __init__(self) -> None:
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._whole: dict[Key, Obj] = {}
         self._rested: dict[Key, Rested] = {}
+        self.deleted = Tombstones(monotonic=monotonic)
 
     def __len__(self) -> int:
         return len(self._whole) + len(self._rested)
@@ -93,7 +151,11 @@ class JobCache:
 
     def put(self, key: Key, obj: Obj, *, refresh: bool = False) -> bool:
         """Keep `obj` when it is newer than what is known (True), or, with `refresh` (a
-        Job read afresh to work on), also when it is the same version (whole again)."""
+        Job read afresh to work on), also when it is the same version (whole again). A Job
+        seen deleted is never kept again (a status write that raced its deletion, a listing
+        begun before it)."""
+        if uid_of(obj) in self.deleted:
+            return False
         known = self.rv(key) if key in self else -1
         rv = resource_version(obj)
         if rv < known or (rv == known and not refresh):
@@ -108,7 +170,7 @@ class JobCache:
         whole = self._whole.get(key)
         if whole is None or state_of(whole) not in TERMINAL:
             return False
-        self._rested[key] = Rested(resource_version(whole), parse.parent_view(whole))
+        self._rested[key] = Rested(resource_version(whole), parse.parent_view(whole), uid_of(whole))
         del self._whole[key]
         return True
 
@@ -116,8 +178,26 @@ class JobCache:
         return key in self._rested
 
     def drop(self, key: Key) -> None:
+        """Forget the Job (to be read afresh); not a deletion."""
         self._whole.pop(key, None)
         self._rested.pop(key, None)
+
+    def delete(self, key: Key, obj: Obj | None = None) -> Obj | None:
+        """The Job is deleted (its DELETED event, `obj`, or a tombstone): forgotten, and its
+        UID never kept again. Returns the whole Job as it was known, if it was."""
+        whole = self._whole.pop(key, None)
+        rested = self._rested.pop(key, None)
+        for uid in (uid_of(obj), uid_of(whole), rested.uid if rested else ""):
+            self.deleted.add(uid)
+        return whole
+
+    def relisted(
+        self, list_rv: int, listed: frozenset[Key], namespace: str | None
+    ) -> list[tuple[Key, Obj | None]]:
+        """A listing at `list_rv` is over: the Jobs it lacks that were known at that version or
+        older are deleted (tombstones), each with the whole Job as it was known."""
+        gone = vanished(self.versions().items(), listed, list_rv, namespace)
+        return [(key, self.delete(key)) for key in gone]
 
     def state(self, key: Key) -> str | None:
         """The Job's status.state ("" before its first status), None when unknown."""

@@ -54,6 +54,20 @@ class Metrics:
         self.reconcile_errors = Counter(
             "ferry_reconcile_errors", "Reconcile passes that raised", registry=self.registry
         )
+        self.relists = Counter(
+            "ferry_watch_listings",
+            "Listings of a watched resource, by resource and cause (start; expired: the"
+            " watch's resourceVersion was gone; asked: SIGUSR1 or Reconciler.relist)",
+            ["resource", "cause"],
+            registry=self.registry,
+        )
+        self.tombstones = Counter(
+            "ferry_watch_tombstones",
+            "Objects a listing lacked that the cache held: deletions whose events fell in a"
+            " watch gap, by resource",
+            ["resource"],
+            registry=self.registry,
+        )
         self.conflicts = Counter(
             "ferry_status_conflicts",
             "Status writes refused by the optimistic lock",

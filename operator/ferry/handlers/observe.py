@@ -6,8 +6,9 @@ cache, and are only looked at when the Job is not terminal or a pod of it was se
 (a Job recorded as terminal had them released by the pass that ended it): while a pod this
 process created has not shown in the watch yet, the pass comes back later instead of deciding
 from a stale view, and when the current attempt's run pod looks lost (which counts against
-the retry budget) the Job's pods are listed fresh before the cache is believed. Pods this
-process deleted are marked deleting until the watch shows it. Its App comes from the App
+the retry budget, and would make a new one) the Job is read and its pods listed fresh before
+the cache is believed: a Job found gone is deleted from the cache, with nothing made for it.
+Pods this process deleted are marked deleting until the watch shows it. Its App comes from the App
 cache, asked for when missing (a missing App blocks the Job; just after a start its watch
 event may not have arrived); its parents from the Job cache, or as last seen before their
 deletion (`departed.Departed`), read afresh when one missing would fail the Job (the Job
@@ -42,7 +43,7 @@ from ferry.decisions.observation import (
 )
 from ferry.decisions.parents import cycle_through
 from ferry.handlers.departed import Departed
-from ferry.handlers.jobcache import JobCache, Key, Obj, resource_version, slim
+from ferry.handlers.jobcache import JobCache, Key, Obj, resource_version, slim, uid_of
 from ferry.handlers.metrics import Metrics
 from ferry.handlers.podcache import EXPECTATION_SECONDS, PodCache
 from ferry.handlers.threads import ApiThreads
@@ -57,6 +58,11 @@ class Later:
     awaited brings the Job back; else look again in `delay` seconds."""
 
     delay: float
+
+
+@dataclass(frozen=True)
+class Confirm:
+    """The run pod looks lost: read the Job afresh, then list its pods."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +100,7 @@ class Observer:
         self.departed = departed if departed is not None else Departed()
         self._mpi_checked = (0.0, False)
 
-    async def observe(self, key: Key) -> Observed | Later | None:
+    async def observe(self, key: Key, confirmed: bool = False) -> Observed | Later | None:
         """The Job's observation; `Later` when it must wait for the watch; None when there
         is nothing to look at (the Job is gone, or at rest with no pod standing)."""
         ns, _ = key
@@ -109,9 +115,24 @@ class Observer:
         terminal = view.status.state is not None and view.status.state.terminal
         stray = self.pods.take_stray(key)
         children = not terminal or stray
-        pods = await self._pods(key, view) if children else []
+        pods = await self._pods(key, view, confirmed) if children else []
         if pods is None:
             return Later(EXPECTATION_SECONDS)
+        if isinstance(pods, Confirm):
+            # The run pod looks lost: is the Job itself still there, and as known? (Its
+            # deletion may be what removed the pod, its event not here yet.)
+            if stray:
+                self.pods.mark_stray(key)
+            try:
+                fresh = slim(await self.threads.run(self.kube.get_job, *key))
+            except NotFoundError:
+                self.jobs.delete(key, obj)
+                return None
+            if uid_of(fresh) != view.uid:
+                self.jobs.delete(key, obj)  # deleted, and made again under its name
+            self.metrics.watch.learned(key, resource_version(fresh))
+            self.jobs.put(key, fresh, refresh=True)
+            return await self.observe(key, confirmed=True)
         app_obj = await self._app(ns, view, terminal)
         parents = await self._parents(ns, view)
         cycle = self._cycle(ns, view, obj) if parents else ()
@@ -142,18 +163,25 @@ class Observer:
                 obj = slim(await self.threads.run(self.kube.get_job, *key))
             except NotFoundError:
                 return None
+            if uid_of(obj) in self.jobs.deleted:
+                return None  # an answer from before its deletion
             self.metrics.watch.learned(key, resource_version(obj))
             self.jobs.put(key, obj, refresh=True)
         return obj
 
-    async def _pods(self, key: Key, view: JobView) -> list[PodView] | None:
-        """The Job's pods; None while a pod this process created is not in the cache yet."""
+    async def _pods(
+        self, key: Key, view: JobView, confirmed: bool
+    ) -> list[PodView] | Confirm | None:
+        """The Job's pods; None while a pod this process created is not in the cache yet;
+        `Confirm` when its run pod looks lost and the Job is to be read afresh first."""
         if self.pods.unseen_created(key):
             # A pod made by an earlier pass is not in the cache yet: its watch event will
             # bring this Job back; deciding now would work from a stale view.
             return None
         pods = self.pods.views(key)
         if run_pod_looks_lost(view, [p for p in pods if p.owner_uid == view.uid]):
+            if not confirmed:
+                return Confirm()
             # Losing a run pod counts against the retry budget: confirm with the apiserver
             # before believing the cache.
             listed = await self.threads.run(self.kube.list_job_pods, *key)

@@ -1,10 +1,12 @@
 """kopf wiring: settings at start-up, watch events into the reconciler. Nothing else.
 
 Owns: the explicit kopf settings (finalizer name, progress and diff-base storage, posting of
-handler chatter off, watch timeouts, namespaces), starting the reconciler at once or through
-leader election (`leader.Elector`, when FERRY_LEASE_NAMESPACE is set), and one handler per
-watched kind, each a line that hands the event to the `Reconciler`. Must not: decide or talk
-to the API itself.
+handler chatter off, watch timeouts, namespaces), starting the Job and pod informers
+(`clients.informer`, outside kopf: kopf's watch hides where a listing begins and ends, so it
+cannot tell which objects vanished while its watch had expired) and the reconciler at once or
+through leader election (`leader.Elector`, when FERRY_LEASE_NAMESPACE is set), SIGUSR1 as a
+request to list again, and kopf's App handler, a line that hands the event to the
+`Reconciler`. Must not: decide or talk to the API itself.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from typing import Any
 
 import kopf
 
-from ferry.api import names
 from ferry.api.common import GROUP, VERSION
+from ferry.clients.informer import informers
 from ferry.clients.kube import KubeClient, credentials, load_config
 from ferry.clients.lease import LeaseClient
 from ferry.clients.protocol import KubeAPI, LeaseAPI
@@ -95,12 +97,26 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     config = OperatorConfig.from_env(os.environ)
     configure(settings, config)
     api = load_config(os.environ.get("FERRY_KUBECONFIG"))
+    client = KubeClient(api, config.qps, config.burst)
     # Typed as the protocol the handlers use: mypy checks here that KubeClient satisfies it.
-    kube: KubeAPI = KubeClient(api, config.qps, config.burst)
+    kube: KubeAPI = client
     metrics = Metrics()
     reconciler = Reconciler(kube, config, metrics=metrics)
     metrics.serve(config.metrics_port)
     memo["reconciler"] = reconciler
+    # Jobs and Ferry's pods: listed, then watched from the listing's version; listed again
+    # (what vanished dropped as deleted) when the watch expires. A standby runs them too.
+    reconciler.watch(
+        informers(
+            client,
+            config.namespaces,
+            reconciler.feed,
+            chunk_size=config.list_chunk_size,
+            timeout_seconds=config.watch_timeout_seconds,
+            client_timeout_seconds=config.watch_client_timeout_seconds,
+        )
+    )
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, reconciler.relist)
     log.info(
         "Ferry operator started: %d workers, QPS %.0f, namespaces %s",
         config.workers,
@@ -169,22 +185,12 @@ async def job_watch_probe(memo: kopf.Memo, **_: Any) -> str:
     return "fresh"
 
 
-@kopf.on.event(GROUP, VERSION, "jobs")
-async def job_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    # async on purpose: kopf runs plain functions in a thread pool, and the reconciler's
-    # caches and queue belong to the event loop.
-    memo["reconciler"].job_event(event.get("type"), dict(event["object"]))
-
-
 @kopf.on.event(GROUP, VERSION, "apps")
 async def app_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    # async on purpose: kopf runs plain functions in a thread pool, and the reconciler's
+    # caches and queue belong to the event loop.
     reconciler: Reconciler = memo["reconciler"]
     obj = dict(event["object"])
     reconciler.app_event(event.get("type"), obj)
     if event.get("type") != "DELETED":
         await reconciler.reconcile_app(obj)
-
-
-@kopf.on.event("", "v1", "pods", labels={names.LABEL_MANAGED_BY: names.MANAGED_BY})
-async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    memo["reconciler"].pod_event(event.get("type"), dict(event["object"]))

@@ -1,8 +1,11 @@
 """The operator's memory of its pods, and of the pod changes it made that the watch owes it.
 
 Owns: Ferry's pods by Job (each as a `PodView` with the resourceVersion it was seen at), fed
-by one LIST at start-up, the pod watch after it, and a fresh LIST of one Job's pods when a pass
-needs to confirm the cache. Beside them, the *expectations*: the pods this process created or
+by the pod informer (a listing, the watch from the listing's version, a listing again when
+the watch expires: what a listing lacks is deleted, a tombstone) and a fresh LIST of one
+Job's pods when a pass needs to confirm the cache. An older version never replaces a newer
+one, and a pod seen deleted (its UID) never comes back, whatever a listing begun before its
+deletion says. Beside them, the *expectations*: the pods this process created or
 deleted whose watch event has not arrived yet, each with a deadline (`EXPECTATION_SECONDS`).
 Until its creation is seen, the cache may lack a pod the Job's status says exists, so a pass
 must wait rather than decide from it; until its deletion is seen, a pod is reported as
@@ -19,7 +22,7 @@ from typing import NamedTuple
 
 from ferry.api import names
 from ferry.decisions.observation import PodView, pod_view
-from ferry.handlers.jobcache import Key, Obj, resource_version
+from ferry.handlers.jobcache import Key, Obj, Tombstones, resource_version, uid_of, vanished
 
 #: How long a pod this process created or deleted may take to show in the watch.
 EXPECTATION_SECONDS = 10.0
@@ -56,6 +59,7 @@ class PodCache:
         self._refusals: dict[Key, dict[str, tuple[float, str, int]]] = {}
         self._stray: set[Key] = set()
         self._monotonic = monotonic
+        self.deleted = Tombstones(monotonic=monotonic)
 
     # ---------------------------------------------------------------- pods
 
@@ -68,11 +72,16 @@ class PodCache:
             return None
         key = (meta.get("namespace", ""), job)
         name = meta.get("name", "")
+        if kind != "DELETED" and uid_of(obj) in self.deleted:
+            return None  # seen deleted already: an older view never brings it back
         cached = self._pods.setdefault(key, {})
         before = cached.get(name)
         if kind == "DELETED":
-            cached.pop(name, None)
-            _drop(self._deleted, key, name)
+            self.deleted.add(uid_of(obj))
+            # The deletion of an older pod of that name leaves the newer one kept.
+            if before is None or before[1].uid in ("", uid_of(obj)):
+                cached.pop(name, None)
+                _drop(self._deleted, key, name)
         elif resource_version(obj) >= (before[0] if before else 0):
             view = pod_view(obj)
             if view is not None:
@@ -85,13 +94,42 @@ class PodCache:
             del self._pods[key]
         return PodChange(key, before[1] if before else None, after[1] if after else None, expected)
 
-    def replace(self, key: Key, listed: Iterable[Obj]) -> list[PodView]:
-        """Believe a fresh LIST of the Job's pods over the watch: the pods' views."""
-        fresh = {
-            p["metadata"]["name"]: (resource_version(p), v)
-            for p in listed
-            if (v := pod_view(p)) is not None
+    def relisted(
+        self, list_rv: int, listed: frozenset[tuple[str, str]], namespace: str | None
+    ) -> list[PodChange]:
+        """A listing of pods at `list_rv` is over: those it lacks that were known at that
+        version or older are deleted (tombstones): what each deletion changed."""
+        known = {
+            (key[0], name): (key, rv, view)
+            for key, pods in self._pods.items()
+            for name, (rv, view) in pods.items()
         }
+        changes = []
+        for ns_name in vanished(((k, v[1]) for k, v in known.items()), listed, list_rv, namespace):
+            key, _, view = known[ns_name]
+            self.deleted.add(view.uid)
+            cached = self._pods[key]
+            del cached[ns_name[1]]
+            if not cached:
+                del self._pods[key]
+            _drop(self._deleted, key, ns_name[1])
+            _drop(self._created, key, ns_name[1])
+            changes.append(PodChange(key, view, None, False))
+        return changes
+
+    def replace(self, key: Key, listed: Iterable[Obj]) -> list[PodView]:
+        """Believe a fresh LIST of the Job's pods over the watch: the pods' views. A pod the
+        watch showed deleted meanwhile stays deleted, and one it showed newer stays newer."""
+        known = self._pods.get(key, {})
+        fresh = {}
+        for p in listed:
+            name = p["metadata"]["name"]
+            view = pod_view(p)
+            if view is None or view.uid in self.deleted:
+                continue
+            rv = resource_version(p)
+            cached = known.get(name)
+            fresh[name] = cached if cached is not None and cached[0] > rv else (rv, view)
         if fresh:
             self._pods[key] = fresh
         else:

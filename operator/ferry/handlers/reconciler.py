@@ -1,17 +1,18 @@
 """The Job reconciler: a work queue of Jobs, each pass observe → decide → execute.
 
-Owns: turning watch events into queued Job keys (only events that tell something new: a newer
-Job version than the one Ferry wrote itself, a pod whose view changed; a Job's progress is
-urgent, a new Job's first pass routine; pod progress within `PROGRESS_BATCH_SECONDS` is
-looked at in one pass), the workers that take keys off the queue (a lost optimistic lock
-drops the cached Job and repeats the pass at once; any other failure is retried in 5 s), and
-one pass: `observe.Observer` builds the observation from the caches (`JobCache`, `PodCache`,
-the Apps, the last views of deleted parents in `Departed`) and the API,
-`ferry.decisions.lifecycle.decide` makes the plan, and `execute.Executor` applies it in the
-order that keeps a killed operator right (creates, one status write, deletes, Events) and says
-when to look again. Also the liveness probe's judgement of the Job watch (`stale_watch_keys`).
-Must not: decide anything itself, or talk to the API other than through the observer and the
-executor (and the App status, and the probe's one read).
+Owns: turning watch events into queued Job keys (the Job and pod informers' items, handed
+over to the event loop in order; a listing's end drops what it lacked, as deletions; only
+events that tell something new: a newer Job version than the one Ferry wrote itself, a pod
+whose view changed; a Job's progress is urgent, a new Job's first pass routine; pod progress
+within `PROGRESS_BATCH_SECONDS` is looked at in one pass), the workers that take keys off the
+queue (a lost optimistic lock drops the cached Job and repeats the pass at once; any other
+failure is retried in 5 s), and one pass: `observe.Observer` builds the observation from the
+caches (`JobCache`, `PodCache`, the Apps, the last views of deleted parents in `Departed`) and
+the API, `ferry.decisions.lifecycle.decide` makes the plan, and `execute.Executor` applies it
+in the order that keeps a killed operator right (creates, one status write, deletes, Events)
+and says when to look again. Also the liveness probe's judgement of the Job watch
+(`stale_watch_keys`). Must not: decide anything itself, or talk to the API other than through
+the observer and the executor (and the App status, and the probe's one read).
 """
 
 from __future__ import annotations
@@ -20,11 +21,20 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from ferry.clients.protocol import ConflictError, KubeAPI, NotFoundError
+from ferry.clients.protocol import (
+    ConflictError,
+    Deliver,
+    KubeAPI,
+    NotFoundError,
+    Relisted,
+    Watch,
+    WatchEvent,
+)
 from ferry.config import OperatorConfig
 from ferry.decisions import lifecycle, parse
 from ferry.decisions.observation import prompt_change
@@ -89,15 +99,100 @@ class Reconciler:
             self.departed,
         )
         self.executor = Executor(kube, config, self.jobs, self.pods, self.threads, self.metrics)
+        #: The informers feeding the caches (`watch`), and whether each resource was listed.
+        self.watches: list[Watch] = []
+        self.synced = {"jobs": asyncio.Event(), "pods": asyncio.Event()}
+        self._listings: dict[str, int] = {}
+
+    # ---------------------------------------------------------------- informers
+
+    def feed(self, resource: str) -> Deliver:
+        """Where the informer of `resource` ("jobs" or "pods") hands its items, from its own
+        thread: onto the event loop, in order, waiting until they are taken in (so that a
+        listing of 10,000 Jobs is held one page at a time, never all at once)."""
+        loop = asyncio.get_running_loop()
+        receive = self.job_items if resource == "jobs" else self.pod_items
+        owner = threading.get_ident()
+
+        def deliver(items: Sequence[WatchEvent | Relisted]) -> None:
+            if threading.get_ident() == owner:
+                receive(items)  # on the loop's own thread already
+                return
+            taken = threading.Event()
+
+            def take() -> None:
+                try:
+                    receive(items)
+                finally:
+                    taken.set()
+
+            loop.call_soon_threadsafe(take)
+            while not taken.wait(1.0):
+                if loop.is_closed() or not loop.is_running():
+                    return
+
+        return deliver
+
+    def watch(self, watches: Sequence[Watch]) -> None:
+        """Start the informers (a standby runs them too, to keep its caches warm)."""
+        self.watches = list(watches)
+        for w in watches:
+            w.start()
+
+    def relist(self) -> None:
+        """List every watched resource again now, as after an expired watch: what vanished
+        meanwhile is dropped as deleted (SIGUSR1 asks for this, and so can a test)."""
+        for w in self.watches:
+            w.relist()
+
+    def job_items(self, items: Sequence[WatchEvent | Relisted]) -> None:
+        for item in items:
+            if isinstance(item, Relisted):
+                self.jobs_relisted(item)
+            else:
+                self.job_event(item.kind, item.obj)
+
+    def pod_items(self, items: Sequence[WatchEvent | Relisted]) -> None:
+        for item in items:
+            if isinstance(item, Relisted):
+                self.pods_relisted(item)
+            else:
+                self.pod_event(item.kind, item.obj)
+
+    def jobs_relisted(self, done: Relisted) -> None:
+        """A listing of Jobs is over: the Jobs it lacks are gone (their DELETED events fell in
+        the gap the listing closes)."""
+        self.metrics.relists.labels("jobs", done.cause).inc()
+        for key, obj in self.jobs.relisted(done.resource_version, done.names, done.namespace):
+            self.metrics.tombstones.labels("jobs").inc()
+            log.info("Job %s/%s: gone from a listing: deleted", *key)
+            self._job_gone(key, obj)
+        self._listed("jobs", done)
+
+    def pods_relisted(self, done: Relisted) -> None:
+        """A listing of pods is over: the pods it lacks are gone."""
+        self.metrics.relists.labels("pods", done.cause).inc()
+        for change in self.pods.relisted(done.resource_version, done.names, done.namespace):
+            self.metrics.tombstones.labels("pods").inc()
+            self.enqueue(change.job, urgent=True)
+        self._listed("pods", done)
+
+    def _listed(self, resource: str, done: Relisted) -> None:
+        # One listing per namespace watched (one for all without FERRY_NAMESPACES).
+        if done.cause == "start":
+            self._listings[resource] = self._listings.get(resource, 0) + 1
+        if self._listings.get(resource, 0) >= max(len(self.config.namespaces), 1):
+            self.synced[resource].set()
 
     # ---------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
-        """Start acting: the pods listed, the workers started, the Apps' statuses recorded.
-        Until then (a standby) watch events only fill the caches and the queue."""
-        for pod in await self.threads.run(self.kube.list_managed_pods, self.config.namespaces):
-            self.metrics.observe_container_summaries([pod])
-            self.pods.put(None, pod)
+        """Start acting once the Jobs and pods are listed: the workers started, the Apps'
+        statuses recorded. Until then (a standby) watch events only fill the caches and the
+        queue."""
+        if self.watches:
+            await self.synced["pods"].wait()
+            await self.synced["jobs"].wait()
         self.active = True
         for i in range(self.config.workers):
             self.tasks.append(asyncio.create_task(self._worker(), name=f"ferry-worker-{i}"))
@@ -106,6 +201,8 @@ class Reconciler:
 
     async def stop(self) -> None:
         self.active = False
+        for w in self.watches:
+            await asyncio.to_thread(w.stop)
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -145,27 +242,35 @@ class Reconciler:
         key = (meta.get("namespace", ""), meta.get("name", ""))
         parents = (obj.get("spec") or {}).get("parents") or []
         if kind == "DELETED":
-            self.metrics.watch.deleted(key)
-            self.jobs.drop(key)
-            for parent in parents:
-                self.children.get((key[0], parent), set()).discard(key)
-            if self.children.get(key):
-                # A parent gone: its children may not have seen it Finished yet.
-                self.departed.remember(key, parse.parent_view(obj))
-            self.queue.forget(key)
-            self.pods.forget_refusals(key)
-        else:
-            self.metrics.watch.delivered(key, resource_version(obj))
-            self.departed.forget(key)
-            known = key in self.jobs
-            if not self.jobs.put(key, obj):
-                return  # nothing new: the version this process wrote, or an older one
-            for parent in parents:
-                self.children.setdefault((key[0], parent), set()).add(key)
-            # A change to a Job already worked on (a cancel, a suspend) is urgent; a new
-            # Job's first pass waits its turn.
-            self.enqueue(key, urgent=known)
+            self.jobs.delete(key, obj)
+            self._job_gone(key, obj)
+            return
+        # Delivered: a version this process wrote or read is no longer awaited (liveness).
+        self.metrics.watch.delivered(key, resource_version(obj))
+        known = key in self.jobs
+        if not self.jobs.put(key, obj):
+            return  # nothing new: the version this process wrote, an older one, a deleted one
+        self.departed.forget(key)  # a Job of this name (again): the parent from now on
+        for parent in parents:
+            self.children.setdefault((key[0], parent), set()).add(key)
+        # A change to a Job already worked on (a cancel, a suspend) is urgent; a new Job's
+        # first pass waits its turn.
+        self.enqueue(key, urgent=known)
         # Children waiting on this Job as a parent look again.
+        for child in self._children_of(key):
+            self.enqueue(child, urgent=True)
+
+    def _job_gone(self, key: Key, obj: Obj | None) -> None:
+        """The Job is deleted (already dropped from the cache): nothing more is done for it,
+        and children waiting on it as a parent look again (with its last view, when known:
+        they may not have seen it Finished yet)."""
+        self.metrics.watch.deleted(key)
+        if obj is not None and self.children.get(key):
+            self.departed.remember(key, parse.parent_view(obj))
+        for parent in ((obj or {}).get("spec") or {}).get("parents") or []:
+            self.children.get((key[0], parent), set()).discard(key)
+        self.queue.forget(key)
+        self.pods.forget_refusals(key)
         for child in self._children_of(key):
             self.enqueue(child, urgent=True)
 
