@@ -190,6 +190,9 @@ class OperatorProcess(ChildProcess):
             FERRY_METRICS_PORT=str(self.metrics_port),
             FERRY_RESYNC_SECONDS="10",
             FERRY_POD_START_GRACE_SECONDS="4",
+            # Retries back off 1 s, 2 s, 4 s ... (10 s, 20 s ... in production) so that the
+            # tests of retries stay quick; test_retries_and_parents.py checks the backoff.
+            FERRY_RETRY_BACKOFF_BASE_SECONDS="1",
             FERRY_DEFAULT_S3_ENDPOINT=self.state.minio_endpoint,
         )
         return env

@@ -78,6 +78,22 @@ class OperatorConfig(BaseModel):
         "looked into: its newest Warning Event (a volume that cannot be mounted, ...) blocks "
         "the Job with that reason until the pod starts.",
     )
+    retry_backoff_base_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=10.0,
+        description="Wait before the attempt after the first failed one; each further failure "
+        "counted against a retry budget doubles it (the Job controller's 10 s, 20 s, 40 s, ...).",
+    )
+    retry_backoff_max_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=360.0,
+        description="The longest wait between a failed attempt and the next one (6 min, as the "
+        "Job controller's).",
+    )
+    parent_grace_seconds: Annotated[float, Field(ge=0)] = Field(
+        default=300.0,
+        description="How long after a Job is created a parent named in spec.parents may still "
+        "not exist (children may be submitted before their parents); past it, a parent that "
+        "does not exist, or was deleted before it finished, fails the Job (ParentNotFound).",
+    )
     archive_tries: Annotated[int, Field(ge=1, le=20)] = Field(
         default=3,
         description="Archive pods tried per attempt before ArchiveFailed (a store outage is "
@@ -164,6 +180,12 @@ class OperatorConfig(BaseModel):
                 "lease timing: retry < renew deadline < duration is required (a leader must "
                 "stop acting before a standby may take over)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _backoff(self) -> OperatorConfig:
+        if self.retry_backoff_max_seconds < self.retry_backoff_base_seconds:
+            raise ValueError("retry backoff: the maximum must not be below the base")
         return self
 
     @field_validator("default_s3_endpoint")

@@ -210,7 +210,13 @@ def job_crd() -> Schema:
                 "rule": f"size(self.metadata.name) <= {MAX_JOB_NAME}",
                 "message": f"a Job name must be at most {MAX_JOB_NAME} characters "
                 "(it names the Job's pods and labels)",
-            }
+            },
+            {
+                # A Job waiting for itself could never start (the operator would fail it as a
+                # dependency cycle); longer cycles only the operator can see.
+                "rule": "!has(self.spec.parents) || !(self.metadata.name in self.spec.parents)",
+                "message": "a Job cannot be its own parent (spec.parents names the Job itself)",
+            },
         ],
     )
 

@@ -154,6 +154,7 @@ REFUSED: list[tuple[str, dict[str, Any], str]] = [
         "spec.inputs: Too many: 33: must have at most 32 items",
     ),
     ("duplicate-parents", _job(parents=["a", "a"]), "spec.parents[1]: Duplicate value"),
+    ("own-parent", _job(parents=["a", "bad"]), "a Job cannot be its own parent"),
     (
         "duplicate-parameter-names",
         _app(parameters=[{"name": "x"}, {"name": "x"}]),

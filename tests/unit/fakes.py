@@ -79,12 +79,6 @@ class FakeKube:
         self.log.append(("list", job))
         return copy.deepcopy(self.pods)
 
-    def list_job_versions(
-        self, namespaces: tuple[str, ...], limit: int
-    ) -> dict[tuple[str, str], int]:
-        meta = self.job["metadata"]
-        return {(meta["namespace"], meta["name"]): int(meta["resourceVersion"])}
-
     def pod_warnings(self, namespace: str, name: str, uid: str) -> list[Obj]:
         self.log.append(("list events", name))
         return copy.deepcopy(self.warnings)

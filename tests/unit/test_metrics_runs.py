@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ferry.api.job import HistoryEntry, JobStatus, RetryCounts, RunOutcome, State
+from ferry.api.job_status import AttemptRecord
 from ferry.handlers.metrics import Metrics, finished_run
 
 pytestmark = pytest.mark.unit
@@ -63,6 +64,24 @@ def test_a_run_ended_and_retried_in_one_pass_is_counted_as_its_reason_says() -> 
         retries=RetryCounts(app_failures=1),
     )
     assert finished_run(old, new) == ("AppFailed", 30.0)
+
+
+@pytest.mark.parametrize("reason", ["AppFailed", "InfraFailure"])
+def test_a_run_that_ended_into_the_backoff_is_counted_once(reason: str) -> None:
+    """The pass that sees the run end enters Retrying for the same attempt (the next one
+    starts after the backoff): counted then, and not again when the next attempt starts."""
+    old = running()
+    retrying = moved(old, State.RETRYING, reason, 30, retries=RetryCounts(app_failures=1))
+    outcome = "AppFailed" if reason == "AppFailed" else "InfraFailure"
+    assert finished_run(old, retrying) == (outcome, 30.0)
+    started = moved(retrying, State.QUEUED, "PodCreated", 40, attempt=2, start_time=None)
+    assert finished_run(retrying, started) is None
+    # Cancelled (or suspended, then cancelled) during the wait: nothing more ran.
+    recorded = retrying.model_copy(
+        update={"attempts": [AttemptRecord(attempt=1, outcome=reason)], "run_outcome": None}
+    )
+    cancelled = moved(recorded, State.CANCELLED, "Cancelled", 35)
+    assert finished_run(recorded, cancelled) is None
 
 
 def test_a_run_the_platform_ended_for_good_is_an_infra_failure() -> None:

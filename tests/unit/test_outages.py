@@ -410,10 +410,13 @@ def test_a_run_pod_stuck_terminating_is_not_waited_for_and_an_event_says_so() ->
     assert plan.requeue_after == pytest.approx(220)
     obs, plan = then(obs, plan, at(320), gone)
     assert (plan.state, plan.status.reason) == (State.RETRYING, "InfraFailure")
-    assert ("create", "Pod", f"{JOB}-2") in kinds(plan)
     stuck = [e for e in plan.events if e.reason == "PodStuckTerminating"]
     assert len(stuck) == 1
     assert "Terminating since 2026-03-01T12:00:20Z (its node may be lost)" in stuck[0].message
+    # The next attempt starts after the backoff between attempts, the stuck pod still there.
+    assert plan.requeue_after == pytest.approx(10)
+    obs, plan = then(obs, plan, at(330), gone)
+    assert ("create", "Pod", f"{JOB}-2") in kinds(plan)
 
 
 def test_a_stuck_archive_pod_is_not_waited_for() -> None:

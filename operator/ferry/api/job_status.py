@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from ferry.api.app import AppSpec
-from ferry.api.common import Condition, WireModel, list_map
+from ferry.api.common import Condition, S3Location, WireModel, list_map
 
 MAX_HISTORY = 50
 
@@ -147,6 +147,21 @@ class Outage(WireModel):
     retry_time: datetime = Field(description="When it is tried again.")
 
 
+class ParentRecord(WireModel):
+    """A parent (spec.parents) seen Finished: remembered, so that its deletion afterwards
+    (ttlSecondsAfterFinished, by hand) does not matter to this Job."""
+
+    name: str = Field(description="The parent Job's name.")
+    outputs_uri: Annotated[str, Field(max_length=1024)] = Field(
+        default="",
+        description="Where its outputs were archived (its status.outputs.uri), for jobOutput "
+        "inputs.",
+    )
+    store: S3Location | None = Field(
+        default=None, description="The store it archived to, when not the default one."
+    )
+
+
 class RunOutcome(StrEnum):
     """How the current attempt's run ended, kept until the attempt is archived and judged."""
 
@@ -208,6 +223,11 @@ class JobStatus(WireModel):
         default=None,
         description="A store or input server being waited out (reason StoreUnavailable or "
         "InputUnavailable); cleared once it answers.",
+    )
+    parents: Annotated[list[ParentRecord], Field(max_length=32)] = Field(
+        default_factory=list,
+        description="The parents (spec.parents) seen Finished, remembered so that their "
+        "deletion afterwards does not matter.",
     )
     attempts: Annotated[list[AttemptRecord], Field(max_length=MAX_ATTEMPT_RECORDS)] = Field(
         default_factory=list,

@@ -59,6 +59,8 @@ class Reason(StrEnum):
     STAGE_IN_FAILED = "StageInFailed"
     ARCHIVE_FAILED = "ArchiveFailed"
     PARENT_FAILED = "ParentFailed"
+    PARENT_NOT_FOUND = "ParentNotFound"
+    DEPENDENCY_CYCLE = "DependencyCycle"
     MAX_RUN_SECONDS_EXCEEDED = "MaxRunSecondsExceeded"
     CANCEL_REQUESTED = "CancelRequested"
     CANCELLED = "Cancelled"
@@ -103,7 +105,8 @@ EXPLAINED: dict[Reason, str] = {
     Reason.AWAITING_PARENTS: "`spec.parents` are not all Finished",
     Reason.SUSPENDED: "`spec.suspend` is true",
     Reason.RESUMING: "`spec.suspend` went back to false; the stopped attempt's pod is ending",
-    Reason.POD_CREATED: "attempt 1's run pod was created",
+    Reason.POD_CREATED: "an attempt's run pod was created (attempt 1's, or the next one's once "
+    "the backoff after a failed attempt is over)",
     Reason.RESUMED: "a new attempt was started after a suspension (not counted as a failure)",
     Reason.POD_PENDING: "the run pod waits to be scheduled",
     Reason.UNSCHEDULABLE: "the scheduler cannot place the run pod (its message is the scheduler's)",
@@ -129,9 +132,10 @@ EXPLAINED: dict[Reason, str] = {
     Reason.ARCHIVED: "the attempt's outputs are in the store (condition Archived)",
     Reason.NOT_ARCHIVED: "archiving was not wanted (`archive.enabled` or `archive.onFailure` "
     "is false)",
-    Reason.APP_FAILED: "the app exited non-zero: retried within `retry.appFailures`, else terminal",
+    Reason.APP_FAILED: "the app exited non-zero: retried within `retry.appFailures` (Retrying "
+    "until the backoff is over: 10 s doubling with each failure, at most 6 min), else terminal",
     Reason.INFRA_FAILURE: "the platform ended an attempt (eviction, node loss, a pod deleted "
-    "under the Job); retried within `retry.infraFailures`",
+    "under the Job); retried within `retry.infraFailures` after the same backoff",
     Reason.SUCCEEDED: "the app exited 0 and its outputs are archived",
     Reason.INFRA_FAILED: "infrastructure failures used up `retry.infraFailures`",
     Reason.STAGE_IN_FAILED: "an input could not be staged (its message names the input), its "
@@ -141,6 +145,12 @@ EXPLAINED: dict[Reason, str] = {
     "`FERRY_ARCHIVE_POD_DEADLINE_SECONDS` is stopped and counts as one), or the store stayed "
     "unavailable past `FERRY_OUTAGE_DEADLINE_SECONDS`",
     Reason.PARENT_FAILED: "a parent ended other than Finished",
+    Reason.PARENT_NOT_FOUND: "a parent in `spec.parents` does not exist "
+    "`FERRY_PARENT_GRACE_SECONDS` (300) after the Job was created: never created, or deleted "
+    "before it finished (a parent seen Finished is remembered in `status.parents`, so its "
+    "deletion afterwards does not matter)",
+    Reason.DEPENDENCY_CYCLE: "the Job is its own ancestor through `spec.parents` (a → b → a, "
+    "or itself): none of the Jobs in the cycle could ever start; the message lists the cycle",
     Reason.MAX_RUN_SECONDS_EXCEEDED: "the app ran longer than `maxRunSeconds`",
     Reason.CANCEL_REQUESTED: "`spec.cancel` is true and pods are being stopped",
     Reason.CANCELLED: "cancelled through `spec.cancel`",

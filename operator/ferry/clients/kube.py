@@ -185,25 +185,6 @@ class KubeClient:
         pods = self.core.list_namespaced_pod(namespace, label_selector=f"{names.LABEL_JOB}={job}")
         return [self.api.sanitize_for_serialization(p) for p in pods.items]
 
-    def list_job_versions(
-        self, namespaces: tuple[str, ...], limit: int
-    ) -> dict[tuple[str, str], int]:
-        """(namespace, name) -> resourceVersion for up to `limit` Jobs (per watched namespace;
-        cluster-wide when none are given, which only a ClusterRole allows), read fresh."""
-        out: dict[tuple[str, str], int] = {}
-        for ns in namespaces or (None,):
-            self._call("list", "jobs")
-            if ns is None:
-                result = self.custom.list_cluster_custom_object(GROUP, VERSION, "jobs", limit=limit)
-            else:
-                result = self.custom.list_namespaced_custom_object(
-                    GROUP, VERSION, ns, "jobs", limit=limit
-                )
-            for item in result.get("items", []):
-                meta = item["metadata"]
-                out[(meta["namespace"], meta["name"])] = int(meta["resourceVersion"])
-        return out
-
     def pod_warnings(self, namespace: str, name: str, uid: str) -> list[Obj]:
         """The Warning Events about the pod (this uid), as the apiserver gives them (unsorted;
         `observation.pod_warnings` orders them); none when they cannot be read (best effort:

@@ -105,13 +105,6 @@ class KubeAPI(Protocol):
         """The Job's pods, read from the apiserver (never a stale cache)."""
         ...
 
-    def list_job_versions(
-        self, namespaces: tuple[str, ...], limit: int
-    ) -> dict[tuple[str, str], int]:
-        """(namespace, name) -> resourceVersion for up to `limit` Jobs per namespace (all
-        namespaces when none are given), read fresh."""
-        ...
-
     def pod_warnings(self, namespace: str, name: str, uid: str) -> list[Obj]:
         """The Warning Events about the pod (this uid), unsorted; none when unreadable."""
         ...

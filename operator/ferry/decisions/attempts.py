@@ -1,23 +1,29 @@
-"""Attempts: waiting for parents, suspending, starting an attempt, and retrying one.
+"""Attempts: suspending, starting an attempt, and retrying one after a backoff.
 
-Owns: the gates before the first attempt (parents Finished), suspension, the creation of an
-attempt's children through its runner (with the status fields a new attempt resets), and
-the two retry budgets (`retry.appFailures`, `retry.infraFailures`) counted apart. Must not:
-read a run's progress (`run` does) or judge one (`verdict` does).
+Owns: suspension, the creation of an attempt's children through its runner (with the status
+fields a new attempt resets), the two retry budgets (`retry.appFailures`,
+`retry.infraFailures`) counted apart, and the backoff between a failed attempt and the next:
+the Job controller's rule, `FERRY_RETRY_BACKOFF_BASE_SECONDS` (10) · 2^(failures - 1) with
+failures counted against either budget, at most `FERRY_RETRY_BACKOFF_MAX_SECONDS` (360), from
+when the Job entered Retrying (its history says, so a restarted operator waits until the same
+time). The pass that sees an attempt fail counts it and enters Retrying; the pass after the
+wait starts the next attempt. Must not: read a run's progress (`run` does), judge one
+(`verdict` does) or decide on parents (`parents` does).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Literal
 
 from ferry.api.common import ConditionStatus
-from ferry.api.job import RetryCounts, State
+from ferry.api.job import JobStatus, RetryCounts, State
 from ferry.api.reasons import Reason
-from ferry.decisions import inputs, templating
+from ferry.config import OperatorConfig
+from ferry.decisions import inputs, parents, records, templating
 from ferry.decisions.context import Ctx
-from ferry.decisions.plan import Changes, CreateObject, Draft
+from ferry.decisions.plan import Changes, CreateObject, Draft, format_duration
 from ferry.decisions.runner import Manifest
 
 Budget = Literal["app_failures", "infra_failures"]
@@ -39,32 +45,6 @@ def suspend(ctx: Ctx) -> Draft:
     return draft
 
 
-def parents(ctx: Ctx) -> Draft | None:
-    """A Draft while `spec.parents` are not all Finished; None once they are."""
-    waiting, failed = [], []
-    for name in ctx.spec.parents:
-        parent = ctx.obs.parents.get(name)
-        if parent is None:
-            waiting.append(f"{name} (not found)")
-        elif parent.state == State.FINISHED:
-            continue
-        elif parent.state is not None and parent.state.terminal:
-            failed.append(f"{name} ({parent.state.value}: {parent.reason})")
-        else:
-            waiting.append(f"{name} ({parent.state.value if parent.state else 'Pending'})")
-    if failed:
-        return Draft(
-            State.FAILED, Reason.PARENT_FAILED, "parent(s) did not finish: " + ", ".join(failed)
-        )
-    if waiting:
-        draft = Draft(
-            State.AWAITING_PARENTS, Reason.AWAITING_PARENTS, "waiting for " + ", ".join(waiting)
-        )
-        draft.requeue_after = ctx.config.resync_seconds
-        return draft
-    return None
-
-
 def start(ctx: Ctx, attempt: int, state: State, reason: Reason, message: str) -> Draft:
     """Create attempt `attempt`: the children its runner makes it of."""
     if ctx.app is None:
@@ -73,7 +53,7 @@ def start(ctx: Ctx, attempt: int, state: State, reason: Reason, message: str) ->
             Reason.APP_NOT_FOUND,
             f"App {ctx.spec.app_ref.name!r} not found; needed to start attempt {attempt}",
         )
-    resolved, missing = inputs.resolve_job_outputs(ctx.spec, ctx.obs.parents)
+    resolved, missing = inputs.resolve_job_outputs(ctx.spec, parents.finished(ctx))
     if missing:
         return Draft(State.FAILED, Reason.STAGE_IN_FAILED, "; ".join(missing))
     try:
@@ -153,21 +133,65 @@ def infra_failure(ctx: Ctx, why: str) -> Draft:
 
 
 def retry(ctx: Ctx, n: int, budget_of: Budget, reason: Reason, why: str) -> Draft | None:
-    """Attempt n + 1 after attempt n failed for `why`, counted against retry.<budget_of>;
-    None when that budget is spent."""
+    """Retrying after attempt n failed for `why`, counted against retry.<budget_of>: attempt
+    n + 1 starts after the backoff (`after_backoff`). None when that budget is spent."""
     counts = ctx.status.retries or RetryCounts()
     budget: int = getattr(ctx.spec.effective_retry, budget_of)
     used: int = getattr(counts, budget_of) + 1
     if used > budget:
         return None
     label = "app" if budget_of == "app_failures" else "infrastructure"
-    draft = start(
-        ctx,
-        n + 1,
+    charged = counts.model_copy(update={budget_of: used})
+    wait = backoff_seconds(charged.app_failures + charged.infra_failures, ctx.config)
+    draft = Draft(
         State.RETRYING,
         reason,
-        f"attempt {n}: {why}; starting attempt {n + 1} ({label} retry {used}/{budget})",
+        f"attempt {n}: {why}; attempt {n + 1} starts at {_clock(ctx.now + timedelta(seconds=wait))}"
+        f" after a {format_duration(wait)} backoff ({label} retry {used}/{budget})",
+        changes=Changes(retries=charged, run_outcome=None),
     )
-    if draft.state == State.RETRYING:  # not when the restart is Blocked (App gone)
-        draft.changes = replace(draft.changes, retries=counts.model_copy(update={budget_of: used}))
+    draft.requeue_after = wait
     return draft
+
+
+def after_backoff(ctx: Ctx) -> Draft:
+    """A retry is pending (`records.retry_pending`): Retrying until the backoff since the Job
+    entered Retrying is over, then attempt n + 1."""
+    st = ctx.status
+    n = ctx.attempt
+    due = retry_due(st, ctx.config)
+    if due is not None and ctx.now < due:
+        entry = next((h for h in reversed(st.history) if h.state == State.RETRYING), None)
+        if st.state == State.RETRYING or entry is None:
+            draft = Draft(State.RETRYING, st.reason or Reason.APP_FAILED, st.message or "")
+        else:  # resumed (or unblocked) within the backoff: the wait goes on as announced
+            draft = Draft(State.RETRYING, entry.reason, entry.message)
+        draft.requeue_after = (due - ctx.now).total_seconds()
+        return draft
+    if st.state == State.SUSPENDED:
+        return start(ctx, n + 1, State.QUEUED, Reason.RESUMED, "resumed")
+    return start(ctx, n + 1, State.QUEUED, Reason.POD_CREATED, "")
+
+
+def retry_due(status: JobStatus, config: OperatorConfig) -> datetime | None:
+    """When the pending retry's attempt starts; None when the history no longer says when the
+    Job entered Retrying (it is long past then)."""
+    since = records.retrying_since(status)
+    if since is None:
+        return None
+    counts = status.retries or RetryCounts()
+    wait = backoff_seconds(counts.app_failures + counts.infra_failures, config)
+    return since + timedelta(seconds=wait)
+
+
+def backoff_seconds(failures: int, config: OperatorConfig) -> float:
+    """The wait before the next attempt after `failures` failures (the Job controller's rule:
+    base · 2^(failures - 1), at most the maximum); 0 before any."""
+    if failures <= 0:
+        return 0.0
+    base = config.retry_backoff_base_seconds
+    return float(min(base * 2 ** min(failures - 1, 32), config.retry_backoff_max_seconds))
+
+
+def _clock(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")

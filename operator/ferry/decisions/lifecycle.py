@@ -1,9 +1,10 @@
 """The Job lifecycle: one observation in, one plan out.
 
 Owns: `decide`, the entry of the pure decision, and the walk through its phases — cleanup of
-a terminal or cancelled Job (`cleanup`), acceptance (`accept`), the gates and starts of
-attempts (`attempts`), the run (`run`), archiving (`archive`) and the verdict (`verdict`),
-each a module of its own over one frozen `Ctx`. The same observation always gives the same
+a terminal or cancelled Job (`cleanup`), acceptance (`accept`), the parents' gate
+(`parents`), the starts, retries and backoffs of attempts (`attempts`), the run (`run`),
+archiving (`archive`) and the verdict (`verdict`), each a module of its own over one frozen
+`Ctx`. The same observation always gives the same
 plan, so a restarted operator recomputes what it had. Terminal states are absorbing. Must
 not: do I/O, read the clock, or keep state between calls.
 """
@@ -13,11 +14,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ferry.api.job import JobStatus, State
+from ferry.api.job_status import AttemptRecord
 from ferry.api.reasons import Reason
-from ferry.decisions import accept, attempts, cleanup, run, verdict
+from ferry.decisions import accept, attempts, cleanup, parents, records, run, verdict
 from ferry.decisions.context import Ctx
 from ferry.decisions.observation import Observation, owned
-from ferry.decisions.plan import Action, CreateObject, DeleteJob, DeleteObject, Draft, Event, Plan
+from ferry.decisions.plan import (
+    Action,
+    Changes,
+    CreateObject,
+    DeleteJob,
+    DeleteObject,
+    Draft,
+    Event,
+    Plan,
+)
 from ferry.decisions.runner import Runner
 from ferry.decisions.status import finalize
 
@@ -80,10 +91,12 @@ def _progress(ctx: Ctx) -> Draft:
     if ctx.spec.suspend and st.run_outcome is None:
         return attempts.suspend(ctx)
     if n == 0:
-        waiting = attempts.parents(ctx)
-        if waiting is not None:
-            return waiting
-        return attempts.start(ctx, 1, State.QUEUED, Reason.POD_CREATED, "")
+        gate = parents.gate(ctx)
+        if isinstance(gate, Draft):
+            return gate
+        return attempts.start(ctx, 1, State.QUEUED, Reason.POD_CREATED, "").after(gate)
+    if records.retry_pending(st):
+        return attempts.after_backoff(ctx)
     view = ctx.runner.view(ctx, n)
     if st.run_outcome is not None:
         return verdict.after_run(ctx, view, st.run_outcome, st.exit_code)
@@ -91,7 +104,10 @@ def _progress(ctx: Ctx) -> Draft:
         if st.state == State.SUSPENDED:
             return attempts.start(ctx, n + 1, State.QUEUED, Reason.RESUMED, "resumed")
         name = ctx.runner.run_name(ctx.obs.job.name, n)
-        return attempts.infra_failure(ctx, f"{ctx.runner.noun} {name} disappeared")
+        record = AttemptRecord(attempt=n, pod_name=name, outcome=Reason.INFRA_FAILURE)
+        return attempts.infra_failure(ctx, f"{ctx.runner.noun} {name} disappeared").after(
+            Changes(attempts=records.appended(st, record))
+        )
     if st.state == State.SUSPENDED and view.live:
         stuck = run.stuck_since(ctx, view)
         if stuck is None:

@@ -172,6 +172,12 @@ class ParentView:
     #: Where its last attempt was archived (status.outputs.uri), and the store it used.
     outputs_uri: str = ""
     store: S3Location | None = None
+    #: Deleted: what the Job watch last said of it before its deletion (kept a while by the
+    #: handlers for its children's sake).
+    deleted: bool = False
+    #: The parents it waits for, not started yet (empty once it started or ended, except after
+    #: failing in a dependency cycle): the edges `dependencies.cycle_through` follows.
+    waits_on: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -193,6 +199,9 @@ class Observation:
     #: Objects ("Kind/name") the apiserver recently refused to create for this Job, with its
     #: words (a quota, a LimitRange, Pod Security, a webhook).
     refused: Mapping[str, str] = field(default_factory=dict)
+    #: A dependency cycle through this Job (its name first and last: a, b, a), as the Job
+    #: cache shows its ancestors; empty when there is none.
+    cycle: tuple[str, ...] = ()
 
 
 def owned(obs: Observation) -> Observation:

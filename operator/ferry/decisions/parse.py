@@ -16,7 +16,8 @@ from pydantic import ValidationError
 
 from ferry.api.app import AppSpec
 from ferry.api.common import S3Location, parse_time
-from ferry.api.job import JobSpec, JobStatus, State
+from ferry.api.job import TERMINAL_STATES, JobSpec, JobStatus, State
+from ferry.api.reasons import Reason
 from ferry.decisions.observation import AppView, JobView, ParentView
 
 
@@ -114,4 +115,29 @@ def parent_view(obj: Mapping[str, Any]) -> ParentView:
         reason=str(status.get("reason") or ""),
         outputs_uri=str(outputs.get("uri") or ""),
         store=store,
+        waits_on=waits_on(obj),
     )
+
+
+def waits_on(obj: Mapping[str, Any]) -> tuple[str, ...]:
+    """The parents a Job still waits for: those in spec.parents not remembered as Finished
+    (status.parents), while it has not started. Empty once it started or ended, except for a
+    Job that failed in a dependency cycle: the other Jobs of the cycle still find it there."""
+    status = obj.get("status") or {}
+    spec = obj.get("spec") or {}
+    if not isinstance(status, Mapping) or not isinstance(spec, Mapping) or status.get("attempt"):
+        return ()
+    state = status.get("state")
+    terminal = {s.value for s in TERMINAL_STATES}
+    if state in terminal and status.get("reason") != Reason.DEPENDENCY_CYCLE:
+        return ()
+    parents = spec.get("parents")
+    if not isinstance(parents, list):
+        return ()
+    records = status.get("parents")
+    seen = {
+        str(r.get("name"))
+        for r in (records if isinstance(records, list) else [])
+        if isinstance(r, Mapping)
+    }
+    return tuple(str(p) for p in parents if str(p) not in seen)

@@ -15,7 +15,7 @@ from typing import Any, Final, Literal
 
 from ferry.api.common import ConditionStatus
 from ferry.api.job import AppSnapshot, JobStatus, Outputs, RetryCounts, RunOutcome, State
-from ferry.api.job_status import AttemptRecord, HistoryEntry, Outage
+from ferry.api.job_status import AttemptRecord, HistoryEntry, Outage, ParentRecord
 
 Manifest = dict[str, Any]
 
@@ -109,6 +109,7 @@ class Changes:
     outputs: Outputs | _Unset | None = UNSET
     outage: Outage | _Unset | None = UNSET
     attempts: list[AttemptRecord] | _Unset = UNSET
+    parents: list[ParentRecord] | _Unset = UNSET
 
     def set(self) -> dict[str, Any]:
         """The fields that are set, by JobStatus field name."""

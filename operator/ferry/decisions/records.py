@@ -4,7 +4,8 @@ Owns: the `AttemptRecord` of an attempt whose run ended (node, image digest, tim
 outcome) from its `RunView`, appended to `status.attempts` (bounded), and the history entries
 of states a run passed through between two passes (Running, at the app's own start time), so
 a quick Job's timeline says what happened when it happened without another status write.
-Must not: decide the Job's state.
+Also what the records tell of a retry: whether one is pending (`retry_pending`) and since
+when (`retrying_since`). Must not: decide the Job's state.
 """
 
 from __future__ import annotations
@@ -54,6 +55,37 @@ def appended(status: JobStatus, record: AttemptRecord) -> list[AttemptRecord]:
 
 def record_of(status: JobStatus, attempt: int) -> AttemptRecord | None:
     return next((r for r in status.attempts if r.attempt == attempt), None)
+
+
+def retry_pending(status: JobStatus) -> bool:
+    """Whether the current attempt ended, was counted against a retry budget, and the next
+    one has not started yet (Retrying through the backoff; or Suspended or Blocked since).
+
+    Read from the record alone: an attempt's record is appended in the pass that sees its run
+    end, and that pass either keeps its outcome for the verdict (`run_outcome`), ends the Job,
+    or counts a retry and clears the outcome; a new attempt has no record until its run ends.
+    """
+    n = status.attempt
+    if not n or status.state is None or status.state.terminal or status.run_outcome is not None:
+        return False
+    return record_of(status, n) is not None
+
+
+#: States a Job waiting for its next attempt can be in (Suspended or Blocked meanwhile).
+_BETWEEN_ATTEMPTS = frozenset({State.RETRYING, State.SUSPENDED, State.BLOCKED})
+
+
+def retrying_since(status: JobStatus) -> datetime | None:
+    """When the Job entered Retrying after its current attempt ended (the wait before the
+    next attempt counts from there, even if it was Suspended or Blocked and Retrying again
+    since); None when the history no longer says."""
+    since = None
+    for entry in reversed(status.history):
+        if entry.state not in _BETWEEN_ATTEMPTS:
+            break
+        if entry.state == State.RETRYING:
+            since = entry.time
+    return since
 
 
 def ran_unrecorded(status: JobStatus) -> bool:

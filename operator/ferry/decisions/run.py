@@ -67,7 +67,12 @@ def _terminating(ctx: Ctx, view: RunView) -> Draft:
         draft = Draft(st.state or State.QUEUED, Reason.POD_TERMINATING, view.message)
         draft.requeue_after = until_stuck(ctx, view)
         return draft
-    draft = attempts.infra_failure(ctx, why)
+    # Recorded like every ended attempt, so the passes through the backoff that follows see a
+    # retry pending and do not count the stuck run again.
+    record = records.attempt_record(
+        ctx.attempt, view, Reason.INFRA_FAILURE, None, view.started_at, view.finished_at
+    )
+    draft = attempts.infra_failure(ctx, why).after(Changes(attempts=records.appended(st, record)))
     draft.events.append(Event("Warning", Reason.POD_STUCK_TERMINATING, why))
     return draft
 

@@ -24,7 +24,7 @@ from ferry.clients.protocol import KubeAPI, NotFoundError, RefusedError
 from ferry.config import OperatorConfig
 from ferry.decisions.lifecycle import CreateObject, DeleteJob, DeleteObject, Event, Plan
 from ferry.decisions.observation import JobView
-from ferry.handlers.jobcache import JobCache, Key, Obj
+from ferry.handlers.jobcache import JobCache, Key, Obj, resource_version
 from ferry.handlers.metrics import Metrics
 from ferry.handlers.podcache import PodCache
 from ferry.handlers.threads import ApiThreads
@@ -150,6 +150,8 @@ class Executor:
     async def _record(self, key: Key, obj: Obj, job: JobView, plan: Plan) -> Obj:
         """The one status write, locked on `obj`'s resourceVersion: the Job as written."""
         written = await self.threads.run(self.kube.replace_status, "jobs", obj, plan.status.wire())
+        # The watch must deliver this version (the liveness probe checks that it does).
+        self.metrics.watch.learned(key, resource_version(written))
         # Kept as the newest version, so that this write's own watch event is no news.
         self.jobs.put(key, written)
         self.metrics.observe_status(job.status, plan.status)

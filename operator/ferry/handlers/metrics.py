@@ -22,6 +22,7 @@ from prometheus_client.registry import Collector
 from ferry.api import names
 from ferry.api.job import JobStatus, State
 from ferry.api.reasons import Reason
+from ferry.decisions.records import retry_pending
 
 #: Runs that ended without a recorded end time (the pass that saw the end also started the
 #: next attempt or ended the Job), by the reason the Job moved on with, and their outcome.
@@ -100,6 +101,8 @@ class Metrics:
             registry=self.registry,
         )
         self._seen: set[str] = set()
+        #: The Job watch's freshness, behind the liveness probe.
+        self.watch = WatchFreshness()
 
     def attach(self, job_states: Callable[[], Mapping[str, int]], calls: dict[str, int]) -> None:
         """Export the Jobs-by-state gauge (from a count of Jobs by state, "" for none yet)
@@ -170,7 +173,13 @@ def finished_run(old: JobStatus, new: JobStatus) -> tuple[str, float] | None:
         return new.run_outcome.value, (new.run_end_time - new.start_time).total_seconds()
     if old.start_time is None or old.run_end_time is not None or not new.history:
         return None
-    moved_on = new.attempt != old.attempt or (new.state is not None and new.state.terminal)
+    if retry_pending(old):
+        return None  # counted when it entered Retrying; the next attempt has not run yet
+    moved_on = (
+        new.attempt != old.attempt
+        or new.state == State.RETRYING
+        or (new.state is not None and new.state.terminal)
+    )
     outcome = _UNRECORDED_ENDS.get(new.reason or "")
     if not moved_on or outcome is None or new.state == old.state:
         return None
@@ -212,21 +221,47 @@ class ApiCalls(Collector):
 
 @dataclass
 class WatchFreshness:
-    """Detects a watch that stopped delivering: an object newer on the server than in the
-    watch cache for longer than `grace` seconds. An idle cluster is healthy (nothing newer)."""
+    """Detects a Job watch that stopped delivering, from what this process knows alone: a
+    version of a Job it learned outside the watch (the answer to its own status write, a Job
+    read afresh) that the watch has not delivered within `grace` seconds. A live watch
+    delivers every version, so each such version comes back as an event soon; an idle cluster
+    is healthy (nothing learned, nothing awaited). Every Job this process writes or reads is
+    covered, in memory proportional to the Jobs known (one integer each), with no API call.
+    """
 
     grace: float = 120.0
-    stale_since: dict[Any, float] = field(default_factory=dict)
+    clock: Callable[[], float] = time.monotonic
+    #: The newest version the watch delivered, by Job.
+    delivered_rv: dict[Any, int] = field(default_factory=dict)
+    #: Versions learned outside the watch and not delivered yet: (version, since when).
+    awaited: dict[Any, tuple[int, float]] = field(default_factory=dict)
 
-    def check(
-        self, server: dict[Any, int], cache: dict[Any, int], now: float | None = None
-    ) -> list[Any]:
-        """Keys stale past the grace period, given resourceVersions on the server and in cache."""
-        now = time.monotonic() if now is None else now
-        stale_now = {k for k, rv in server.items() if rv > cache.get(k, 0)}
-        for key in list(self.stale_since):
-            if key not in stale_now:
-                del self.stale_since[key]
-        for key in stale_now:
-            self.stale_since.setdefault(key, now)
-        return sorted(k for k, since in self.stale_since.items() if now - since >= self.grace)
+    def delivered(self, key: Any, rv: int) -> None:
+        """The watch delivered this version of the Job."""
+        if rv > self.delivered_rv.get(key, 0):
+            self.delivered_rv[key] = rv
+        waiting = self.awaited.get(key)
+        if waiting is not None and rv >= waiting[0]:
+            del self.awaited[key]
+
+    def deleted(self, key: Any) -> None:
+        """The watch delivered the Job's deletion."""
+        self.delivered_rv.pop(key, None)
+        self.awaited.pop(key, None)
+
+    def learned(self, key: Any, rv: int) -> None:
+        """This process learned this version outside the watch: the watch must deliver it."""
+        if rv <= self.delivered_rv.get(key, 0):
+            return
+        waiting = self.awaited.get(key)
+        if waiting is None:
+            self.awaited[key] = (rv, self.clock())
+        elif rv > waiting[0]:
+            self.awaited[key] = (rv, waiting[1])
+
+    def stale(self) -> list[Any]:
+        """Jobs whose learned version the watch has not delivered within the grace period."""
+        now = self.clock()
+        return sorted(
+            k for k, (_, since) in list(self.awaited.items()) if now - since >= self.grace
+        )

@@ -10,7 +10,10 @@ the retry budget, and would make a new one) the Job is read and its pods listed 
 the cache is believed: a Job found gone is deleted from the cache, with nothing made for it.
 Pods this process deleted are marked deleting until the watch shows it. Its App comes from the App
 cache, asked for when missing (a missing App blocks the Job; just after a start its watch
-event may not have arrived); its parents from the Job cache; whether the MPI operator is
+event may not have arrived); its parents from the Job cache, or as last seen before their
+deletion (`departed.Departed`), read afresh when one missing would fail the Job (the Job
+watch may not have listed it yet), and a dependency cycle through the Job as the Job cache
+shows its ancestors; whether the MPI operator is
 installed from its CRD (checked at most every `MPI_CHECK_SECONDS`); why a pod is slow to
 start from its Warning Events. Must not: decide, or write anything to the API.
 """
@@ -24,10 +27,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ferry.api import names
+from ferry.api.job import State
 from ferry.clients.protocol import KubeAPI, NotFoundError
 from ferry.config import OperatorConfig
 from ferry.decisions import parse
-from ferry.decisions.expected import run_pod_looks_lost, workspaces
+from ferry.decisions.expected import parents_overdue, run_pod_looks_lost, workspaces
 from ferry.decisions.observation import (
     AppView,
     JobView,
@@ -37,7 +41,9 @@ from ferry.decisions.observation import (
     pod_warnings,
     slow_to_start,
 )
-from ferry.handlers.jobcache import JobCache, Key, Obj, slim, uid_of
+from ferry.decisions.parents import cycle_through
+from ferry.handlers.departed import Departed
+from ferry.handlers.jobcache import JobCache, Key, Obj, resource_version, slim, uid_of
 from ferry.handlers.metrics import Metrics
 from ferry.handlers.podcache import EXPECTATION_SECONDS, PodCache
 from ferry.handlers.threads import ApiThreads
@@ -81,6 +87,7 @@ class Observer:
         apps: dict[Key, Obj],
         threads: ApiThreads,
         metrics: Metrics,
+        departed: Departed | None = None,
     ) -> None:
         self.kube = kube
         self.config = config
@@ -90,6 +97,7 @@ class Observer:
         self.apps = apps
         self.threads = threads
         self.metrics = metrics
+        self.departed = departed if departed is not None else Departed()
         self._mpi_checked = (0.0, False)
 
     async def observe(self, key: Key, confirmed: bool = False) -> Observed | Later | None:
@@ -122,10 +130,12 @@ class Observer:
                 return None
             if uid_of(fresh) != view.uid:
                 self.jobs.delete(key, obj)  # deleted, and made again under its name
+            self.metrics.watch.learned(key, resource_version(fresh))
             self.jobs.put(key, fresh, refresh=True)
             return await self.observe(key, confirmed=True)
         app_obj = await self._app(ns, view, terminal)
-        parents = self._parents(ns, view)
+        parents = await self._parents(ns, view)
+        cycle = self._cycle(ns, view, obj) if parents else ()
         app = parse.app_view(app_obj) if app_obj else None
         mpi = await self._mpi_available(app)
         now = self.clock()
@@ -140,6 +150,7 @@ class Observer:
             mpi_available=mpi,
             foreign=self.pods.foreign(key),
             refused=self.pods.refused(key),
+            cycle=cycle,
         )
         return Observed(obj, observation)
 
@@ -154,6 +165,7 @@ class Observer:
                 return None
             if uid_of(obj) in self.jobs.deleted:
                 return None  # an answer from before its deletion
+            self.metrics.watch.learned(key, resource_version(obj))
             self.jobs.put(key, obj, refresh=True)
         return obj
 
@@ -190,10 +202,43 @@ class Observer:
                 self.apps.setdefault((ns, name), slim(app_obj))
         return app_obj
 
-    def _parents(self, ns: str, view: JobView) -> dict[str, ParentView | None]:
+    async def _parents(self, ns: str, view: JobView) -> dict[str, ParentView | None]:
+        """The parents as the Job cache shows them, else as last seen before their deletion;
+        one missing when that would fail the Job is read afresh first."""
         if view.spec is None:
             return {}
-        return {parent: self.jobs.parent((ns, parent)) for parent in view.spec.parents}
+        found = {
+            name: self.jobs.parent((ns, name)) or self.departed.get((ns, name))
+            for name in view.spec.parents
+        }
+        grace = self.config.parent_grace_seconds
+        if not parents_overdue(view, self.clock(), grace):
+            return found
+        for name, parent in found.items():
+            if parent is not None and (not parent.deleted or parent.state == State.FINISHED):
+                continue
+            try:
+                obj = slim(await self.threads.run(self.kube.get_job, ns, name))
+            except NotFoundError:
+                continue
+            self.metrics.watch.learned((ns, name), resource_version(obj))
+            self.jobs.put((ns, name), obj)
+            found[name] = parse.parent_view(obj)
+        return found
+
+    def _cycle(self, ns: str, view: JobView, obj: Obj) -> tuple[str, ...]:
+        """A dependency cycle through the Job, while it waits for its parents."""
+        own = parse.waits_on(obj)
+        if not own or (view.status.state is not None and view.status.state.terminal):
+            return ()
+
+        def waits_on(name: str) -> tuple[str, ...]:
+            if name == view.name:
+                return own
+            parent = self.jobs.parent((ns, name))
+            return parent.waits_on if parent is not None else ()
+
+        return cycle_through(view.name, waits_on)
 
     async def _mpi_available(self, app: AppView | None) -> bool:
         """Whether the MPI operator is installed, when the App needs it (else True)."""

@@ -7,16 +7,18 @@ whose view changed; a Job's progress is urgent, a new Job's first pass routine; 
 within `PROGRESS_BATCH_SECONDS` is looked at in one pass), the workers that take keys off the
 queue (a lost optimistic lock drops the cached Job and repeats the pass at once; any other
 failure is retried in 5 s), and one pass: `observe.Observer` builds the observation from the
-caches (`JobCache`, `PodCache`, the Apps) and the API, `ferry.decisions.lifecycle.decide`
-makes the plan, and `execute.Executor` applies it in the order that keeps a killed operator
-right (creates, one status write, deletes, Events) and says when to look again. Must not:
-decide anything itself, or talk to the API other than through the observer and the executor
-(and the App status).
+caches (`JobCache`, `PodCache`, the Apps, the last views of deleted parents in `Departed`) and
+the API, `ferry.decisions.lifecycle.decide` makes the plan, and `execute.Executor` applies it
+in the order that keeps a killed operator right (creates, one status write, deletes, Events)
+and says when to look again. Also the liveness probe's judgement of the Job watch
+(`stale_watch_keys`). Must not: decide anything itself, or talk to the API other than through
+the observer and the executor (and the App status, and the probe's one read).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import threading
@@ -24,14 +26,23 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from ferry.clients.protocol import ConflictError, Deliver, KubeAPI, Relisted, Watch, WatchEvent
+from ferry.clients.protocol import (
+    ConflictError,
+    Deliver,
+    KubeAPI,
+    NotFoundError,
+    Relisted,
+    Watch,
+    WatchEvent,
+)
 from ferry.config import OperatorConfig
-from ferry.decisions import lifecycle
+from ferry.decisions import lifecycle, parse
 from ferry.decisions.observation import prompt_change
 from ferry.handlers.appstatus import record_app_status
+from ferry.handlers.departed import Departed
 from ferry.handlers.execute import Executor
-from ferry.handlers.jobcache import JobCache, Key, Obj, app_name
-from ferry.handlers.metrics import Metrics, WatchFreshness
+from ferry.handlers.jobcache import JobCache, Key, Obj, app_name, resource_version
+from ferry.handlers.metrics import Metrics
 from ferry.handlers.observe import Later, Observer
 from ferry.handlers.podcache import PodCache
 from ferry.handlers.threads import ApiThreads
@@ -74,9 +85,18 @@ class Reconciler:
         self.metrics = metrics or Metrics()
         self.metrics.attach(self.jobs.states, kube.calls.counts)
         self.queue.on_wait = self.metrics.observe_queue_wait
-        self.freshness = WatchFreshness()
+        #: Deleted parents' last views, for their children (`departed.Departed`).
+        self.departed = Departed()
         self.observer = Observer(
-            kube, config, clock, self.jobs, self.pods, self.apps, self.threads, self.metrics
+            kube,
+            config,
+            clock,
+            self.jobs,
+            self.pods,
+            self.apps,
+            self.threads,
+            self.metrics,
+            self.departed,
         )
         self.executor = Executor(kube, config, self.jobs, self.pods, self.threads, self.metrics)
         #: The informers feeding the caches (`watch`), and whether each resource was listed.
@@ -225,9 +245,12 @@ class Reconciler:
             self.jobs.delete(key, obj)
             self._job_gone(key, obj)
             return
+        # Delivered: a version this process wrote or read is no longer awaited (liveness).
+        self.metrics.watch.delivered(key, resource_version(obj))
         known = key in self.jobs
         if not self.jobs.put(key, obj):
             return  # nothing new: the version this process wrote, an older one, a deleted one
+        self.departed.forget(key)  # a Job of this name (again): the parent from now on
         for parent in parents:
             self.children.setdefault((key[0], parent), set()).add(key)
         # A change to a Job already worked on (a cancel, a suspend) is urgent; a new Job's
@@ -239,7 +262,11 @@ class Reconciler:
 
     def _job_gone(self, key: Key, obj: Obj | None) -> None:
         """The Job is deleted (already dropped from the cache): nothing more is done for it,
-        and children waiting on it as a parent look again."""
+        and children waiting on it as a parent look again (with its last view, when known:
+        they may not have seen it Finished yet)."""
+        self.metrics.watch.deleted(key)
+        if obj is not None and self.children.get(key):
+            self.departed.remember(key, parse.parent_view(obj))
         for parent in ((obj or {}).get("spec") or {}).get("parents") or []:
             self.children.get((key[0], parent), set()).discard(key)
         self.queue.forget(key)
@@ -309,10 +336,16 @@ class Reconciler:
     # ---------------------------------------------------------------- health
 
     async def stale_watch_keys(self) -> list[Key]:
-        """Jobs newer on the server than in the watch cache for longer than the grace period
-        (a sample of up to 200): non-empty means the Job watch has stopped delivering."""
-        listed = await self.threads.run(self.kube.list_job_versions, self.config.namespaces, 200)
-        return self.freshness.check(listed, self.jobs.versions())
+        """Jobs whose version this process learned outside the Job watch (its own status
+        writes, Jobs read afresh) and that the watch has not delivered within the grace period:
+        non-empty means the watch has stopped delivering. Judged over every Job from memory;
+        only when some look stale is one read, so that an apiserver that does not answer
+        raises (the probe then says it could not check) instead of failing the probe."""
+        stale = self.metrics.watch.stale()
+        if stale:
+            with contextlib.suppress(NotFoundError):  # deleted: a live watch would have said so
+                await self.threads.run(self.kube.get_job, *stale[0])
+        return stale
 
     # ---------------------------------------------------------------- apps
 
