@@ -8,6 +8,9 @@ Images (fully qualified names; pods use them with imagePullPolicy: Never):
   localhost/ferry/pause:3.10    hack/pause (Go, static): the pod sandbox; containerd's
                                 sandbox_image names it (`small`)
   localhost/ferry/busybox:1.36  Debian's busybox-static with its applet symlinks (`small`)
+  localhost/ferry/mpi-operator:<MPI_OPERATOR_VERSION>
+                                the Kubeflow MPI Operator's static controller binary
+                                (hack/build-tools.sh mpi-operator) alone; runs as 65532 (`small`)
   localhost/ferry/tools:0.1.0   Debian bookworm minbase (debootstrap) + python3, a venv at
                                 /opt/ferry with Ferry installed from this repository (the
                                 `ferry` package only) and /usr/local/bin/ferry-launch
@@ -36,6 +39,7 @@ from pathlib import Path
 from ferrydev.images.common import (
     ALL,
     BUSYBOX_IMAGE,
+    MPI_OPERATOR_IMAGE,
     PAUSE_IMAGE,
     TOOLS_IMAGE,
     Built,
@@ -43,7 +47,7 @@ from ferrydev.images.common import (
     log,
     run,
 )
-from ferrydev.images.small import build_busybox, build_pause
+from ferrydev.images.small import build_busybox, build_mpi_operator, build_pause
 from ferrydev.images.tools import build_tools
 from ferrydev.paths import IMAGES
 
@@ -51,6 +55,7 @@ __all__ = [
     "ALL",
     "BUILDERS",
     "BUSYBOX_IMAGE",
+    "MPI_OPERATOR_IMAGE",
     "PAUSE_IMAGE",
     "TOOLS_IMAGE",
     "Built",
@@ -59,7 +64,12 @@ __all__ = [
     "import_images",
 ]
 
-BUILDERS = {PAUSE_IMAGE: build_pause, BUSYBOX_IMAGE: build_busybox, TOOLS_IMAGE: build_tools}
+BUILDERS = {
+    PAUSE_IMAGE: build_pause,
+    BUSYBOX_IMAGE: build_busybox,
+    TOOLS_IMAGE: build_tools,
+    MPI_OPERATOR_IMAGE: build_mpi_operator,
+}
 
 
 def build(names: tuple[str, ...] | list[str] = ALL) -> list[Built]:
