@@ -145,6 +145,7 @@ class KubeClient:
         self.core = client.CoreV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self.ext = client.ApiextensionsV1Api(api)
+        self.batch = client.BatchV1Api(api)
         self.limiter = RateLimiter(qps, burst)
         self.calls = WriteCounter({})
 
@@ -184,6 +185,24 @@ class KubeClient:
         self._call("list", "pods")
         pods = self.core.list_namespaced_pod(namespace, label_selector=f"{names.LABEL_JOB}={job}")
         return [self.api.sanitize_for_serialization(p) for p in pods.items]
+
+    def list_job_mpijobs(self, namespace: str, job: str) -> list[Obj]:
+        """The MPIJobs labelled with the Job's name; none when the CRD is not installed."""
+        self._call("list", names.MPIJOB_PLURAL)
+        try:
+            result = self.custom.list_namespaced_custom_object(
+                names.MPI_GROUP,
+                names.MPI_VERSION,
+                namespace,
+                names.MPIJOB_PLURAL,
+                label_selector=f"{names.LABEL_JOB}={job}",
+            )
+        except ApiException as exc:
+            if _status(exc) == 404:
+                return []
+            raise
+        items: list[Obj] = result.get("items", [])
+        return items
 
     def list_job_versions(
         self, namespaces: tuple[str, ...], limit: int
@@ -255,7 +274,7 @@ class KubeClient:
     # ---------------------------------------------------------------- writes
 
     def create(self, manifest: Obj) -> bool:
-        """Create a Pod or PVC; False when it already existed."""
+        """Create a Pod, PVC or MPIJob; False when it already existed."""
         kind = manifest["kind"]
         namespace = manifest["metadata"]["namespace"]
         try:
@@ -268,6 +287,16 @@ class KubeClient:
                 self._call("create", "persistentvolumeclaims")
                 resp = self.core.create_namespaced_persistent_volume_claim(
                     namespace, manifest, _preload_content=False
+                )
+            elif kind == "MPIJob":
+                self._call("create", names.MPIJOB_PLURAL)
+                resp = self.custom.create_namespaced_custom_object(
+                    names.MPI_GROUP,
+                    names.MPI_VERSION,
+                    namespace,
+                    names.MPIJOB_PLURAL,
+                    manifest,
+                    _preload_content=False,
                 )
             else:
                 raise ValueError(f"cannot create {kind}")
@@ -283,12 +312,24 @@ class KubeClient:
     def ownership(self, kind: str, namespace: str, name: str) -> Ownership | None:
         """The object's UID and its controller's (metadata only is read)."""
         try:
+            if kind == "MPIJob":
+                self._call("get", names.MPIJOB_PLURAL)
+                found: Obj = self.custom.get_namespaced_custom_object(
+                    names.MPI_GROUP, names.MPI_VERSION, namespace, names.MPIJOB_PLURAL, name
+                )
+                meta = found.get("metadata") or {}
+                refs = [r for r in meta.get("ownerReferences") or [] if r.get("controller")]
+                controller_uid = str(refs[0].get("uid") or "") if refs else ""
+                return Ownership(uid=str(meta.get("uid") or ""), controller_uid=controller_uid)
             if kind == "Pod":
                 self._call("get", "pods")
                 obj = self.core.read_namespaced_pod(name, namespace)
             elif kind == "PersistentVolumeClaim":
                 self._call("get", "persistentvolumeclaims")
                 obj = self.core.read_namespaced_persistent_volume_claim(name, namespace)
+            elif kind == "batch/Job":
+                self._call("get", "jobs.batch")
+                obj = self.batch.read_namespaced_job(name, namespace)
             else:
                 raise ValueError(f"cannot read {kind}")
         except ApiException as exc:
@@ -300,8 +341,8 @@ class KubeClient:
         return Ownership(uid=str(meta.uid or ""), controller_uid=str(controller or ""))
 
     def delete(self, kind: str, namespace: str, name: str, uid: str) -> bool:
-        """Delete the Pod or PVC of this `uid` only; False when it is gone or the name now
-        belongs to another object (the precondition failed)."""
+        """Delete the Pod, PVC or MPIJob of this `uid` only; False when it is gone or the
+        name now belongs to another object (the precondition failed)."""
         body = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid))
         try:
             if kind == "Pod":
@@ -311,6 +352,19 @@ class KubeClient:
             elif kind == "PersistentVolumeClaim":
                 self._call("delete", "persistentvolumeclaims")
                 self.core.delete_namespaced_persistent_volume_claim(name, namespace, body=body)
+            elif kind == "MPIJob":
+                # In the foreground: it stands (being deleted) until the launcher Job and the
+                # pods it made are gone, so the Job sees them go.
+                self._call("delete", names.MPIJOB_PLURAL)
+                body.propagation_policy = "Foreground"
+                self.custom.delete_namespaced_custom_object(
+                    names.MPI_GROUP,
+                    names.MPI_VERSION,
+                    namespace,
+                    names.MPIJOB_PLURAL,
+                    name,
+                    body=body,
+                )
             else:
                 raise ValueError(f"cannot delete {kind}")
         except ApiException as exc:

@@ -1,9 +1,11 @@
 """Cleanup: a terminal Job releases what it holds, a cancelled one stops, a TTL deletes it.
 
 Owns: the terminal pass (re-deriving the recorded state and releasing children), releasing a
-Job's children (workspaces first, then pods), cancellation, and `ttlSecondsAfterFinished`.
-Works on every child the observation lists (run and archive pods of any runner, workspaces),
-so it needs no App and no runner. Must not: change a terminal state.
+Job's children (workspaces first, then pods and MPIJobs), cancellation, and
+`ttlSecondsAfterFinished`. Works on every child the observation lists (run and archive pods of
+any runner, MPIJobs, workspaces), so it needs no App and no runner. The pods an MPIJob made go
+with their MPIJob (deleted alone, the MPI Operator would make them again). Must not: change a
+terminal state.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from datetime import datetime, timedelta
 
 from ferry.api.job import State
 from ferry.api.reasons import Reason
-from ferry.decisions.observation import Observation
+from ferry.decisions.observation import Observation, PodView
 from ferry.decisions.plan import Action, DeleteJob, DeleteObject, Draft
 
 
@@ -28,13 +30,25 @@ def terminal(obs: Observation) -> Draft:
 
 
 def cancel(obs: Observation) -> Draft:
-    """spec.cancel: stop every pod still standing, then Cancelled."""
-    live = [p for p in obs.pods if p.live]
-    if not live:
+    """spec.cancel: stop every pod and MPIJob still standing, then Cancelled."""
+    live = [p for p in _own_pods(obs) if p.live]
+    if not live and not obs.mpijobs:
         return Draft(State.CANCELLED, Reason.CANCELLED, "cancelled through spec.cancel")
-    draft = Draft(State.CANCELLING, Reason.CANCEL_REQUESTED, f"stopping {len(live)} pod(s)")
+    what = [f"{len(live)} pod(s)"] if live else []
+    what += [f"MPIJob {m.name}" for m in obs.mpijobs]
+    draft = Draft(State.CANCELLING, Reason.CANCEL_REQUESTED, f"stopping {', '.join(what)}")
     draft.actions += [DeleteObject("Pod", p.name, p.uid) for p in live if not p.deleting]
+    draft.actions += _mpijob_deletes(obs)
     return draft
+
+
+def _own_pods(obs: Observation) -> list[PodView]:
+    """The pods the Job made itself (not those its MPIJobs made)."""
+    return [p for p in obs.pods if p.owner_uid == obs.job.uid]
+
+
+def _mpijob_deletes(obs: Observation) -> list[DeleteObject]:
+    return [DeleteObject("MPIJob", m.name, m.uid) for m in obs.mpijobs if not m.deleting]
 
 
 def release(obs: Observation, draft: Draft) -> None:
@@ -52,9 +66,11 @@ def release(obs: Observation, draft: Draft) -> None:
     draft.actions[:0] = workspaces
     # Without a workspace nothing is pinned: ended pods stay for `kubectl logs`.
     pinning = obs.job.spec is None or obs.job.spec.uses_workspace
-    for pod in obs.pods:
+    for pod in _own_pods(obs):
         if not pod.deleting and pod.name not in targeted and (pod.live or pinning):
             draft.actions.append(DeleteObject("Pod", pod.name, pod.uid))
+    stopping = {a.name for a in draft.actions if isinstance(a, DeleteObject) and a.kind == "MPIJob"}
+    draft.actions += [a for a in _mpijob_deletes(obs) if a.name not in stopping]
 
 
 def expire(obs: Observation, draft: Draft, ended: datetime, recorded: bool = True) -> None:
