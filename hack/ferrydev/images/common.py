@@ -30,6 +30,10 @@ PAUSE_IMAGE = "localhost/ferry/pause:3.10"
 BUSYBOX_IMAGE = "localhost/ferry/busybox:1.36"
 TOOLS_IMAGE = "localhost/ferry/tools:0.1.0"
 ALL = (PAUSE_IMAGE, BUSYBOX_IMAGE, TOOLS_IMAGE)
+#: The MPI images (`mpi`): built on demand (tests/e2e's `openmpi_image`), never by default.
+OPENMPI_IMAGE = "localhost/ferry/openmpi:4.1.4"
+LAMMPS_IMAGE = "localhost/ferry/lammps:20220106"
+OPTIONAL = (OPENMPI_IMAGE, LAMMPS_IMAGE)
 
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Bump when the recipe of an image changes in a way its hashed inputs do not show.
