@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from ferry.api import names
-from ferrydev.cluster.mpicrd import mpijob_crd_path
 from tests.conftest import Kube, OperatorProcess
 from tests.integration.lifecycle_support import (
     Watcher,
@@ -32,6 +30,12 @@ from tests.integration.lifecycle_support import (
     states,
     status,
 )
+from tests.integration.mpi_support import (
+    foreign_mpijob,
+    install_mpijob_crd,
+    mpijobs,
+    remove_mpijob_crd,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -41,36 +45,6 @@ MPI_APP = {"type": "MPI", "mpi": {"workers": 2, "slotsPerWorker": 2}}
 def _reason(kube: Kube, namespace: str, name: str) -> str:
     job = get_job(kube, namespace, name)
     return str(status(job).get("reason")) if job else ""
-
-
-def _mpijobs(kube: Kube, namespace: str) -> list[dict[str, Any]]:
-    return kube.list("mpijobs.kubeflow.org", namespace)
-
-
-def install_mpijob_crd(kube: Kube) -> None:
-    """The real MPIJob CRD (large: server-side apply), Established."""
-    kube.run("apply", "--server-side", "--force-conflicts", "-f", str(mpijob_crd_path()))
-    jsonpath = '{.status.conditions[?(@.type=="Established")].status}'
-    kube.wait_for(
-        lambda: (
-            kube.run(
-                "get", "crd", names.MPIJOB_CRD, "-o", f"jsonpath={jsonpath}", check=False
-            ).stdout.strip()
-            == "True"
-        ),
-        what="the MPIJob CRD Established",
-    )
-
-
-def remove_mpijob_crd(kube: Kube) -> None:
-    kube.run("delete", "crd", names.MPIJOB_CRD, "--wait=true", "--ignore-not-found", check=False)
-
-
-@pytest.fixture
-def mpijob_crd(kube: Kube) -> Iterator[None]:
-    install_mpijob_crd(kube)
-    yield
-    remove_mpijob_crd(kube)
 
 
 def _queued_on(kube: Kube, ns: str, job: str, mpijob: str) -> dict[str, Any]:
@@ -113,7 +87,7 @@ def test_an_mpi_app_is_blocked_without_the_crd_and_runs_as_one_mpijob_with_it(
         assert st["attempt"] == 1
         assert st["podName"] == "ring-1"
         assert "MPI Operator" in st["message"]
-        (mpijob,) = _mpijobs(kube, ns)
+        (mpijob,) = mpijobs(kube, ns)
         meta = mpijob["metadata"]
         assert meta["name"] == "ring-1"
         uid = job["metadata"]["uid"]
@@ -129,7 +103,7 @@ def test_an_mpi_app_is_blocked_without_the_crd_and_runs_as_one_mpijob_with_it(
         assert [p["metadata"]["name"] for p in pvcs(kube, ns, "ring")] == ["ring-1"]
         assert "Running" not in states(job)
         # Later passes find the MPIJob, and make no other.
-        assert [m["metadata"]["name"] for m in _mpijobs(kube, ns)] == ["ring-1"]
+        assert [m["metadata"]["name"] for m in mpijobs(kube, ns)] == ["ring-1"]
         _templates_admitted_by_restricted(kube, mpijob)
     finally:
         remove_mpijob_crd(kube)
@@ -217,25 +191,7 @@ def test_a_foreign_mpijob_with_the_attempts_name_is_not_adopted(
     kube: Kube, namespace: str, operator: OperatorProcess
 ) -> None:
     ns = namespace
-    foreign = {
-        "apiVersion": names.MPI_API_VERSION,
-        "kind": "MPIJob",
-        "metadata": {
-            "name": "taken-1",
-            # Ferry's labels, forged: only the controller ownerReference makes it the Job's.
-            "labels": {names.LABEL_JOB: "taken", names.LABEL_ATTEMPT: "1"},
-        },
-        "spec": {
-            "slotsPerWorker": 1,
-            "runPolicy": {"cleanPodPolicy": "Running"},
-            "mpiReplicaSpecs": {
-                "Launcher": {
-                    "replicas": 1,
-                    "template": {"spec": {"containers": [{"name": "c", "image": "x.org/y:1"}]}},
-                }
-            },
-        },
-    }
+    foreign = foreign_mpijob("taken-1", "taken")
     kube.create(foreign, "-n", ns)
     kube.create(app_manifest("mpi-sim", runtime=MPI_APP), "-n", ns)
     kube.create(job_manifest("taken", app="mpi-sim"), "-n", ns)
@@ -243,7 +199,7 @@ def test_a_foreign_mpijob_with_the_attempts_name_is_not_adopted(
     st = status(job)
     assert st["reason"] == "NameTaken", st
     assert "MPIJob taken-1" in st["message"]
-    (left,) = _mpijobs(kube, ns)
+    (left,) = mpijobs(kube, ns)
     assert left["metadata"]["uid"] == kube.get("mpijob", "taken-1", ns)["metadata"]["uid"]
     assert not left["metadata"].get("ownerReferences")
     assert "deletionTimestamp" not in left["metadata"]
@@ -273,7 +229,7 @@ def test_cancel_deletes_the_mpijob_and_a_deleted_one_is_retried(
     patch(kube, ns, "stop", {"cancel": True})
     done = Watcher(kube, ns, "stop").terminal()
     assert status(done)["state"] == "Cancelled"
-    left = [m["metadata"]["name"] for m in _mpijobs(kube, ns)]
+    left = [m["metadata"]["name"] for m in mpijobs(kube, ns)]
     assert left == ["lost-2"]
     assert pvcs(kube, ns, "stop") == [] or all(
         p["metadata"].get("deletionTimestamp") for p in pvcs(kube, ns, "stop")
