@@ -123,15 +123,17 @@ def _skip_name(data: bytes, offset: int) -> int:
         offset += 1 + length
 
 
-def query_a(server: str, name: str, timeout: float = 2.0) -> tuple[int, list[str]]:
-    """Ask `server` (port 53, UDP) for `name`'s A records: (rcode, addresses); rcode 0 is
+def query_a(
+    server: str, name: str, timeout: float = 2.0, port: int = 53
+) -> tuple[int, list[str]]:
+    """Ask `server` (UDP) for `name`'s A records: (rcode, addresses); rcode 0 is
     NOERROR, 3 NXDOMAIN, 5 REFUSED. OSError (socket.timeout among them) if it does not answer."""
     qid = secrets.randbelow(1 << 16)
     question = _encode_name(name) + struct.pack(">HH", 1, 1)  # type A, class IN
     packet = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0) + question  # recursion desired
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.settimeout(timeout)
-        sock.sendto(packet, (server, 53))
+        sock.sendto(packet, (server, port))
         while True:
             data = sock.recv(4096)
             if len(data) >= 12 and struct.unpack(">H", data[:2])[0] == qid:
