@@ -134,7 +134,9 @@ def apply(c: Runner, *args: str, stdin: str | None = None) -> None:
 
 def crd_established(c: Runner) -> bool:
     code, body = c.api_get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{CRD}")
-    conditions = json.loads(body).get("status", {}).get("conditions", []) if code == 200 else []
+    # A new CRD's status is {"conditions": null} at first.
+    status = (json.loads(body).get("status") or {}) if code == 200 else {}
+    conditions = status.get("conditions") or []
     return any(x["type"] == "Established" and x["status"] == "True" for x in conditions)
 
 
