@@ -130,7 +130,16 @@ def dig(obj: Any, path: str) -> Any:
         ),
         (
             "spec.mpiReplicaSpecs.Worker.template.spec.volumes",
-            [{"name": "workspace", "persistentVolumeClaim": {"claimName": f"{JOB}-1"}}],
+            [
+                {"name": "workspace", "persistentVolumeClaim": {"claimName": f"{JOB}-1"}},
+                {"name": "ferry-bin", "emptyDir": {"sizeLimit": "64Mi"}},
+            ],
+        ),
+        # The worker's own setup lays out the workspace's folders before it mounts them.
+        ("spec.mpiReplicaSpecs.Worker.template.spec.initContainers.0.name", "ferry-setup"),
+        (
+            "spec.mpiReplicaSpecs.Worker.template.spec.initContainers.0.volumeMounts.0",
+            {"name": "workspace", "mountPath": "/ferry/workspace"},
         ),
     ],
 )
@@ -276,6 +285,7 @@ def mpijob(
         owner_uid=owner,
         deleting=deleting,
         created_at=NOW,
+        workers=2,
         conditions={t: MPICondition("True", r, m) for t, r, m in conditions},
         launcher_uid=launcher_uid,
     )
@@ -419,6 +429,21 @@ FAILED_EVICT = ("Failed", "MPIJobEvict", "1/2 workers are evicted")
             "infra-failed",
             "worker frame-001-1-worker-0 was replaced",
         ),
+        # A worker deleted, and the launcher failed for it before the MPI Operator judged:
+        # the MPI Operator deletes workers only once the MPIJob is Failed or Succeeded.
+        (
+            mpijob(),
+            (worker(0, deleting=True), worker(1), launcher(ended(1), phase="Failed")),
+            "infra-failed",
+            "worker frame-001-1-worker-0 was deleted",
+        ),
+        # A worker gone without a trace (force-deleted, not made again yet).
+        (
+            mpijob(),
+            (worker(1), launcher()),
+            "infra-failed",
+            "1 of 2 worker(s) of frame-001-1 are gone",
+        ),
         (
             mpijob(1, FAILED_EVICT),
             (worker(1), launcher()),
@@ -439,6 +464,22 @@ FAILED_EVICT = ("Failed", "MPIJobEvict", "1/2 workers are evicted")
             WORKERS,
             "infra-failed",
             "failed without a launcher pod: BackoffLimitExceeded",
+        ),
+        # A worker's setup failed: nothing can run.
+        (
+            mpijob(1, ("Created", "", "")),
+            (
+                dataclasses.replace(
+                    worker(0, phase="Failed", main=container("worker", "waiting")),
+                    init=(
+                        container(
+                            "ferry-setup", "terminated", exit_code=1, message="cannot create"
+                        ),
+                    ),
+                ),
+            ),
+            "stage-failed",
+            "setup: cannot create",
         ),
         # Being deleted (a stop, or someone else's delete).
         (mpijob(deleting=True), (*WORKERS, launcher()), "terminating", "being deleted"),
@@ -478,13 +519,14 @@ def test_mpijob_view_parses_the_apiserver_object() -> None:
             "ownerReferences": [{"uid": UID, "controller": True}],
             "deletionTimestamp": "2026-03-01T12:00:00Z",
         },
+        "spec": {"mpiReplicaSpecs": {"Worker": {"replicas": 3}}},
         "status": {
             "conditions": [{"type": "Running", "status": "True", "reason": "MPIJobRunning"}]
         },
     }
     view = mpijob_view(obj, LAUNCHER_UID)
     assert view is not None
-    assert (view.attempt, view.owner_uid, view.deleting) == (2, UID, True)
+    assert (view.attempt, view.owner_uid, view.deleting, view.workers) == (2, UID, True, 3)
     assert view.holds("Running") == MPICondition("True", "MPIJobRunning", "")
     assert not view.finished
     assert mpijob_view({"metadata": {"name": "x"}}) is None
