@@ -1,10 +1,10 @@
-"""The MPI runner: the MPIJob it builds per attempt, and what it reads from the MPIJob and the
-launcher and worker pods the MPI Operator made, table by table."""
+"""The MPI runner: what it reads from the MPIJob and the launcher and worker pods the MPI
+Operator made (every cause, table by table), whose pods those are, and the lifecycle of an MPI
+Job (the builder's tests: test_mpi_job.py)."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -58,206 +58,6 @@ def dig(obj: Any, path: str) -> Any:
     return obj
 
 
-# --------------------------------------------------------------------------- the MPIJob
-
-
-@pytest.mark.parametrize(
-    ("path", "want"),
-    [
-        ("apiVersion", "kubeflow.org/v2beta1"),
-        ("kind", "MPIJob"),
-        ("metadata.name", f"{JOB}-1"),
-        ("metadata.labels.ferry.dev/job-uid", UID),
-        ("metadata.ownerReferences.0.uid", UID),
-        ("metadata.ownerReferences.0.controller", True),
-        ("spec.slotsPerWorker", 4),
-        ("spec.mpiImplementation", "OpenMPI"),
-        ("spec.sshAuthMountPath", "/home/mpiuser/.ssh"),
-        ("spec.launcherCreationPolicy", "WaitForWorkersReady"),
-        ("spec.runLauncherAsWorker", False),
-        ("spec.runPolicy.backoffLimit", 0),
-        ("spec.runPolicy.cleanPodPolicy", "Running"),
-        ("spec.mpiReplicaSpecs.Launcher.replicas", 1),
-        ("spec.mpiReplicaSpecs.Launcher.restartPolicy", "Never"),
-        ("spec.mpiReplicaSpecs.Worker.replicas", 2),
-        ("spec.mpiReplicaSpecs.Worker.restartPolicy", "Never"),
-        # The launcher is the run pod template: staging, the launcher wrapper, the workspace.
-        ("spec.mpiReplicaSpecs.Launcher.template.metadata.labels.ferry.dev/role", "run"),
-        ("spec.mpiReplicaSpecs.Launcher.template.metadata.labels.ferry.dev/job-uid", UID),
-        ("spec.mpiReplicaSpecs.Launcher.template.spec.containers.0.name", "app"),
-        (
-            "spec.mpiReplicaSpecs.Launcher.template.spec.containers.0.command",
-            [names.LAUNCHER, "--log", "/ferry/logs/app.log", "--", "solve"],
-        ),
-        (
-            "spec.mpiReplicaSpecs.Launcher.template.spec.containers.0.resources",
-            mpi_job.LAUNCHER_RESOURCES,
-        ),
-        ("spec.mpiReplicaSpecs.Launcher.template.spec.initContainers.0.name", "ferry-setup"),
-        ("spec.mpiReplicaSpecs.Launcher.template.spec.initContainers.1.name", "stage-model"),
-        (
-            "spec.mpiReplicaSpecs.Launcher.template.spec.volumes.0.persistentVolumeClaim",
-            {"claimName": f"{JOB}-1"},
-        ),
-        # Workers: the App's image running sshd on the same workspace.
-        ("spec.mpiReplicaSpecs.Worker.template.metadata.labels.ferry.dev/role", "worker"),
-        ("spec.mpiReplicaSpecs.Worker.template.metadata.labels.ferry.dev/attempt", "1"),
-        ("spec.mpiReplicaSpecs.Worker.template.spec.containers.0.name", "worker"),
-        (
-            "spec.mpiReplicaSpecs.Worker.template.spec.containers.0.image",
-            "registry.example.org/solver:1.0",
-        ),
-        (
-            "spec.mpiReplicaSpecs.Worker.template.spec.containers.0.command",
-            ["/usr/sbin/sshd", "-De", "-f", "/home/mpiuser/.sshd_config"],
-        ),
-        (
-            "spec.mpiReplicaSpecs.Worker.template.spec.containers.0.resources",
-            {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "1Gi"}},
-        ),
-        ("spec.mpiReplicaSpecs.Worker.template.spec.containers.0.workingDir", "/ferry/work"),
-        (
-            "spec.mpiReplicaSpecs.Worker.template.spec.containers.0.volumeMounts",
-            [
-                {"name": "workspace", "mountPath": "/ferry/work", "subPath": "work"},
-                {
-                    "name": "workspace",
-                    "mountPath": "/ferry/inputs",
-                    "subPath": "inputs",
-                    "readOnly": True,
-                },
-            ],
-        ),
-        (
-            "spec.mpiReplicaSpecs.Worker.template.spec.volumes",
-            [{"name": "workspace", "persistentVolumeClaim": {"claimName": f"{JOB}-1"}}],
-        ),
-    ],
-)
-def test_the_mpijob_of_an_attempt(path: str, want: Any) -> None:
-    # Label keys hold dots and slashes: look them up whole.
-    head, sep, label = path.partition(".labels.")
-    got = dig(build(), head + ".labels")[label] if sep else dig(build(), path)
-    assert got == want
-
-
-def test_the_pod_templates_carry_no_restart_policy_and_no_owner() -> None:
-    """The MPI Operator takes the restart policy from the replica spec (and warns when a
-    template sets one) and sets the pods' owners itself."""
-    for role in ("Launcher", "Worker"):
-        template = build()["spec"]["mpiReplicaSpecs"][role]["template"]
-        assert "restartPolicy" not in template["spec"]
-        assert set(template["metadata"]) <= {"labels", "annotations"}
-
-
-def _containers(template: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    spec = template["spec"]
-    yield from spec.get("initContainers", [])
-    yield from spec["containers"]
-
-
-@pytest.mark.parametrize("role", ["Launcher", "Worker"])
-def test_every_container_meets_pod_security_restricted(role: str) -> None:
-    template = build()["spec"]["mpiReplicaSpecs"][role]["template"]
-    pod = template["spec"]
-    assert pod["securityContext"]["runAsNonRoot"] is True
-    assert pod["securityContext"]["runAsUser"] == 1000
-    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-    assert pod["automountServiceAccountToken"] is False
-    assert not pod.get("hostNetwork")
-    assert not pod.get("hostPID")
-    assert not pod.get("hostIPC")
-    assert all("hostPath" not in v for v in pod["volumes"])
-    for c in _containers(template):
-        ctx = c["securityContext"]
-        assert ctx["allowPrivilegeEscalation"] is False, c["name"]
-        assert ctx["privileged"] is False
-        assert ctx["runAsNonRoot"] is True
-        assert ctx["capabilities"] == {"drop": ["ALL"]}
-        assert ctx["seccompProfile"] == {"type": "RuntimeDefault"}
-
-
-@pytest.mark.parametrize(
-    ("mpi_spec", "path", "want"),
-    [
-        (
-            {"workerCommand": ["/opt/worker", "--job", "{{job.name}}"]},
-            "spec.mpiReplicaSpecs.Worker.template.spec.containers.0.command",
-            ["/opt/worker", "--job", JOB],
-        ),
-        ({"implementation": "MPICH"}, "spec.mpiImplementation", "MPICH"),
-        ({"sshAuthMountPath": "/home/app/.ssh"}, "spec.sshAuthMountPath", "/home/app/.ssh"),
-        ({"workers": 5}, "spec.mpiReplicaSpecs.Worker.replicas", 5),
-        ({}, "spec.slotsPerWorker", 1),
-    ],
-)
-def test_the_mpi_settings_of_the_app(mpi_spec: dict[str, Any], path: str, want: Any) -> None:
-    spec = app_spec(runtime={"type": "MPI", "mpi": mpi_spec})
-    job = mpi_job.mpijob(META, spec, job_spec(), {"steps": 5}, 1, CONFIG)
-    assert dig(job, path) == want
-
-
-@pytest.mark.parametrize(
-    ("workspace", "config", "mode", "storage_class"),
-    [
-        (None, CONFIG, "ReadWriteOnce", None),
-        (None, OperatorConfig(mpi_workspace_access_mode="ReadWriteMany"), "ReadWriteMany", None),
-        (
-            {"accessMode": "ReadWriteMany", "storageClassName": "nfs"},
-            CONFIG,
-            "ReadWriteMany",
-            "nfs",
-        ),
-        (None, OperatorConfig(mpi_storage_class_name="nfs", storage_class_name="x"), None, "nfs"),
-        (None, OperatorConfig(storage_class_name="x"), None, "x"),
-    ],
-)
-def test_the_shared_workspace_mode_and_class(
-    workspace: dict[str, Any] | None,
-    config: OperatorConfig,
-    mode: str | None,
-    storage_class: str | None,
-) -> None:
-    spec = job_spec(**({"workspace": workspace} if workspace else {}))
-    pvc = builders.workspace_pvc(META, spec, 1, config, shared=True)
-    if mode is not None:
-        assert pvc["spec"]["accessModes"] == [mode]
-    assert pvc["spec"].get("storageClassName") == storage_class
-
-
-def test_a_pod_apps_workspace_ignores_the_mpi_settings() -> None:
-    config = OperatorConfig(mpi_workspace_access_mode="ReadWriteMany", mpi_storage_class_name="nfs")
-    pvc = builders.workspace_pvc(META, job_spec(), 1, config)
-    assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"]
-    assert "storageClassName" not in pvc["spec"]
-
-
-@pytest.mark.parametrize(
-    ("name", "workers", "valid"),
-    [
-        ("ring", 2, True),
-        ("a" * 52, 10, True),  # a…a-1-worker-9: 63 characters
-        ("a" * 53, 10, False),
-        ("1ring", 2, False),  # a DNS-1035 label starts with a letter
-        ("ring.v2", 2, False),
-    ],
-)
-def test_worker_hostnames_must_be_dns_labels(name: str, workers: int, valid: bool) -> None:
-    if valid:
-        mpi_job.check_name(name, 1, workers)
-    else:
-        with pytest.raises(mpi_job.InvalidNameError):
-            mpi_job.check_name(name, 1, workers)
-
-
-def test_a_job_whose_name_cannot_name_its_workers_fails_as_invalid() -> None:
-    obs = observe(job_view(name="r" * 60), app=app_view(app_spec(runtime=MPI_APP)))
-    plan = decide(obs)
-    assert (plan.state, plan.status.reason) == (State.FAILED, "InvalidSpec")
-    assert "DNS labels" in (plan.status.message or "")
-    assert not [a for a in plan.actions if isinstance(a, CreateObject)]
-
-
 # --------------------------------------------------------------------------- reading a run
 
 
@@ -276,6 +76,7 @@ def mpijob(
         owner_uid=owner,
         deleting=deleting,
         created_at=NOW,
+        workers=2,
         conditions={t: MPICondition("True", r, m) for t, r, m in conditions},
         launcher_uid=launcher_uid,
     )
@@ -419,6 +220,21 @@ FAILED_EVICT = ("Failed", "MPIJobEvict", "1/2 workers are evicted")
             "infra-failed",
             "worker frame-001-1-worker-0 was replaced",
         ),
+        # A worker deleted, and the launcher failed for it before the MPI Operator judged:
+        # the MPI Operator deletes workers only once the MPIJob is Failed or Succeeded.
+        (
+            mpijob(),
+            (worker(0, deleting=True), worker(1), launcher(ended(1), phase="Failed")),
+            "infra-failed",
+            "worker frame-001-1-worker-0 was deleted",
+        ),
+        # A worker gone without a trace (force-deleted, not made again yet).
+        (
+            mpijob(),
+            (worker(1), launcher()),
+            "infra-failed",
+            "1 of 2 worker(s) of frame-001-1 are gone",
+        ),
         (
             mpijob(1, FAILED_EVICT),
             (worker(1), launcher()),
@@ -439,6 +255,22 @@ FAILED_EVICT = ("Failed", "MPIJobEvict", "1/2 workers are evicted")
             WORKERS,
             "infra-failed",
             "failed without a launcher pod: BackoffLimitExceeded",
+        ),
+        # A worker's setup failed: nothing can run.
+        (
+            mpijob(1, ("Created", "", "")),
+            (
+                dataclasses.replace(
+                    worker(0, phase="Failed", main=container("worker", "waiting")),
+                    init=(
+                        container(
+                            "ferry-setup", "terminated", exit_code=1, message="cannot create"
+                        ),
+                    ),
+                ),
+            ),
+            "stage-failed",
+            "setup: cannot create",
         ),
         # Being deleted (a stop, or someone else's delete).
         (mpijob(deleting=True), (*WORKERS, launcher()), "terminating", "being deleted"),
@@ -478,13 +310,14 @@ def test_mpijob_view_parses_the_apiserver_object() -> None:
             "ownerReferences": [{"uid": UID, "controller": True}],
             "deletionTimestamp": "2026-03-01T12:00:00Z",
         },
+        "spec": {"mpiReplicaSpecs": {"Worker": {"replicas": 3}}},
         "status": {
             "conditions": [{"type": "Running", "status": "True", "reason": "MPIJobRunning"}]
         },
     }
     view = mpijob_view(obj, LAUNCHER_UID)
     assert view is not None
-    assert (view.attempt, view.owner_uid, view.deleting) == (2, UID, True)
+    assert (view.attempt, view.owner_uid, view.deleting, view.workers) == (2, UID, True, 3)
     assert view.holds("Running") == MPICondition("True", "MPIJobRunning", "")
     assert not view.finished
     assert mpijob_view({"metadata": {"name": "x"}}) is None

@@ -23,6 +23,7 @@ from ferry.api import names
 from ferry.api.common import GROUP, VERSION
 
 # The errors live beside the protocol (which must not import kubernetes); re-exported here.
+from ferry.clients.mpijobs import MPIJobCalls
 from ferry.clients.protocol import ConflictError as ConflictError
 from ferry.clients.protocol import NotFoundError as NotFoundError
 from ferry.clients.protocol import Ownership
@@ -137,7 +138,7 @@ def _words(exc: ApiException) -> str:
     return str(message or exc.reason or f"HTTP {exc.status}")
 
 
-class KubeClient:
+class KubeClient(MPIJobCalls):
     """The operator's reads and writes, rate limited and counted."""
 
     def __init__(self, api: client.ApiClient, qps: float, burst: int) -> None:
@@ -185,24 +186,6 @@ class KubeClient:
         self._call("list", "pods")
         pods = self.core.list_namespaced_pod(namespace, label_selector=f"{names.LABEL_JOB}={job}")
         return [self.api.sanitize_for_serialization(p) for p in pods.items]
-
-    def list_job_mpijobs(self, namespace: str, job: str) -> list[Obj]:
-        """The MPIJobs labelled with the Job's name; none when the CRD is not installed."""
-        self._call("list", names.MPIJOB_PLURAL)
-        try:
-            result = self.custom.list_namespaced_custom_object(
-                names.MPI_GROUP,
-                names.MPI_VERSION,
-                namespace,
-                names.MPIJOB_PLURAL,
-                label_selector=f"{names.LABEL_JOB}={job}",
-            )
-        except ApiException as exc:
-            if _status(exc) == 404:
-                return []
-            raise
-        items: list[Obj] = result.get("items", [])
-        return items
 
     def list_job_versions(
         self, namespaces: tuple[str, ...], limit: int
@@ -289,15 +272,7 @@ class KubeClient:
                     namespace, manifest, _preload_content=False
                 )
             elif kind == "MPIJob":
-                self._call("create", names.MPIJOB_PLURAL)
-                resp = self.custom.create_namespaced_custom_object(
-                    names.MPI_GROUP,
-                    names.MPI_VERSION,
-                    namespace,
-                    names.MPIJOB_PLURAL,
-                    manifest,
-                    _preload_content=False,
-                )
+                resp = self._create_mpijob(namespace, manifest)
             else:
                 raise ValueError(f"cannot create {kind}")
             _discard(resp)
@@ -313,14 +288,7 @@ class KubeClient:
         """The object's UID and its controller's (metadata only is read)."""
         try:
             if kind == "MPIJob":
-                self._call("get", names.MPIJOB_PLURAL)
-                found: Obj = self.custom.get_namespaced_custom_object(
-                    names.MPI_GROUP, names.MPI_VERSION, namespace, names.MPIJOB_PLURAL, name
-                )
-                meta = found.get("metadata") or {}
-                refs = [r for r in meta.get("ownerReferences") or [] if r.get("controller")]
-                controller_uid = str(refs[0].get("uid") or "") if refs else ""
-                return Ownership(uid=str(meta.get("uid") or ""), controller_uid=controller_uid)
+                return self._mpijob_ownership(namespace, name)
             if kind == "Pod":
                 self._call("get", "pods")
                 obj = self.core.read_namespaced_pod(name, namespace)
@@ -353,18 +321,7 @@ class KubeClient:
                 self._call("delete", "persistentvolumeclaims")
                 self.core.delete_namespaced_persistent_volume_claim(name, namespace, body=body)
             elif kind == "MPIJob":
-                # In the foreground: it stands (being deleted) until the launcher Job and the
-                # pods it made are gone, so the Job sees them go.
-                self._call("delete", names.MPIJOB_PLURAL)
-                body.propagation_policy = "Foreground"
-                self.custom.delete_namespaced_custom_object(
-                    names.MPI_GROUP,
-                    names.MPI_VERSION,
-                    namespace,
-                    names.MPIJOB_PLURAL,
-                    name,
-                    body=body,
-                )
+                self._delete_mpijob(namespace, name, body)
             else:
                 raise ValueError(f"cannot delete {kind}")
         except ApiException as exc:

@@ -28,6 +28,7 @@ from ferry.decisions.builders import (
     effective_resources,
     labels,
     restricted_container_context,
+    tools_container,
 )
 from ferry.decisions.runner import InvalidRunError
 
@@ -93,7 +94,8 @@ def worker_template(
     config: OperatorConfig,
 ) -> dict[str, Any]:
     """A worker's pod template: the App's image running the worker command, the run pod's
-    workspace volume (working directory and inputs, read-only) and restricted context."""
+    workspace volume (working directory and inputs, read-only, laid out by its own setup init
+    container) and restricted context."""
     run = pod["spec"]
     workspace = next(v for v in run["volumes"] if v["name"] == names.WORKSPACE_VOLUME)
     app_container = next(c for c in run["containers"] if c["name"] == names.APP_CONTAINER)
@@ -117,6 +119,18 @@ def worker_template(
             },
         ],
     }
+    volumes = [copy.deepcopy(workspace)]
+    inits = []
+    if "persistentVolumeClaim" in workspace:
+        # The worker mounts folders of the workspace (subPaths) that the launcher's setup
+        # makes, and starts before it: its own setup makes them first, as the pod's user.
+        setup = tools_container(names.SETUP_CONTAINER, ["setup", "--bin", names.BIN_DIR], config)
+        setup["volumeMounts"] = [
+            {"name": names.WORKSPACE_VOLUME, "mountPath": names.WORKSPACE_DIR},
+            {"name": names.BIN_VOLUME, "mountPath": names.BIN_DIR},
+        ]
+        inits.append(setup)
+        volumes.append({"name": names.BIN_VOLUME, "emptyDir": {"sizeLimit": "64Mi"}})
     meta = pod["metadata"]
     worker_labels = {**meta["labels"], **labels(job, attempt, names.ROLE_WORKER)}
     template_meta: dict[str, Any] = {"labels": worker_labels}
@@ -128,8 +142,9 @@ def worker_template(
             "automountServiceAccountToken": False,
             "enableServiceLinks": False,
             "securityContext": copy.deepcopy(run["securityContext"]),
+            **({"initContainers": inits} if inits else {}),
             "containers": [container],
-            "volumes": [copy.deepcopy(workspace)],
+            "volumes": volumes,
         },
     }
 

@@ -38,6 +38,8 @@ class MPIJobView:
     owner_uid: str = ""
     deleting: bool = False
     created_at: datetime | None = None
+    #: Worker replicas it asks for.
+    workers: int = 0
     conditions: Mapping[str, MPICondition] = field(default_factory=dict)
     #: The UID of the batch Job `<name>-launcher`, when it exists and this MPIJob is its
     #: controller (the launcher pod's controller is that Job, not the MPIJob).
@@ -79,6 +81,11 @@ def mpijob_view(obj: Mapping[str, Any], launcher_uid: str = "") -> MPIJobView | 
         for c in (obj.get("status") or {}).get("conditions") or []
         if isinstance(c, Mapping)
     }
+    worker_spec = ((obj.get("spec") or {}).get("mpiReplicaSpecs") or {}).get("Worker") or {}
+    try:
+        workers = int(worker_spec.get("replicas") or 0)
+    except (TypeError, ValueError):
+        workers = 0
     return MPIJobView(
         name=str(meta.get("name", "")),
         attempt=attempt,
@@ -86,6 +93,7 @@ def mpijob_view(obj: Mapping[str, Any], launcher_uid: str = "") -> MPIJobView | 
         owner_uid=owner,
         deleting=bool(meta.get("deletionTimestamp")),
         created_at=parse_time(meta.get("creationTimestamp")),
+        workers=workers,
         conditions=conditions,
         launcher_uid=launcher_uid,
     )

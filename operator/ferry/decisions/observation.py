@@ -73,6 +73,7 @@ class PodView:
     #: The UID of its controller (the controller ownerReference); Ferry's children name their
     #: Job's. Empty for a pod without a controller.
     owner_uid: str = ""
+    #: When it was made (an MPI worker made after its launcher is a replacement).
     created_at: datetime | None = None
     #: Warning Events about the pod, newest first: looked up by the handlers only for a pod
     #: slow to start (`slow_to_start`); never part of the pod itself.

@@ -125,6 +125,9 @@ def read(
     if own is not None and own.status in ("stage-failed", "terminating", "blocked"):
         return own
     views = [(w, pod_runner.read(w, spec, now, grace)) for w in workers]
+    setup_failed = next((v for _, v in views if v.status == "stage-failed"), None)
+    if setup_failed is not None:
+        return replace(setup_failed, name=job.name, live=base.live)
     blocked = next((v for _, v in views if v.status == "blocked"), None)
     if blocked is not None:
         return replace(base, status="blocked", reason=blocked.reason, message=blocked.message)
@@ -165,11 +168,14 @@ def _infra(
             )
         if worker.phase == "Failed" and worker.reason:
             return f"worker {worker.name} failed: {worker.reason} {worker.message}".strip()
-        if worker.deleting and not (own is not None and own.app_ended):
-            # Once the launcher's app has ended, the MPI Operator deletes running workers.
+        if worker.deleting and not job.finished:
+            # Once the MPIJob is judged, the MPI Operator deletes its running workers itself.
             return f"worker {worker.name} was deleted while the run went on"
         if _replaced(worker, launcher):
             return f"worker {worker.name} was replaced while the run went on"
+    if launcher is not None and not job.finished and len(workers) < job.workers:
+        # The launcher is made once every worker is Ready: one of them is gone since.
+        return f"{job.workers - len(workers)} of {job.workers} worker(s) of {job.name} are gone"
     if own is not None and own.status == "infra-failed":
         return f"launcher: {own.message}"
     failed = job.holds("Failed")
