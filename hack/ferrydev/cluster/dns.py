@@ -123,9 +123,7 @@ def _skip_name(data: bytes, offset: int) -> int:
         offset += 1 + length
 
 
-def query_a(
-    server: str, name: str, timeout: float = 2.0, port: int = 53
-) -> tuple[int, list[str]]:
+def query_a(server: str, name: str, timeout: float = 2.0, port: int = 53) -> tuple[int, list[str]]:
     """Ask `server` (UDP) for `name`'s A records: (rcode, addresses); rcode 0 is
     NOERROR, 3 NXDOMAIN, 5 REFUSED. OSError (socket.timeout among them) if it does not answer."""
     qid = secrets.randbelow(1 << 16)
