@@ -3,7 +3,9 @@
 #
 # Output: $FERRY_CACHE/bin/<name>-<version> plus a plain <name> symlink, for
 #   kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl (Kubernetes)
-#   etcd, kwok, minio, helm, and Ferry's own Go checks: kstatus (hack/kstatus: kstatus's
+#   etcd, kwok, minio, helm, mpi-operator (the Kubeflow MPI Operator's controller), coredns
+#   (hack/coredns: CoreDNS trimmed to the cluster DNS's plugins, versioned by COREDNS_VERSION
+#   and a hash of its sources), and Ferry's own Go checks: kstatus (hack/kstatus: kstatus's
 #   verdict per object, as Flux computes it; cached by its cli-utils version and a hash of its
 #   sources) and kindcheck (hack/kindcheck), versioned by a hash of its sources.
 # A binary already present for its pinned version is reused (warm start).
@@ -23,7 +25,7 @@ export CGO_ENABLED=0
 export GOTOOLCHAIN=local
 
 want=("$@")
-[ ${#want[@]} -gt 0 ] || want=(kubernetes etcd kwok minio helm kstatus kindcheck)
+[ ${#want[@]} -gt 0 ] || want=(kubernetes etcd kwok minio helm mpi-operator coredns kstatus kindcheck)
 
 have() { [ -x "$BIN/$1-$2" ]; }
 link() { ln -sf "$1-$2" "$BIN/$1"; }
@@ -117,6 +119,49 @@ build_etcd() {
   echo "etcd $v: built in $(( $(stamp) - t0 ))s"
 }
 
+build_mpi_operator() {
+  # The Kubeflow MPI Operator's controller (cmd/mpi-operator). Its module's version list is
+  # refused by the proxy, so `go install pkg@v` cannot resolve it: a wrapper module requires
+  # the exact version instead (as for etcd). v0.8.x needs Go >= 1.26 (its go.mod says so).
+  local v="$MPI_OPERATOR_VERSION" pkg=github.com/kubeflow/mpi-operator/cmd/mpi-operator
+  if have mpi-operator "$v"; then link mpi-operator "$v"; echo "mpi-operator $v: cached"; return; fi
+  local t0; t0=$(stamp)
+  local mod="$SRC/mpi-operator-$v"; mkdir -p "$mod"
+  printf 'module ferry.dev/mpioperatorbuild\ngo 1.26\nrequire github.com/kubeflow/mpi-operator %s\n' "$v" >"$mod/go.mod"
+  printf '//go:build tools\n\npackage tools\n\nimport _ "%s"\n' "$pkg" >"$mod/tools.go"
+  local try
+  for try in 1 2 3 4; do
+    (cd "$mod" && go mod tidy >/dev/null 2>&1; go build -trimpath -ldflags "-s -w" -o "$BIN/mpi-operator-$v" "$pkg") && break
+    [ "$try" = 4 ] && return 1
+    echo "mpi-operator build failed (attempt $try); retrying" >&2; sleep $((try * 5))
+  done
+  link mpi-operator "$v"
+  echo "mpi-operator $v: built in $(( $(stamp) - t0 ))s"
+}
+
+build_coredns() {
+  # The cluster DNS of the real-node cluster: CoreDNS trimmed to the plugins it needs, from this
+  # checkout's hack/coredns module (a custom main, CoreDNS's documented way to choose plugins).
+  # Versioned by COREDNS_VERSION plus a hash of its sources, so an edit rebuilds it.
+  local src="$here/coredns" v="$COREDNS_VERSION"
+  if ! grep -q "github.com/coredns/coredns $v\$" "$src/go.mod"; then
+    echo "hack/coredns/go.mod does not require github.com/coredns/coredns $v (versions.env)" >&2
+    return 1
+  fi
+  local tag; tag="$v-$(cat "$src/go.mod" "$src/go.sum" "$src/main.go" | sha256sum | cut -c1-12)"
+  if have coredns "$tag"; then link coredns "$tag"; echo "coredns $tag: cached"; return; fi
+  local t0; t0=$(stamp)
+  local try
+  for try in 1 2 3 4; do
+    (cd "$src" && GOFLAGS=-mod=readonly go build -trimpath -ldflags "-s -w" -o "$BIN/coredns-$tag" .) && break
+    [ "$try" = 4 ] && return 1
+    echo "coredns build failed (attempt $try); retrying" >&2; sleep $((try * 5))
+  done
+  for old in "$BIN"/coredns-*; do [ "$old" = "$BIN/coredns-$tag" ] || rm -f "$old"; done
+  link coredns "$tag"
+  echo "coredns $tag: built in $(( $(stamp) - t0 ))s"
+}
+
 build_kstatus() {
   # Built from this checkout's hack/kstatus module (not `go install`): its go.mod pins
   # sigs.k8s.io/cli-utils, which must match CLI_UTILS_VERSION in versions.env.
@@ -165,6 +210,8 @@ for w in "${want[@]}"; do
     kwok) build_go_install kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION" ;;
     minio) build_go_install minio github.com/minio/minio "$MINIO_VERSION" ;;
     helm) build_go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" ;;
+    mpi-operator) build_mpi_operator ;;
+    coredns) build_coredns ;;
     kstatus) build_kstatus ;;
     kindcheck) build_kindcheck ;;
     *) echo "unknown tool: $w" >&2; exit 2 ;;

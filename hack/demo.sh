@@ -44,7 +44,8 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
-# Is there a running cluster with a real node in $DIR? (every process alive, real_node set)
+# Is there a running cluster with a real node in $DIR? (every process alive, real_node set, and
+# the cluster DNS among them: a cluster started before it existed is started afresh)
 cluster_ok() {
   [ -f "$DIR/state.json" ] || return 1
   "$PY" - "$DIR" <<'EOF'
@@ -53,7 +54,8 @@ from pathlib import Path
 from ferrydev.cluster import ClusterState, status
 root = Path(sys.argv[1])
 alive = status(root)
-sys.exit(0 if alive and all(alive.values()) and ClusterState.load(root).real_node else 1)
+ok = alive and all(alive.values()) and "coredns" in alive and ClusterState.load(root).real_node
+sys.exit(0 if ok else 1)
 EOF
 }
 

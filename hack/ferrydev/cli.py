@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from ferrydev.cluster import ClusterError, ClusterState, LocalCluster, status, stop
+from ferrydev.cluster.state import CLUSTER_DNS, CLUSTER_DOMAIN, MPI_OPERATOR_NAMESPACE
 from ferrydev.paths import ROOT
 
 DEFAULT_DIR = Path(os.environ.get("FERRY_CLUSTER_DIR", ROOT / ".cluster"))
@@ -67,6 +68,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"  real node: ferry-node at {state.node_ip}; timings {json.dumps(state.timings)}"
             )
             print(f"  MinIO for pods: {state.minio_pod_endpoint}")
+            print(
+                f"  cluster DNS: CoreDNS on {CLUSTER_DNS}:53 ({CLUSTER_DOMAIN}), "
+                f"log {root}/coredns.log"
+            )
+            print(
+                f"  MPI Operator: kubectl logs -n {MPI_OPERATOR_NAMESPACE} deployment/mpi-operator"
+            )
         return 0
     if args.command == "down":
         stop(root)

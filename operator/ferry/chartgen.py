@@ -61,6 +61,7 @@ CHART_FIELDS: tuple[str, ...] = (
     "lease_duration_seconds",
     "lease_renew_deadline_seconds",
     "lease_retry_seconds",
+    "mpi_workspace_access_mode",
 )
 
 #: Keys of the section that are not OperatorConfig fields.

@@ -11,7 +11,7 @@ given.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -133,6 +133,17 @@ class OperatorConfig(BaseModel):
     )
     finalizer: str = Field(default="ferry.dev/finalizer")
     storage_class_name: str | None = Field(default=None)
+    mpi_storage_class_name: str | None = Field(
+        default=None,
+        description="StorageClass of the workspaces of MPI Jobs (shared by the launcher and "
+        "the workers) when the Job names none; storage_class_name when unset.",
+    )
+    mpi_workspace_access_mode: Literal["ReadWriteOnce", "ReadWriteMany"] = Field(
+        default="ReadWriteOnce",
+        description="Access mode of the workspaces of MPI Jobs when the Job sets none: "
+        "ReadWriteOnce suffices when launcher and workers share one node; across nodes the "
+        "class must offer ReadWriteMany.",
+    )
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = Field(
         default=8080, description="Port of the Prometheus /metrics endpoint; 0 turns it off."
     )

@@ -54,6 +54,36 @@ def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterSt
         local.down()
 
 
+def node_image(cluster: ClusterState, name: str) -> str:
+    """Build (or reuse, by its inputs' hash) an image that the cluster does not start with and
+    import it into the real node's containerd unless it is there already; returns its name."""
+    from ferrydev import images
+
+    assert cluster.containerd_socket, "the real node's containerd socket is not recorded"
+    try:
+        built = images.build([name])
+        images.import_images(cluster.containerd_socket, built)
+    except images.ImageError as exc:
+        pytest.fail(f"{name} could not be built or imported: {exc}")
+    return name
+
+
+@pytest.fixture(scope="session")
+def openmpi_image(real_cluster: ClusterState) -> str:
+    """localhost/ferry/openmpi:4.1.4 on the real node (ferrydev.images.mpi)."""
+    from ferrydev.images import OPENMPI_IMAGE
+
+    return node_image(real_cluster, OPENMPI_IMAGE)
+
+
+@pytest.fixture(scope="session")
+def lammps_image(real_cluster: ClusterState) -> str:
+    """localhost/ferry/lammps:20220106 on the real node (ferrydev.images.mpi)."""
+    from ferrydev.images import LAMMPS_IMAGE
+
+    return node_image(real_cluster, LAMMPS_IMAGE)
+
+
 @pytest.fixture(scope="session")
 def real_kube(real_cluster: ClusterState) -> Kube:
     kube = Kube(real_cluster)

@@ -1,8 +1,9 @@
 """Every verb the chart grants is used, and the operator needs no other: the operator runs as
 the chart's ServiceAccount with exactly the chart's RBAC (rendered and applied), through every
 path that calls the API — a Job archived and Finished, one cancelled, one deleted by its TTL,
-a pod that does not start (its Warning Events read), an MPI App blocked (the CRD check), a Job
-naming a missing App, a run pod's name held by a foreign pod, a stray pod of a Job at rest (the
+a pod that does not start (its Warning Events read), an MPI Job (the CRD check, its MPIJob made
+and cancelled; a foreign MPIJob holding another's name), a Job naming a missing App, a run
+pod's name held by a foreign pod, a stray pod of a Job at rest (the
 Job read afresh), leader election — and the apiserver's audit log says which (group, resource,
 verb) it used. A grant nobody used fails the test, as does any 403."""
 
@@ -25,6 +26,7 @@ from tests.integration.lifecycle_support import (
     sim,
     status,
 )
+from tests.integration.mpi_support import foreign_mpijob
 from tests.integration.rbac_support import (
     ChartIdentity,
     SAOperator,
@@ -52,7 +54,7 @@ def _create(kube: Kube, namespace: str, *objs: dict[str, Any]) -> None:
         kube.create(obj, "-n", namespace)
 
 
-@pytest.mark.usefixtures("alone")
+@pytest.mark.usefixtures("alone", "mpijob_crd")
 def test_every_granted_verb_is_used_and_none_is_missing(
     kube: Kube, namespace: str, identity: ChartIdentity, tmp_path: Path
 ) -> None:
@@ -113,6 +115,8 @@ def _exercise(kube: Kube, ns: str) -> None:
         job_manifest("taken", annotations=sim(duration="1s")),
         app_manifest("mpi", runtime={"type": "MPI", "mpi": {"workers": 2}}),
         job_manifest("mpi-1", app="mpi"),
+        foreign_mpijob("mpitaken-1", "mpitaken"),
+        job_manifest("mpitaken", app="mpi"),
     )
     done = Watcher(kube, ns, "done").state("Finished", timeout=90)
     assert "Archiving" in [h["state"] for h in status(done)["history"]]
@@ -133,11 +137,17 @@ def _exercise(kube: Kube, ns: str) -> None:
     for name, reasons in (
         ("orphan", {"AppNotFound"}),
         ("taken", {"NameTaken"}),
-        # MPIOperatorMissing; RuntimeUnavailable when another test installed the MPIJob CRD.
-        ("mpi-1", {"MPIOperatorMissing", "RuntimeUnavailable"}),
+        # An MPIJob's name held by a foreign MPIJob (mpijobs get).
+        ("mpitaken", {"NameTaken"}),
     ):
         job = Watcher(kube, ns, name).state("Blocked", timeout=60)
         assert status(job)["reason"] in reasons, status(job)
+    # An MPI Job: its MPIJob made (mpijobs create; list; its launcher Job looked up: jobs.batch
+    # get), then cancelled (mpijobs delete). No MPI controller runs here.
+    mpi = Watcher(kube, ns, "mpi-1")
+    mpi.until(lambda j: status(j).get("reason") == "PodPending", timeout=60, what="MPIJob made")
+    patch(kube, ns, "mpi-1", {"cancel": True})
+    assert status(mpi.terminal())["state"] == "Cancelled"
     # A stray pod of a Job at rest: the Job is read afresh (jobs get); the pod is not its own,
     # so it is left alone.
     time.sleep(3)

@@ -61,6 +61,8 @@ class FakeKube:
                 }
             }
         ]
+        #: The MPIJobs `list_job_mpijobs` answers.
+        self.mpijobs: list[Obj] = []
         #: What `pod_warnings` answers.
         self.warnings: list[Obj] = []
         self.log: list[tuple[str, str]] = []
@@ -78,6 +80,10 @@ class FakeKube:
     def list_job_pods(self, namespace: str, job: str) -> list[Obj]:
         self.log.append(("list", job))
         return copy.deepcopy(self.pods)
+
+    def list_job_mpijobs(self, namespace: str, job: str) -> list[Obj]:
+        self.log.append(("list mpijobs", job))
+        return copy.deepcopy(self.mpijobs)
 
     def pod_warnings(self, namespace: str, name: str, uid: str) -> list[Obj]:
         self.log.append(("list events", name))

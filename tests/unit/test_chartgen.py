@@ -111,9 +111,11 @@ def test_the_section_as_generated() -> None:
         "leaseDurationSeconds",
         "leaseRenewDeadlineSeconds",
         "leaseRetrySeconds",
+        "mpiWorkspaceAccessMode",
         "logLevel",
         "resources",
     ]
+    assert properties["mpiWorkspaceAccessMode"]["enum"] == ["ReadWriteOnce", "ReadWriteMany"]
     assert properties["allowedStoreEndpoints"] == {
         "type": "array",
         "items": {"type": "string"},

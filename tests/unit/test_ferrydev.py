@@ -60,3 +60,23 @@ def test_hack_cluster_needs_no_third_party_package() -> None:
         cwd=ROOT / "hack",
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_a_layer_whites_out_what_its_step_removed() -> None:
+    from ferrydev.images.mpi import whiteouts
+
+    before = {
+        "etc",
+        "etc/passwd-",
+        "etc/passwd",
+        "var",
+        "var/log",
+        "var/log/a",
+        "var/log/b",
+        "var/log/b/c",
+    }
+    after = {"etc", "etc/passwd", "var"}
+    # A removed directory hides its contents with one whiteout; kept paths need none.
+    assert whiteouts(before, after) == ["etc/.wh.passwd-", "var/.wh.log"]
+    assert whiteouts({"x"}, set()) == [".wh.x"]
+    assert whiteouts(before, before | {"new"}) == []

@@ -12,7 +12,7 @@ import pytest
 from ferry.api.common import MAX_CONDITION_MESSAGE, ConditionStatus
 from ferry.api.job import MAX_HISTORY, HistoryEntry, JobStatus, State
 from ferry.config import OperatorConfig
-from ferry.decisions import parse, run
+from ferry.decisions import lifecycle, parse, run
 from ferry.decisions.observation import Observation, ParentView, PodView, PodWarning
 from ferry.decisions.plan import CreateObject, DeleteJob, DeleteObject, Plan
 from ferry.runners import pod as pod_runner
@@ -647,20 +647,12 @@ def test_app_ref_version_runs_only_that_version(wanted: str | None, blocked: boo
             "MPIOperatorMissing",
             "MPIJob",
         ),
-        (
-            # The MPIJob CRD is there, but this Ferry has no MPI runner: never one plain pod.
-            app_view(app_spec(runtime={"type": "MPI", "mpi": {"workers": 2}})),
-            True,
-            "RuntimeUnavailable",
-            "runs as MPI",
-        ),
     ],
     ids=[
         "app-missing",
         "app-unparsable",
         "app-unsound",
         "mpi-operator-missing",
-        "mpi-runtime-unavailable",
     ],
 )
 def test_blocked_before_acceptance(app: Any, mpi: bool, reason: str, needle: str) -> None:
@@ -675,17 +667,34 @@ def test_blocked_before_acceptance(app: Any, mpi: bool, reason: str, needle: str
     assert [(e.type, e.reason) for e in plan.events] == [("Warning", reason)]
 
 
-def test_an_mpi_app_never_runs_as_one_pod_even_after_the_job_was_accepted() -> None:
-    """An accepted Job whose App is now MPI (the CRD present) stops at RuntimeUnavailable: no
-    PVC, no pod."""
+def test_a_runtime_without_a_runner_is_never_run_as_one_pod() -> None:
+    """A Ferry without a runner for the App's runtime (here: only the Pod runner) stops an MPI
+    Job at RuntimeUnavailable, accepted or not: no PVC, no pod."""
+    app = app_view(app_spec(runtime={"type": "MPI", "mpi": {"workers": 2}}))
+    accepted = JobStatus.model_validate(
+        {"app": {"name": "solver", "version": "1", "image": "x", "specHash": "0"}}
+    )
+    for status in (JobStatus(), accepted):
+        obs = observe(job_view(status=status), app=app, mpi_available=True)
+        plan = lifecycle.decide(obs, {"Pod": pod_runner.PodRunner()})
+        assert (plan.state, plan.status.reason) == (State.BLOCKED, "RuntimeUnavailable")
+        assert "runs as MPI" in (plan.status.message or "")
+        assert not [a for a in plan.actions if isinstance(a, CreateObject)]
+
+
+def test_an_mpi_app_runs_as_an_mpijob_never_as_one_pod() -> None:
+    """With the MPIJob CRD installed, an MPI App's first attempt is its workspace and one
+    MPIJob, accepted or not: never a pod of Ferry's own."""
     app = app_view(app_spec(runtime={"type": "MPI", "mpi": {"workers": 2}}))
     accepted = JobStatus.model_validate(
         {"app": {"name": "solver", "version": "1", "image": "x", "specHash": "0"}}
     )
     for status in (JobStatus(), accepted):
         plan = decide(observe(job_view(status=status), app=app, mpi_available=True))
-        assert (plan.state, plan.status.reason) == (State.BLOCKED, "RuntimeUnavailable")
-        assert not [a for a in plan.actions if isinstance(a, CreateObject)]
+        assert plan.state == State.QUEUED
+        created = [a.manifest["kind"] for a in plan.actions if isinstance(a, CreateObject)]
+        assert created == ["PersistentVolumeClaim", "MPIJob"]
+        assert plan.status.pod_name == f"{JOB}-1"
 
 
 def test_blocked_recovers_when_the_app_appears() -> None:

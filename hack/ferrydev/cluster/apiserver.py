@@ -1,6 +1,7 @@
 """kube-apiserver for the local cluster, its credentials and the kubeconfig that names it.
 
-Owns: the service-account signing key and the admin token (<cluster>/pki), starting
+Owns: the service-account signing key, the admin token and the cluster DNS's token
+(<cluster>/pki/tokens.csv), kubeconfigs for a user by token, starting
 kube-apiserver (RBAC and Node authorization, token auth, service-account token signing; a
 Metadata-level JSON audit log, <cluster>/audit.log, of every request a service account makes
 (the operator run as its chart's ServiceAccount: tests/integration/test_rbac_used.py) and, with
@@ -15,9 +16,10 @@ from __future__ import annotations
 import json
 import secrets
 import subprocess
+from pathlib import Path
 
 from ferrydev.cluster.runner import Runner
-from ferrydev.cluster.state import POD_GATEWAY, binary
+from ferrydev.cluster.state import DNS_USER, POD_GATEWAY, binary
 from ferrydev.processes import free_port
 
 
@@ -35,10 +37,20 @@ def write_credentials(c: Runner) -> None:
             capture_output=True,
         )
     c.state.token = secrets.token_hex(24)
-    (pki / "tokens.csv").write_text(f'{c.state.token},ferry-admin,ferry-admin,"system:masters"\n')
+    c.state.dns_token = secrets.token_hex(24)
+    (pki / "tokens.csv").write_text(
+        f'{c.state.token},ferry-admin,ferry-admin,"system:masters"\n'
+        # The cluster DNS (`dns`): no group, only what its ClusterRole grants.
+        f"{c.state.dns_token},{DNS_USER},{DNS_USER}\n"
+    )
 
 
 def write_kubeconfig(c: Runner) -> None:
+    write_user_kubeconfig(c, c.state.kubeconfig, "ferry-admin", c.state.token)
+
+
+def write_user_kubeconfig(c: Runner, path: Path, user: str, token: str) -> None:
+    """A kubeconfig at `path` for `user` by its bearer token (context `ferry-local`)."""
     ca = c.root / "pki" / "serving" / "apiserver.crt"
     config = {
         "apiVersion": "v1",
@@ -49,16 +61,16 @@ def write_kubeconfig(c: Runner) -> None:
                 "cluster": {"server": c.state.server, "certificate-authority": str(ca)},
             }
         ],
-        "users": [{"name": "ferry-admin", "user": {"token": c.state.token}}],
+        "users": [{"name": user, "user": {"token": token}}],
         "contexts": [
             {
                 "name": "ferry-local",
-                "context": {"cluster": "ferry-local", "user": "ferry-admin"},
+                "context": {"cluster": "ferry-local", "user": user},
             }
         ],
         "current-context": "ferry-local",
     }
-    c.state.kubeconfig.write_text(json.dumps(config, indent=2))
+    path.write_text(json.dumps(config, indent=2))
 
 
 def start(c: Runner) -> None:

@@ -2,10 +2,10 @@
 host-path volumes that pods running as non-root cannot write.
 
 Owns: the KubeletConfiguration (API only on the pod bridge, healthz on loopback, x509 authn
-by the apiserver's client CA, cgroupfs, no image GC), saving the sysctls the kubelet changes
-(`network.release` puts them back), starting the kubelet and waiting until its Node is Ready
-with a fresh heartbeat, the host-path permissions watcher (hostpath.py, run as a script), and
-removing the kubelet's empty cgroups on teardown.
+by the apiserver's client CA, cgroupfs, no image GC, the cluster DNS and domain), saving the
+sysctls the kubelet changes (`network.release` puts them back), starting the kubelet and
+waiting until its Node is Ready with a fresh heartbeat, the host-path permissions watcher
+(hostpath.py, run as a script), and removing the kubelet's empty cgroups on teardown.
 
 Must not: run without containerd (`containerd.start` comes first), or remove a busy cgroup.
 """
@@ -20,7 +20,14 @@ from datetime import datetime
 from pathlib import Path
 
 from ferrydev.cluster.runner import Runner
-from ferrydev.cluster.state import KUBELET_SYSCTLS, REAL_NODE_LABEL, REAL_NODE_NAME, binary
+from ferrydev.cluster.state import (
+    CLUSTER_DNS,
+    CLUSTER_DOMAIN,
+    KUBELET_SYSCTLS,
+    REAL_NODE_LABEL,
+    REAL_NODE_NAME,
+    binary,
+)
 from ferrydev.processes import free_port
 
 HOSTPATH_SCRIPT = Path(__file__).with_name("hostpath.py")
@@ -71,6 +78,10 @@ def start(c: Runner) -> None:
         "serializeImagePulls": False,
         "maxPods": 110,
         "resolvConf": "/etc/resolv.conf",
+        # Pods (dnsPolicy ClusterFirst) resolve through the cluster DNS (`dns`: CoreDNS on
+        # the bridge's gateway), with the cluster domain's search path.
+        "clusterDNS": [CLUSTER_DNS],
+        "clusterDomain": CLUSTER_DOMAIN,
         "nodeStatusUpdateFrequency": "4s",
         "syncFrequency": "10s",
         "fileCheckFrequency": "20s",

@@ -3,7 +3,8 @@ stopping it (containers, mounts, cgroups) before the rest of the cluster.
 
 Owns: the prerequisite check (containerd, runc, ctr, ip, iptables, the CNI plugins, root, a
 free pod bridge), the kubelet client CA and the apiserver's client certificate under it,
-the start order (containerd, images, kubelet, host-path watcher) with its timings, and the
+the start order (containerd, images, the cluster DNS, kubelet, host-path watcher, the MPI
+Operator) with its timings, and the
 stop order (watcher and kubelet, then containerd and its containers, then mounts and
 cgroups under the cluster directory).
 
@@ -19,7 +20,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from ferrydev.cluster import containerd, kubelet, network
+from ferrydev.cluster import containerd, dns, kubelet, mpioperator, network
 from ferrydev.cluster.runner import Runner
 from ferrydev.cluster.state import CNI_BIN_DIR, POD_BRIDGE, ClusterError, ClusterState, binary
 from ferrydev.mounts import unmount_under
@@ -41,7 +42,8 @@ def check_prerequisites(c: Runner) -> None:
         )
     if os.geteuid() != 0:
         raise ClusterError("the real node needs root (containerd, the kubelet, a bridge)")
-    binary("kubelet")
+    for name in ("kubelet", "coredns"):
+        binary(name)
     other = network.bridge_owner()
     if other and other != str(c.root):
         raise ClusterError(
@@ -82,9 +84,15 @@ def start(c: Runner) -> None:
     containerd.start(c)
     containerd.import_images(c)
     t1 = time.monotonic()
+    dns.start(c)
+    c.state.timings["coredns_ready"] = round(time.monotonic() - t1, 2)
+    t1 = time.monotonic()
     kubelet.start(c)
     kubelet.start_hostpath_perms(c)
     c.state.timings["kubelet_ready"] = round(time.monotonic() - t1, 2)
+    t1 = time.monotonic()
+    mpioperator.start(c)
+    c.state.timings["mpi_operator_ready"] = round(time.monotonic() - t1, 2)
     c.state.timings["real_node"] = round(time.monotonic() - t0, 2)
 
 

@@ -26,6 +26,13 @@ POD_BRIDGE = "ferry0"
 POD_CIDR = "10.88.0.0/16"
 POD_GATEWAY = "10.88.0.1"
 CNI_BIN_DIR = "/usr/lib/cni"
+# Cluster DNS (real node): CoreDNS on the bridge's gateway, port 53 (`dns`); the kubelet's
+# clusterDNS and clusterDomain. Its own user (token auth) reads Services and EndpointSlices.
+CLUSTER_DOMAIN = "cluster.local"
+CLUSTER_DNS = POD_GATEWAY
+DNS_USER = "ferry-dns"
+# The Kubeflow MPI Operator (real node): a Deployment in this namespace (`mpioperator`).
+MPI_OPERATOR_NAMESPACE = "mpi-operator"
 BRIDGE_OWNER = Path("/run/ferry") / f"{POD_BRIDGE}.owner"  # the cluster dir using the bridge
 # The kubelet sets these at start (it is not asked to protect kernel defaults); they are put
 # back on `down`.
@@ -63,6 +70,8 @@ class ClusterState:
     etcd_port: int = 0
     minio_port: int = 0
     token: str = ""
+    # The cluster DNS's own token (user ferry-dns: read-only, see `dns`).
+    dns_token: str = ""
     minio_access_key: str = ""
     minio_secret_key: str = ""
     pids: dict[str, int] = field(default_factory=dict)

@@ -8,14 +8,25 @@ Images (fully qualified names; pods use them with imagePullPolicy: Never):
   localhost/ferry/pause:3.10    hack/pause (Go, static): the pod sandbox; containerd's
                                 sandbox_image names it (`small`)
   localhost/ferry/busybox:1.36  Debian's busybox-static with its applet symlinks (`small`)
+  localhost/ferry/mpi-operator:<MPI_OPERATOR_VERSION>
+                                the Kubeflow MPI Operator's static controller binary
+                                (hack/build-tools.sh mpi-operator) alone; runs as 65532 (`small`)
   localhost/ferry/tools:0.1.0   Debian bookworm minbase (debootstrap) + python3, a venv at
                                 /opt/ferry with Ferry installed from this repository (the
                                 `ferry` package only) and /usr/local/bin/ferry-launch
                                 (`make launcher`); runs as 1000 (`tools`)
+  localhost/ferry/openmpi:4.1.4 the tools image's Debian base + openmpi-bin, openssh-server
+                                and python3-mpi4py: MPI Operator launchers and workers, as
+                                mpiuser (1000), sshd on 2222 (`mpi`); built only when named
+  localhost/ferry/lammps:20220106
+                                the OpenMPI image + Debian's LAMMPS (`lmp`) (`mpi`); built
+                                only when named
 
 Usage:
   python -m ferrydev.images build [NAME ...]        build (or reuse) images; prints their tarballs
-  python -m ferrydev.images import --address SOCK   build if needed and import into a containerd
+                                                    (no NAME: all but the MPI images)
+  python -m ferrydev.images import --address SOCK [NAME ...]
+                                                    build if needed and import into a containerd
   python -m ferrydev.images export --out DIR [NAME ...]
                                                     build if needed and write each image as
                                                     DIR/<name>.oci.tar and .docker.tar
@@ -36,6 +47,10 @@ from pathlib import Path
 from ferrydev.images.common import (
     ALL,
     BUSYBOX_IMAGE,
+    LAMMPS_IMAGE,
+    MPI_OPERATOR_IMAGE,
+    OPENMPI_IMAGE,
+    OPTIONAL,
     PAUSE_IMAGE,
     TOOLS_IMAGE,
     Built,
@@ -43,7 +58,8 @@ from ferrydev.images.common import (
     log,
     run,
 )
-from ferrydev.images.small import build_busybox, build_pause
+from ferrydev.images.mpi import build_lammps, build_openmpi
+from ferrydev.images.small import build_busybox, build_mpi_operator, build_pause
 from ferrydev.images.tools import build_tools
 from ferrydev.paths import IMAGES
 
@@ -51,6 +67,10 @@ __all__ = [
     "ALL",
     "BUILDERS",
     "BUSYBOX_IMAGE",
+    "LAMMPS_IMAGE",
+    "MPI_OPERATOR_IMAGE",
+    "OPENMPI_IMAGE",
+    "OPTIONAL",
     "PAUSE_IMAGE",
     "TOOLS_IMAGE",
     "Built",
@@ -59,7 +79,14 @@ __all__ = [
     "import_images",
 ]
 
-BUILDERS = {PAUSE_IMAGE: build_pause, BUSYBOX_IMAGE: build_busybox, TOOLS_IMAGE: build_tools}
+BUILDERS = {
+    PAUSE_IMAGE: build_pause,
+    BUSYBOX_IMAGE: build_busybox,
+    TOOLS_IMAGE: build_tools,
+    MPI_OPERATOR_IMAGE: build_mpi_operator,
+    OPENMPI_IMAGE: build_openmpi,
+    LAMMPS_IMAGE: build_lammps,
+}
 
 
 def build(names: tuple[str, ...] | list[str] = ALL) -> list[Built]:

@@ -23,13 +23,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ferrydev.mounts import unmount_under
-from ferrydev.paths import IMAGES
+from ferrydev.paths import IMAGES, versions
 
 PAUSE_IMAGE = "localhost/ferry/pause:3.10"
 # Debian bookworm's busybox-static is 1.35.0; the tag is the name Ferry's tests use.
 BUSYBOX_IMAGE = "localhost/ferry/busybox:1.36"
 TOOLS_IMAGE = "localhost/ferry/tools:0.1.0"
-ALL = (PAUSE_IMAGE, BUSYBOX_IMAGE, TOOLS_IMAGE)
+# The Kubeflow MPI Operator's controller (hack/build-tools.sh mpi-operator), tagged by its version.
+MPI_OPERATOR_VERSION = versions()["MPI_OPERATOR_VERSION"]
+MPI_OPERATOR_IMAGE = f"localhost/ferry/mpi-operator:{MPI_OPERATOR_VERSION}"
+ALL = (PAUSE_IMAGE, BUSYBOX_IMAGE, TOOLS_IMAGE, MPI_OPERATOR_IMAGE)
+#: The MPI images (`mpi`): built on demand (tests/e2e's `openmpi_image`), never by default.
+OPENMPI_IMAGE = "localhost/ferry/openmpi:4.1.4"
+LAMMPS_IMAGE = "localhost/ferry/lammps:20220106"
+OPTIONAL = (OPENMPI_IMAGE, LAMMPS_IMAGE)
 
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Bump when the recipe of an image changes in a way its hashed inputs do not show.

@@ -1,10 +1,13 @@
-"""The two small images of the real node: the pod sandbox (pause) and busybox.
+"""The small images of the real node: the pod sandbox (pause), busybox and the MPI Operator.
 
 Owns: `localhost/ferry/pause:3.10`, hack/pause (Go, static) built with the local Go
-toolchain, containerd's sandbox image; and `localhost/ferry/busybox:1.36`, Debian's
-busybox-static with its applet symlinks, a passwd/group with root, user (1000) and nobody.
+toolchain, containerd's sandbox image; `localhost/ferry/busybox:1.36`, Debian's
+busybox-static with its applet symlinks, a passwd/group with root, user (1000) and nobody;
+and `localhost/ferry/mpi-operator:<version>`, the Kubeflow MPI Operator's static controller
+(hack/build-tools.sh builds it) with a passwd naming 65532, its user.
 
-Must not: pull anything (no registry): the inputs are this repository and Debian's packages.
+Must not: pull anything (no registry): the inputs are this repository, Debian's packages and
+the Go-built binaries of ~/.cache/ferry/bin.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from pathlib import Path
 
 from ferrydev.images.common import (
     BUSYBOX_IMAGE,
+    MPI_OPERATOR_IMAGE,
+    MPI_OPERATOR_VERSION,
     PAUSE_IMAGE,
     Built,
     ImageError,
@@ -27,7 +32,7 @@ from ferrydev.images.common import (
     workdir,
 )
 from ferrydev.images.oci import ImageConfig, tar_layer, write_oci_archive
-from ferrydev.paths import HACK
+from ferrydev.paths import BIN, HACK
 
 
 def build_pause() -> Built:
@@ -90,3 +95,29 @@ def build_busybox() -> Built:
         tar_layer(rootfs, layer)
         digest = write_oci_archive(BUSYBOX_IMAGE, [layer], ImageConfig(cmd=["sh"]), tarball)
     return Built(BUSYBOX_IMAGE, tarball, digest, False, time.monotonic() - t0)
+
+
+def build_mpi_operator() -> Built:
+    t0 = time.monotonic()
+    binary = BIN / f"mpi-operator-{MPI_OPERATOR_VERSION}"
+    if not binary.exists():
+        raise ImageError(f"{binary} is missing: run hack/build-tools.sh mpi-operator")
+    key = inputs_hash(binary, *recipe_files())
+    tarball, digest = cached("mpioperator", key)
+    if digest:
+        return Built(MPI_OPERATOR_IMAGE, tarball, digest, True, time.monotonic() - t0)
+    with workdir("mpioperator-") as work:
+        rootfs = work / "rootfs"
+        (rootfs / "etc").mkdir(parents=True)
+        (rootfs / "tmp").mkdir(mode=0o1777)
+        os.chmod(rootfs / "tmp", 0o1777)  # noqa: S103 - /tmp of an image
+        shutil.copy2(binary, rootfs / "mpi-operator")
+        (rootfs / "etc" / "passwd").write_text(
+            "root:x:0:0:root:/:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/:/sbin/nologin\n"
+        )
+        (rootfs / "etc" / "group").write_text("root:x:0:\nnonroot:x:65532:\n")
+        layer = work / "layer.tar"
+        tar_layer(rootfs, layer)
+        config = ImageConfig(entrypoint=["/mpi-operator"], user="65532:65532")
+        digest = write_oci_archive(MPI_OPERATOR_IMAGE, [layer], config, tarball)
+    return Built(MPI_OPERATOR_IMAGE, tarball, digest, False, time.monotonic() - t0)

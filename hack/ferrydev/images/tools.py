@@ -57,7 +57,7 @@ TOOLS_CONFIG = ImageConfig(
 )
 
 
-def _base_rootfs() -> tuple[Path, Path]:
+def base_rootfs() -> tuple[Path, Path]:
     """Debian minbase + python3 (debootstrap), cached as a directory and its layer tar."""
     key = inputs_hash(DEBIAN_SUITE, DEBIAN_MIRROR, ",".join(TOOLS_PACKAGES), "minbase")
     base = IMAGES / f"tools-base-{key}"
@@ -159,7 +159,7 @@ def _pip(rootfs: Path, env: dict[str, str], *args: str) -> None:
             time.sleep(5 * (attempt + 1))
 
 
-def _deps_rootfs(base_rootfs: Path) -> tuple[Path, Path]:
+def _deps_rootfs(base: Path) -> tuple[Path, Path]:
     """The venv at /opt/ferry with Ferry's dependencies (and its build backend), the ferry
     user; cached by pyproject.toml, so that a change to Ferry's code rebuilds only the top
     layer (seconds, offline)."""
@@ -168,14 +168,14 @@ def _deps_rootfs(base_rootfs: Path) -> tuple[Path, Path]:
         *pyproject["project"]["dependencies"],
         *pyproject["build-system"]["requires"],
     ]
-    key = inputs_hash(base_rootfs.parent.name, "\n".join(requirements), *recipe_files())
+    key = inputs_hash(base.parent.name, "\n".join(requirements), *recipe_files())
     cached_dir = IMAGES / f"tools-deps-{key}"
     if (cached_dir / "layer.tar").exists() and (cached_dir / "rootfs").is_dir():
         return cached_dir / "rootfs", cached_dir / "layer.tar"
     log("building the dependencies layer (venv + pip install)")
     with workdir("tools-deps-") as work:
         rootfs = work / "rootfs"
-        run(["cp", "-a", str(base_rootfs), str(rootfs)])
+        run(["cp", "-a", str(base), str(rootfs)])
         env = _chroot_env(rootfs)
         try:
             run(["chroot", str(rootfs), "python3", "-m", "venv", "/opt/ferry"], env=env)
@@ -206,8 +206,8 @@ def build_tools() -> Built:
 
     t0 = time.monotonic()
     containerfile.check()  # the Containerfile says what this builds, or nothing is built
-    base_rootfs, base_layer = _base_rootfs()
-    deps_rootfs, deps_layer = _deps_rootfs(base_rootfs)
+    base, base_layer = base_rootfs()
+    deps_rootfs, deps_layer = _deps_rootfs(base)
     sources = _ferry_sources()
     key = inputs_hash(deps_rootfs.parent.name, *recipe_files(), *sources)
     tarball, digest = cached("tools", key)

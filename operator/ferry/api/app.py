@@ -26,6 +26,7 @@ from ferry.api.common import (
     WireModel,
     list_map,
 )
+from ferry.api.names import MPI_SSH_AUTH_MOUNT_PATH, MPI_WORKER_COMMAND
 
 Scalar = str | int | float | bool
 #: One word of an App's command or args; templates such as {{params.X}} are substituted.
@@ -145,6 +146,19 @@ class MPISpec(WireModel):
     implementation: MPIImplementation = Field(
         default=MPIImplementation.OPENMPI,
         description="MPI library in the image: OpenMPI, Intel or MPICH.",
+    )
+    worker_command: Annotated[list[Word], Field(min_length=1, max_length=64)] = Field(
+        default_factory=lambda: list(MPI_WORKER_COMMAND),
+        description="Command of each worker pod (the App's command and args are the "
+        "launcher's, e.g. mpirun ...); by default sshd as uid 1000 with the image's "
+        "/home/mpiuser/.sshd_config, as in the MPI Operator's images. May hold templates.",
+    )
+    ssh_auth_mount_path: Annotated[
+        str, Field(min_length=2, max_length=256, pattern=r"^/[^\s]*$")
+    ] = Field(
+        default=MPI_SSH_AUTH_MOUNT_PATH,
+        description="Where the MPI Operator mounts the MPIJob's SSH keys in the launcher and "
+        "workers: the .ssh directory of the image's uid 1000 user.",
     )
 
 

@@ -7,7 +7,7 @@ decide transitions (ferry.decisions does) or do I/O.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -298,6 +298,9 @@ class Archive(WireModel):
     on_failure: bool = Field(default=True, description="Archive logs and outputs on failure too.")
 
 
+WorkspaceAccessMode = Literal["ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod"]
+
+
 class Workspace(WireModel):
     """The per-attempt PersistentVolumeClaim that holds inputs and the working directory."""
 
@@ -308,8 +311,15 @@ class Workspace(WireModel):
     )
     storage_class_name: ObjectName | None = Field(
         default=None,
-        description="StorageClass of the volume; the cluster's default when unset (an MPI "
-        "run across nodes needs a ReadWriteMany class).",
+        description="StorageClass of the volume; the operator's setting when unset (for MPI "
+        "Apps FERRY_MPI_STORAGE_CLASS_NAME first), else the cluster's default (an MPI run "
+        "across nodes needs a ReadWriteMany class).",
+    )
+    access_mode: WorkspaceAccessMode | None = Field(
+        default=None,
+        description="Access mode of the volume. Unset: ReadWriteOnce for Pod Apps; for MPI "
+        "Apps the operator's FERRY_MPI_WORKSPACE_ACCESS_MODE (ReadWriteOnce by default, "
+        "enough when launcher and workers share one node; ReadWriteMany across nodes).",
     )
 
 

@@ -29,8 +29,10 @@ LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
 #: The value of LABEL_MANAGED_BY on everything Ferry creates.
 MANAGED_BY: Final = "ferry"
 
-Role = Literal["run", "archive", "workspace"]
+Role = Literal["run", "archive", "workspace", "worker"]
 ROLE_RUN: Final = "run"
+#: An MPI worker pod (made by the MPI Operator from the template Ferry gives its MPIJob).
+ROLE_WORKER: Final = "worker"
 ROLE_ARCHIVE: Final = "archive"
 ROLE_WORKSPACE: Final = "workspace"
 
@@ -51,6 +53,8 @@ RESERVED_PREFIXES: Final = (f"{GROUP}/", "kubectl.kubernetes.io/", LABEL_MANAGED
 
 #: The app's container in the run pod.
 APP_CONTAINER: Final = "app"
+#: The container of each MPI worker pod.
+WORKER_CONTAINER: Final = "worker"
 #: The uploader's container in the archive pod.
 ARCHIVE_CONTAINER: Final = "archive"
 #: The first init container of a run pod: lays out the workspace, installs the launcher.
@@ -111,12 +115,43 @@ LEASE_NAME: Final = "ferry-operator"
 #: The CRD whose presence means the Kubeflow MPI Operator is installed.
 MPIJOB_CRD: Final = "mpijobs.kubeflow.org"
 
+# --------------------------------------------------------------------------- MPI Operator
+# The Kubeflow MPI Operator's API (v0.8.x): the MPIJob Ferry creates per MPI attempt, and the
+# labels the MPI Operator puts on the launcher and worker pods it makes from its templates.
+MPI_GROUP: Final = "kubeflow.org"
+MPI_VERSION: Final = "v2beta1"
+MPI_API_VERSION: Final = f"{MPI_GROUP}/{MPI_VERSION}"
+MPIJOB_PLURAL: Final = "mpijobs"
+MPI_LABEL_JOB_NAME: Final = "training.kubeflow.org/job-name"
+MPI_LABEL_JOB_ROLE: Final = "training.kubeflow.org/job-role"
+#: Where the MPI Operator mounts the MPIJob's SSH keys by default (the home of uid 1000 in
+#: the MPI Operator's own images, mpioperator/openmpi and its examples).
+MPI_SSH_AUTH_MOUNT_PATH: Final = "/home/mpiuser/.ssh"
+#: A worker's default command: sshd as uid 1000 with the images' own configuration (port
+#: 2222, the mounted key as host key), as the MPI Operator's v2beta1 examples run it.
+MPI_WORKER_COMMAND: Final = ("/usr/sbin/sshd", "-De", "-f", "/home/mpiuser/.sshd_config")
+
 # --------------------------------------------------------------------------- child names
 
 
 def run_pod_name(job: str, attempt: int) -> str:
     """The run pod of attempt `attempt` (also what `status.podName` says)."""
     return f"{job}-{attempt}"
+
+
+def mpijob_name(job: str, attempt: int) -> str:
+    """The MPIJob of attempt `attempt` of an MPI App (also what `status.podName` says)."""
+    return f"{job}-{attempt}"
+
+
+def mpi_launcher_job_name(mpijob: str) -> str:
+    """The batch Job the MPI Operator makes for an MPIJob's launcher."""
+    return f"{mpijob}-launcher"
+
+
+def mpi_worker_name(mpijob: str, index: int) -> str:
+    """Worker `index` of an MPIJob (a pod the MPI Operator makes; also its hostname)."""
+    return f"{mpijob}-worker-{index}"
 
 
 def workspace_name(job: str, attempt: int) -> str:

@@ -84,16 +84,16 @@ EXPLAINED: dict[Reason, str] = {
     Reason.MPI_OPERATOR_MISSING: "the App runs as MPI and the MPIJob CRD (kubeflow.org/v2beta1) "
     "is not installed",
     Reason.RUNTIME_UNAVAILABLE: "the App's runtime has no runner in this Ferry: it is never run "
-    "some other way (an MPI App never runs as a single pod)",
+    "some other way (an MPI App never runs as a single pod); this Ferry runs Pod and MPI",
     Reason.CONFIG_ERROR: "a container cannot be created from its configuration (a missing "
     "Secret or key, ...): the kubelet's words",
     Reason.IMAGE_PULL_FAILED: "a container's image cannot be pulled",
     Reason.POD_NOT_STARTING: "the run pod was scheduled but none of its containers has started "
     "in `FERRY_POD_START_GRACE_SECONDS`; its newest Warning Event says why",
     Reason.NAME_TAKEN: "an object Ferry would create for this Job (a workspace PVC, a run or "
-    "archive pod) already exists and was not made by Ferry for this Job (a user's object, or a "
-    "deleted Job's of the same name not yet collected): Ferry never adopts, mounts or deletes "
-    "it, and goes on once the name is free",
+    "archive pod, an MPIJob) already exists and was not made by Ferry for this Job (a user's "
+    "object, or a deleted Job's of the same name not yet collected): Ferry never adopts, "
+    "mounts or deletes it, and goes on once the name is free",
     Reason.CREATE_REFUSED: "the apiserver refused to create a child of the Job (a quota, a "
     "LimitRange, Pod Security, an admission webhook, an object too large): its words are the "
     "message; Ferry tries again with a backoff (10 s doubling to 5 min) and goes on once the "
@@ -105,15 +105,16 @@ EXPLAINED: dict[Reason, str] = {
     Reason.AWAITING_PARENTS: "`spec.parents` are not all Finished",
     Reason.SUSPENDED: "`spec.suspend` is true",
     Reason.RESUMING: "`spec.suspend` went back to false; the stopped attempt's pod is ending",
-    Reason.POD_CREATED: "an attempt's run pod was created (attempt 1's, or the next one's once "
-    "the backoff after a failed attempt is over)",
+    Reason.POD_CREATED: "an attempt's run pod (or MPIJob) was created (attempt 1's, or the "
+    "next one's once the backoff after a failed attempt is over)",
     Reason.RESUMED: "a new attempt was started after a suspension (not counted as a failure)",
-    Reason.POD_PENDING: "the run pod waits to be scheduled",
+    Reason.POD_PENDING: "the run pod waits to be scheduled (an MPIJob: for the MPI Operator to "
+    "start its launcher, or for its workers to be scheduled)",
     Reason.UNSCHEDULABLE: "the scheduler cannot place the run pod (its message is the scheduler's)",
     Reason.STAGING_INPUTS: "an input is being staged",
     Reason.STARTING_APP: "every input is staged and the app's container is starting",
     Reason.APP_RUNNING: "the app runs",
-    Reason.POD_TERMINATING: "the run pod is being deleted",
+    Reason.POD_TERMINATING: "the run pod (or MPIJob) is being deleted",
     Reason.POD_STUCK_TERMINATING: "a pod stayed Terminating `FERRY_POD_TERMINATING_GRACE_SECONDS` "
     "past its grace period (its node is probably lost): Ferry stops waiting for it and goes on "
     "(the next attempt or archive try, or Cancelled); it never force-deletes the pod (an Event)",
@@ -126,7 +127,7 @@ EXPLAINED: dict[Reason, str] = {
     "5xx, 408 or 429: waited out as StoreUnavailable is, each try a new attempt that is not "
     "counted against `retry.infraFailures`; a 404, a wrong sha256 or a refused address fail "
     "at once (StageInFailed)",
-    Reason.STOPPING_APP: "the app's pod is stopping before its outputs are archived",
+    Reason.STOPPING_APP: "the app's pod (or MPIJob) is stopping before its outputs are archived",
     Reason.ARCHIVING: "an archive pod uploads the outputs, `logs/app.log` and `manifest.json`",
     Reason.ARCHIVE_RETRYING: "an archive try failed and another is made",
     Reason.ARCHIVED: "the attempt's outputs are in the store (condition Archived)",

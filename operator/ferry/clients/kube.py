@@ -23,6 +23,7 @@ from ferry.api import names
 from ferry.api.common import GROUP, VERSION
 
 # The errors live beside the protocol (which must not import kubernetes); re-exported here.
+from ferry.clients.mpijobs import MPIJobCalls
 from ferry.clients.protocol import ConflictError as ConflictError
 from ferry.clients.protocol import NotFoundError as NotFoundError
 from ferry.clients.protocol import Ownership
@@ -137,7 +138,7 @@ def _words(exc: ApiException) -> str:
     return str(message or exc.reason or f"HTTP {exc.status}")
 
 
-class KubeClient:
+class KubeClient(MPIJobCalls):
     """The operator's reads and writes, rate limited and counted."""
 
     def __init__(self, api: client.ApiClient, qps: float, burst: int) -> None:
@@ -145,6 +146,7 @@ class KubeClient:
         self.core = client.CoreV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self.ext = client.ApiextensionsV1Api(api)
+        self.batch = client.BatchV1Api(api)
         self.limiter = RateLimiter(qps, burst)
         self.calls = WriteCounter({})
 
@@ -215,7 +217,7 @@ class KubeClient:
     # ---------------------------------------------------------------- writes
 
     def create(self, manifest: Obj) -> bool:
-        """Create a Pod or PVC; False when it already existed."""
+        """Create a Pod, PVC or MPIJob; False when it already existed."""
         kind = manifest["kind"]
         namespace = manifest["metadata"]["namespace"]
         try:
@@ -229,6 +231,8 @@ class KubeClient:
                 resp = self.core.create_namespaced_persistent_volume_claim(
                     namespace, manifest, _preload_content=False
                 )
+            elif kind == "MPIJob":
+                resp = self._create_mpijob(namespace, manifest)
             else:
                 raise ValueError(f"cannot create {kind}")
             _discard(resp)
@@ -243,12 +247,17 @@ class KubeClient:
     def ownership(self, kind: str, namespace: str, name: str) -> Ownership | None:
         """The object's UID and its controller's (metadata only is read)."""
         try:
+            if kind == "MPIJob":
+                return self._mpijob_ownership(namespace, name)
             if kind == "Pod":
                 self._call("get", "pods")
                 obj = self.core.read_namespaced_pod(name, namespace)
             elif kind == "PersistentVolumeClaim":
                 self._call("get", "persistentvolumeclaims")
                 obj = self.core.read_namespaced_persistent_volume_claim(name, namespace)
+            elif kind == "batch/Job":
+                self._call("get", "jobs.batch")
+                obj = self.batch.read_namespaced_job(name, namespace)
             else:
                 raise ValueError(f"cannot read {kind}")
         except ApiException as exc:
@@ -260,8 +269,8 @@ class KubeClient:
         return Ownership(uid=str(meta.uid or ""), controller_uid=str(controller or ""))
 
     def delete(self, kind: str, namespace: str, name: str, uid: str) -> bool:
-        """Delete the Pod or PVC of this `uid` only; False when it is gone or the name now
-        belongs to another object (the precondition failed)."""
+        """Delete the Pod, PVC or MPIJob of this `uid` only; False when it is gone or the
+        name now belongs to another object (the precondition failed)."""
         body = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid))
         try:
             if kind == "Pod":
@@ -271,6 +280,8 @@ class KubeClient:
             elif kind == "PersistentVolumeClaim":
                 self._call("delete", "persistentvolumeclaims")
                 self.core.delete_namespaced_persistent_volume_claim(name, namespace, body=body)
+            elif kind == "MPIJob":
+                self._delete_mpijob(namespace, name, body)
             else:
                 raise ValueError(f"cannot delete {kind}")
         except ApiException as exc:

@@ -105,6 +105,11 @@ class KubeAPI(Protocol):
         """The Job's pods, read from the apiserver (never a stale cache)."""
         ...
 
+    def list_job_mpijobs(self, namespace: str, job: str) -> list[Obj]:
+        """The MPIJobs labelled with the Job's name, read from the apiserver; none when the
+        MPIJob CRD is not installed."""
+        ...
+
     def pod_warnings(self, namespace: str, name: str, uid: str) -> list[Obj]:
         """The Warning Events about the pod (this uid), unsorted; none when unreadable."""
         ...
@@ -112,19 +117,21 @@ class KubeAPI(Protocol):
     def crd_exists(self, name: str) -> bool: ...
 
     def ownership(self, kind: str, namespace: str, name: str) -> Ownership | None:
-        """The Pod's or PVC's UID and its controller's UID; None when it does not exist."""
+        """The UID of the Pod, PVC, MPIJob or batch Job ("batch/Job") and its controller's
+        UID; None when it does not exist."""
         ...
 
     # ---------------------------------------------------------------- writes
 
     def create(self, manifest: Obj) -> bool:
-        """Create a Pod or PVC; False when it already existed; RefusedError when the
+        """Create a Pod, PVC or MPIJob; False when it already existed; RefusedError when the
         apiserver refused it."""
         ...
 
     def delete(self, kind: str, namespace: str, name: str, uid: str) -> bool:
-        """Delete the Pod or PVC of this `uid` only (a precondition); False when it is gone
-        or the name now belongs to another object."""
+        """Delete the Pod, PVC or MPIJob of this `uid` only (a precondition; an MPIJob in the
+        foreground, so it stands until the pods it made are gone); False when it is gone or the
+        name now belongs to another object."""
         ...
 
     def delete_job(self, namespace: str, name: str, uid: str) -> None:

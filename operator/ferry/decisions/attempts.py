@@ -24,7 +24,7 @@ from ferry.config import OperatorConfig
 from ferry.decisions import inputs, parents, records, templating
 from ferry.decisions.context import Ctx
 from ferry.decisions.plan import Changes, CreateObject, Draft, format_duration
-from ferry.decisions.runner import Manifest
+from ferry.decisions.runner import InvalidRunError, Manifest
 
 Budget = Literal["app_failures", "infra_failures"]
 #: How often a Job blocked by a name held by someone else looks again.
@@ -60,6 +60,8 @@ def start(ctx: Ctx, attempt: int, state: State, reason: Reason, message: str) ->
         children = ctx.runner.children(ctx, attempt, resolved)
     except templating.TemplateError as exc:
         return Draft(State.FAILED, Reason.INVALID_SPEC, f"App template: {exc}")
+    except InvalidRunError as exc:
+        return Draft(State.FAILED, Reason.INVALID_SPEC, str(exc))
     taken = name_taken(ctx, children)
     if taken is not None:
         return taken

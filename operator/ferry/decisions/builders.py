@@ -116,13 +116,22 @@ def pod_security_context() -> dict[str, Any]:
     }
 
 
-def workspace_pvc(job: JobMeta, spec: JobSpec, attempt: int, config: OperatorConfig) -> Manifest:
+def workspace_pvc(
+    job: JobMeta, spec: JobSpec, attempt: int, config: OperatorConfig, shared: bool = False
+) -> Manifest:
+    """The attempt's workspace. `shared`: mounted by an MPI launcher and its workers, whose
+    access mode and class default to the operator's MPI settings."""
     ws = spec.workspace
+    default_mode = config.mpi_workspace_access_mode if shared else "ReadWriteOnce"
     pvc_spec: dict[str, Any] = {
-        "accessModes": ["ReadWriteOnce"],
+        "accessModes": [(ws.access_mode if ws else None) or default_mode],
         "resources": {"requests": {"storage": ws.size if ws else "1Gi"}},
     }
-    storage_class = (ws.storage_class_name if ws else None) or config.storage_class_name
+    storage_class = (
+        (ws.storage_class_name if ws else None)
+        or (config.mpi_storage_class_name if shared else None)
+        or config.storage_class_name
+    )
     if storage_class:
         pvc_spec["storageClassName"] = storage_class
     return {

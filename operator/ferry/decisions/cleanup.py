@@ -1,10 +1,11 @@
 """Cleanup: a terminal Job releases what it holds, a cancelled one stops, a TTL deletes it.
 
 Owns: the terminal pass (re-deriving the recorded state and releasing children), releasing a
-Job's children (workspaces first, then pods), cancellation (not waiting for a pod stuck
-Terminating past `FERRY_POD_TERMINATING_GRACE_SECONDS`), and `ttlSecondsAfterFinished`.
-Works on every child the observation lists (run and archive pods of any runner, workspaces),
-so it needs no App and no runner. Must not: change a terminal state.
+Job's children (workspaces first, then pods and MPIJobs), cancellation (not waiting for a pod
+stuck Terminating past `FERRY_POD_TERMINATING_GRACE_SECONDS`), and `ttlSecondsAfterFinished`.
+Works on every child the observation lists (run and archive pods of any runner, MPIJobs,
+workspaces), so it needs no App and no runner. The pods an MPIJob made go with their MPIJob
+(deleted alone, the MPI Operator would make them again). Must not: change a terminal state.
 """
 
 from __future__ import annotations
@@ -13,7 +14,12 @@ from datetime import datetime, timedelta
 
 from ferry.api.job import State
 from ferry.api.reasons import Reason
-from ferry.decisions.observation import Observation, stuck_terminating, terminating_until
+from ferry.decisions.observation import (
+    Observation,
+    PodView,
+    stuck_terminating,
+    terminating_until,
+)
 from ferry.decisions.plan import Action, DeleteJob, DeleteObject, Draft, Event
 
 
@@ -29,12 +35,12 @@ def terminal(obs: Observation) -> Draft:
 
 
 def cancel(obs: Observation) -> Draft:
-    """spec.cancel: stop every pod still standing, then Cancelled. A pod stuck Terminating
-    past the grace (its node lost) is not waited for: an Event says so."""
+    """spec.cancel: stop every pod and MPIJob still standing, then Cancelled. A pod stuck
+    Terminating past the grace (its node lost) is not waited for: an Event says so."""
     grace = obs.config.pod_terminating_grace_seconds
-    live = [p for p in obs.pods if p.live]
+    live = [p for p in _own_pods(obs) if p.live]
     stuck = [p for p in live if stuck_terminating(p, obs.now, grace)]
-    if len(stuck) == len(live):
+    if len(stuck) == len(live) and not obs.mpijobs:
         draft = Draft(State.CANCELLED, Reason.CANCELLED, "cancelled through spec.cancel")
         if stuck:
             names_ = ", ".join(p.name for p in stuck)
@@ -47,12 +53,24 @@ def cancel(obs: Observation) -> Draft:
                 )
             )
         return draft
-    draft = Draft(State.CANCELLING, Reason.CANCEL_REQUESTED, f"stopping {len(live)} pod(s)")
+    what = [f"{len(live)} pod(s)"] if live else []
+    what += [f"MPIJob {m.name}" for m in obs.mpijobs]
+    draft = Draft(State.CANCELLING, Reason.CANCEL_REQUESTED, f"stopping {', '.join(what)}")
     draft.actions += [DeleteObject("Pod", p.name, p.uid) for p in live if not p.deleting]
+    draft.actions += _mpijob_deletes(obs)
     due = [t for p in live if (t := terminating_until(p, grace)) is not None]
     if due:
         draft.requeue_after = max((min(due) - obs.now).total_seconds(), 0.0)
     return draft
+
+
+def _own_pods(obs: Observation) -> list[PodView]:
+    """The pods the Job made itself (not those its MPIJobs made)."""
+    return [p for p in obs.pods if p.owner_uid == obs.job.uid]
+
+
+def _mpijob_deletes(obs: Observation) -> list[DeleteObject]:
+    return [DeleteObject("MPIJob", m.name, m.uid) for m in obs.mpijobs if not m.deleting]
 
 
 def release(obs: Observation, draft: Draft) -> None:
@@ -70,9 +88,11 @@ def release(obs: Observation, draft: Draft) -> None:
     draft.actions[:0] = workspaces
     # Without a workspace nothing is pinned: ended pods stay for `kubectl logs`.
     pinning = obs.job.spec is None or obs.job.spec.uses_workspace
-    for pod in obs.pods:
+    for pod in _own_pods(obs):
         if not pod.deleting and pod.name not in targeted and (pod.live or pinning):
             draft.actions.append(DeleteObject("Pod", pod.name, pod.uid))
+    stopping = {a.name for a in draft.actions if isinstance(a, DeleteObject) and a.kind == "MPIJob"}
+    draft.actions += [a for a in _mpijob_deletes(obs) if a.name not in stopping]
 
 
 def expire(obs: Observation, draft: Draft, ended: datetime, recorded: bool = True) -> None:

@@ -25,10 +25,19 @@ def run_pod_looks_lost(view: JobView, pods: Iterable[PodView]) -> bool:
     st = view.status
     if not st.attempt or st.run_outcome is not None or st.state in (None, State.SUSPENDED):
         return False
+    if runs_mpi(view):
+        # Its run object is an MPIJob, listed afresh on every pass.
+        return False
     if st.state.terminal or retry_pending(st):
         return False
     run = names.run_pod_name(view.name, st.attempt)
     return all(p.name != run for p in pods)
+
+
+def runs_mpi(view: JobView) -> bool:
+    """Whether the Job was accepted with an MPI App (its attempts are MPIJobs)."""
+    app = view.status.app
+    return app is not None and app.spec is not None and app.spec.runtime.type == "MPI"
 
 
 def workspaces(view: JobView) -> frozenset[str]:

@@ -1,4 +1,5 @@
-"""What the lifecycle decision sees: the Job, its App, its parents, its pods, and the time.
+"""What the lifecycle decision sees: the Job, its App, its parents, its pods (and MPIJobs),
+and the time.
 
 Owns: the immutable observation value types and the pure parsing of pod dictionaries (as
 the apiserver returns them) into `PodView`s, and of a pod's Warning Events into
@@ -17,8 +18,9 @@ from ferry.api.app import AppSpec
 from ferry.api.common import S3Location, parse_time
 from ferry.api.job import JobSpec, JobStatus, State
 from ferry.config import OperatorConfig
+from ferry.decisions.mpiview import MPIJobView
 
-Role = Literal["run", "archive"]
+Role = Literal["run", "archive", "worker"]
 Phase = Literal["Pending", "Running", "Succeeded", "Failed", "Unknown"]
 
 
@@ -74,6 +76,8 @@ class PodView:
     #: The UID of its controller (the controller ownerReference); Ferry's children name their
     #: Job's. Empty for a pod without a controller.
     owner_uid: str = ""
+    #: When it was made (an MPI worker made after its launcher is a replacement).
+    created_at: datetime | None = None
     #: Warning Events about the pod, newest first: looked up by the handlers only for a pod
     #: slow to start (`slow_to_start`); never part of the pod itself.
     warnings: tuple[PodWarning, ...] = ()
@@ -191,6 +195,8 @@ class Observation:
     parents: Mapping[str, ParentView | None] = field(default_factory=dict)
     pods: tuple[PodView, ...] = ()
     pvcs: frozenset[str] = frozenset()
+    #: The MPIJobs naming the Job in their labels (listed only for an MPI App's Job).
+    mpijobs: tuple[MPIJobView, ...] = ()
     mpi_available: bool = True
     #: Objects ("Kind/name") that Ferry went to create for this Job and found made by someone
     #: else (a user's PVC of the workspace's name, a pod of an earlier Job of the same name,
@@ -205,13 +211,19 @@ class Observation:
 
 
 def owned(obs: Observation) -> Observation:
-    """The observation with only the pods this Job made: a pod whose controller is not the
-    Job's UID (left by an earlier Job of the same name, or made by someone else with Ferry's
-    labels) is never read, mounted or deleted."""
-    mine = tuple(p for p in obs.pods if p.owner_uid == obs.job.uid)
-    if len(mine) == len(obs.pods):
+    """The observation with only the children this Job made and what its MPIJobs made: an
+    MPIJob whose controller is not the Job's UID, or a pod whose controller is neither the
+    Job, nor one of its MPIJobs, nor the launcher Job of one (left by an earlier Job of the
+    same name, or made by someone else with Ferry's labels) is never read, mounted or
+    deleted."""
+    uid = obs.job.uid
+    mpijobs = tuple(m for m in obs.mpijobs if m.owner_uid == uid)
+    controllers = {uid} | {m.uid for m in mpijobs} | {m.launcher_uid for m in mpijobs}
+    controllers.discard("")
+    pods = tuple(p for p in obs.pods if p.owner_uid in controllers)
+    if len(pods) == len(obs.pods) and len(mpijobs) == len(obs.mpijobs):
         return obs
-    return replace(obs, pods=mine)
+    return replace(obs, pods=pods, mpijobs=mpijobs)
 
 
 def controller_uid(meta: Mapping[str, Any]) -> str:
@@ -273,13 +285,17 @@ def pod_view(pod: Mapping[str, Any]) -> PodView | None:
     except ValueError:
         return None
     role = labels.get(names.LABEL_ROLE)
-    if role not in (names.ROLE_RUN, names.ROLE_ARCHIVE):
+    if role not in (names.ROLE_RUN, names.ROLE_ARCHIVE, names.ROLE_WORKER):
         return None
     status = pod.get("status") or {}
     conditions = {c.get("type"): c for c in status.get("conditions") or []}
     scheduled = conditions.get("PodScheduled", {})
     disruption = conditions.get("DisruptionTarget", {})
-    main_name = names.APP_CONTAINER if role == names.ROLE_RUN else names.ARCHIVE_CONTAINER
+    main_name = {
+        names.ROLE_RUN: names.APP_CONTAINER,
+        names.ROLE_ARCHIVE: names.ARCHIVE_CONTAINER,
+        names.ROLE_WORKER: names.WORKER_CONTAINER,
+    }[role]
     main = next(
         (
             _container(c)
@@ -322,6 +338,7 @@ def pod_view(pod: Mapping[str, Any]) -> PodView | None:
         main=main,
         archive_try=archive_try,
         owner_uid=controller_uid(meta),
+        created_at=parse_time(meta.get("creationTimestamp")),
         node_name=str((pod.get("spec") or {}).get("nodeName") or ""),
     )
 

@@ -39,9 +39,10 @@ class CreateObject:
 class DeleteObject:
     """Delete this child of the Job; NotFound means it is already gone and is fine. Only
     the object of `uid` is deleted; without a `uid` (a workspace, which is not watched) the
-    handler reads it first and deletes it only if the Job is its controller."""
+    handler reads it first and deletes it only if the Job is its controller. An MPIJob is
+    deleted in the foreground: it stands, being deleted, until the pods it made are gone."""
 
-    kind: Literal["Pod", "PersistentVolumeClaim"]
+    kind: Literal["Pod", "PersistentVolumeClaim", "MPIJob"]
     name: str
     uid: str = ""
 

@@ -22,6 +22,12 @@ if TYPE_CHECKING:
 
 Manifest = dict[str, Any]
 
+
+class InvalidRunError(ValueError):
+    """The Job cannot run on its App's runtime as it is (e.g. its name is too long to name
+    an MPIJob's worker hosts): it fails with InvalidSpec and this message."""
+
+
 #: Where a run stands, in the order a runner checks for them:
 #: - infra-failed: the platform ended it (eviction, node loss, no exit code): `message` says how
 #: - stage-failed: an input could not be staged: `message` names it, `exit_code` is the stager's
@@ -93,7 +99,8 @@ class Runner(Protocol):
         self, ctx: Ctx, attempt: int, resolved: Mapping[str, S3Source]
     ) -> tuple[Manifest, ...]:
         """The objects that make attempt `attempt`, in creation order. Raises
-        templating.TemplateError for an App template that does not render."""
+        templating.TemplateError for an App template that does not render, InvalidRunError for a
+        Job the runtime cannot run."""
         ...
 
     def view(self, ctx: Ctx, attempt: int) -> RunView | None:

@@ -13,9 +13,10 @@ cache, asked for when missing (a missing App blocks the Job; just after a start 
 event may not have arrived); its parents from the Job cache, or as last seen before their
 deletion (`departed.Departed`), read afresh when one missing would fail the Job (the Job
 watch may not have listed it yet), and a dependency cycle through the Job as the Job cache
-shows its ancestors; whether the MPI operator is
-installed from its CRD (checked at most every `MPI_CHECK_SECONDS`); why a pod is slow to
-start from its Warning Events. Must not: decide, or write anything to the API.
+shows its ancestors; whether the MPI operator is installed from its CRD (checked at most every
+`MPI_CHECK_SECONDS`); an MPI Job's MPIJobs listed afresh on each pass that looks at its
+children (with the UID of each one's launcher batch Job, whose pods are the MPIJob's too); why
+a pod is slow to start from its Warning Events. Must not: decide, or write anything to the API.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from ferry.api.job import State
 from ferry.clients.protocol import KubeAPI, NotFoundError
 from ferry.config import OperatorConfig
 from ferry.decisions import parse
-from ferry.decisions.expected import parents_overdue, run_pod_looks_lost, workspaces
+from ferry.decisions.expected import parents_overdue, run_pod_looks_lost, runs_mpi, workspaces
+from ferry.decisions.mpiview import MPIJobView, mpijob_view
 from ferry.decisions.observation import (
     AppView,
     JobView,
@@ -138,6 +140,7 @@ class Observer:
         cycle = self._cycle(ns, view, obj) if parents else ()
         app = parse.app_view(app_obj) if app_obj else None
         mpi = await self._mpi_available(app)
+        mpijobs = await self._mpijobs(key, view, app) if children and mpi else ()
         now = self.clock()
         observation = Observation(
             job=view,
@@ -148,6 +151,7 @@ class Observer:
             pods=await self._pod_views(key, pods, now),
             pvcs=workspaces(view) if children else frozenset(),
             mpi_available=mpi,
+            mpijobs=mpijobs,
             foreign=self.pods.foreign(key),
             refused=self.pods.refused(key),
             cycle=cycle,
@@ -250,6 +254,29 @@ class Observer:
         value = await self.threads.run(self.kube.crd_exists, names.MPIJOB_CRD)
         self._mpi_checked = (time.monotonic(), value)
         return value
+
+    async def _mpijobs(
+        self, key: Key, view: JobView, app: AppView | None
+    ) -> tuple[MPIJobView, ...]:
+        """The MPIJobs labelled with the Job's name, for a Job of an MPI App (as accepted, or
+        as the App is now); each of the Job's own with its launcher Job's UID."""
+        live_mpi = app is not None and app.spec is not None and app.spec.runtime.type == "MPI"
+        if not (runs_mpi(view) or live_mpi):
+            return ()
+        ns = key[0]
+        found = []
+        for obj in await self.threads.run(self.kube.list_job_mpijobs, *key):
+            parsed = mpijob_view(obj)
+            if parsed is None:
+                continue
+            if parsed.owner_uid == view.uid:
+                launcher = await self.threads.run(
+                    self.kube.ownership, "batch/Job", ns, names.mpi_launcher_job_name(parsed.name)
+                )
+                if launcher is not None and launcher.controller_uid == parsed.uid:
+                    parsed = dataclasses.replace(parsed, launcher_uid=launcher.uid)
+            found.append(parsed)
+        return tuple(found)
 
     async def _pod_views(self, key: Key, pods: list[PodView], now: datetime) -> tuple[PodView, ...]:
         """The pods as the decision sees them: those this process deleted marked deleting,
