@@ -384,6 +384,10 @@ def test_an_mpijob_deleted_under_the_job_is_an_infrastructure_retry() -> None:
     plan = decide(with_status(running, plan.status, mpijobs=(), pods=()))
     assert (plan.state, plan.status.reason) == (State.RETRYING, "InfraFailure")
     assert "MPIJob frame-001-1 disappeared" in (plan.status.message or "")
+    assert plan.requeue_after == pytest.approx(10)
+    # After the backoff between attempts, attempt 2: its workspace and MPIJob.
+    later = with_status(running, plan.status, mpijobs=(), pods=(), now=at(10))
+    plan = decide(later)
     assert plan.status.attempt == 2
     created = [a.name for a in plan.actions if isinstance(a, CreateObject)]
     assert created == [f"{JOB}-2", f"{JOB}-2"]
