@@ -54,7 +54,7 @@ SMALL: dict[str, Any] = {
     "kills": 3,
     "stop_jobs": 20,
     "stop_seconds": 20.0,
-    "gap_jobs": 10,
+    "gap_jobs": 20,
     "fault_jobs": 24,
     "fault_share": 0.1,
     "deadline": 150.0,
