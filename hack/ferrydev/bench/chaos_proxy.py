@@ -85,6 +85,7 @@ class FaultProxy:
         self._server: asyncio.AbstractServer | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
         pki = Path(state.root) / "pki" / "serving"
         self._server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self._server_ctx.load_cert_chain(pki / "apiserver.crt", pki / "apiserver.key")
@@ -160,7 +161,16 @@ class FaultProxy:
         with self._lock:
             self.counts[key] += 1
 
+    @staticmethod
+    async def _pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        while chunk := await source.read(65536):
+            sink.write(chunk)
+            await sink.drain()
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)  # held until it ends: asyncio keeps only a weak reference
         upstream: asyncio.StreamWriter | None = None
         try:
             head = await reader.readuntil(b"\r\n\r\n")
@@ -206,15 +216,19 @@ class FaultProxy:
                     await writer.drain()
                 return
             self._count("forwarded")
-            while True:
-                chunk = await up_reader.read(65536)
-                if not chunk:
-                    break
-                writer.write(chunk)
-                await writer.drain()
+            # Relay the answer (a watch streams for minutes) until it ends or the client
+            # goes away (it sends nothing more on this connection: EOF means gone).
+            pump = asyncio.ensure_future(self._pump(up_reader, writer))
+            gone = asyncio.ensure_future(reader.read(1))
+            _, pending = await asyncio.wait({pump, gone}, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
             return
         finally:
             for w in (upstream, writer):
                 if w is not None:
                     w.close()
+            if task is not None:
+                self._tasks.discard(task)
