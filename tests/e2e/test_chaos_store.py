@@ -34,3 +34,4 @@ def test_a_store_outage_during_archiving_loses_no_output(
     print(f"\nstore ({r.seconds:.0f} s):\n  " + "\n  ".join(r.lines))
     why = "\n".join(r.lines + r.details)
     assert (r.figures["false_finished"], r.figures["outputs_lost"]) == (0, 0), why
+    assert not r.details, why

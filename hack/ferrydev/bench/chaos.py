@@ -59,7 +59,9 @@ SMALL: dict[str, Any] = {
     "fault_share": 0.1,
     "deadline": 150.0,
     "store_jobs": 2,
-    "outage_seconds": 30.0,
+    # Long enough to outlast the stager's own retries and the operator's archive tries on
+    # today's main (a 30 s outage is absorbed by them).
+    "outage_seconds": 90.0,
 }
 
 

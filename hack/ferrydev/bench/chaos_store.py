@@ -115,8 +115,10 @@ def store_outage(
         )
         if running is None:
             result.details.append("not every Job was Running before the outage")
+        went = time.time()
         down = restart_component(state, "minio", outage, ready=_minio_ready(store))
         back = time.monotonic()
+        returned = time.time()
         result.say(f"{jobs} Jobs archiving {run_seconds} s after they run; MinIO down {down:.0f} s")
         wait_for(lambda: ledger.terminal_count(names) == len(names), deadline, 2.0)
         took = time.monotonic() - back
@@ -139,6 +141,15 @@ def store_outage(
             f"outcomes {took:.0f} s after MinIO returned: "
             + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
         )
+        with ledger.lock:
+            archive_pods = [p for p in ledger.pods.values() if p.role == "archive"]
+        during = [p for p in archive_pods if p.created and went - 1 <= p.created <= returned]
+        result.say(
+            f"archive pods: {len(archive_pods)} for {jobs} Jobs, {len(during)} of them created "
+            "while MinIO was down"
+        )
+        if not during:
+            result.details.append("no archive pod ran during the outage: nothing was tested")
         result.say("history entries: " + ", ".join(f"{k} {v}" for k, v in sorted(seen.items())))
         result.figures.update(false_finished=len(false_finished), outputs_lost=len(lost))
         result.say(f"false Finished {len(false_finished)}, outputs lost {len(lost)}")
