@@ -64,6 +64,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--root", default="/tmp/ferry-chaos", help="cluster directory (recreated)")  # noqa: S108
     p.add_argument("--json", default=None, help="results JSON (default <root>/chaos.json)")
+    p.add_argument(
+        "--use-cluster",
+        default=None,
+        metavar="DIR",
+        help="run on this running cluster (hack/cluster up --dir DIR) instead of starting one",
+    )
     p.add_argument("--keep-cluster", action="store_true", help="leave the cluster running")
     return p.parse_args(argv)
 

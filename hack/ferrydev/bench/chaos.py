@@ -30,7 +30,7 @@ from ferrydev.bench.chaos_store import REAL_NODE_SETTINGS, store_outage
 from ferrydev.bench.chaos_suite import Result, Suite
 from ferrydev.bench.operator_process import LIVE_OPERATORS, install_crds, snapshot_operator
 from ferrydev.bench.workloads import api_client
-from ferrydev.cluster import LocalCluster
+from ferrydev.cluster import ClusterState, LocalCluster
 from ferrydev.cluster import stop as stop_cluster
 
 SCENARIOS = ("kills", "stopped", "watch-gap", "api-faults")
@@ -107,18 +107,27 @@ def run(args: argparse.Namespace) -> int:
     if args.real_node != all(n in REAL_NODE_SCENARIOS for n in names):
         log(f"--real-node runs {', '.join(REAL_NODE_SCENARIOS)} and nothing else")
         return 2
-    cluster = LocalCluster(
-        root,
-        nodes=3,
-        node_cpu="1000",
-        node_memory="10Ti",
-        node_pods=3000,
-        real_node=args.real_node,
-    )
     signal.signal(signal.SIGTERM, _interrupted)
-    log(f"starting the local cluster in {root}")
-    state = cluster.up()
-    log(f"cluster up in {state.started_seconds}s")
+    cluster: LocalCluster | None = None
+    if args.use_cluster:
+        # A running cluster (hack/cluster up): used, never stopped; --root holds the run's files.
+        state = ClusterState.load(Path(args.use_cluster))
+        if state.real_node != args.real_node:
+            log(f"the cluster in {args.use_cluster} has real_node={state.real_node}")
+            return 2
+        root.mkdir(parents=True)
+    else:
+        cluster = LocalCluster(
+            root,
+            nodes=3,
+            node_cpu="1000",
+            node_memory="10Ti",
+            node_pods=3000,
+            real_node=args.real_node,
+        )
+        log(f"starting the local cluster in {root}")
+        state = cluster.up()
+        log(f"cluster up in {state.started_seconds}s")
     results: list[Result] = []
     try:
         code, digest = snapshot_operator(root)
@@ -175,7 +184,9 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for op in list(LIVE_OPERATORS):
             op.stop()
-        if args.keep_cluster:
+        if cluster is None:
+            log(f"the cluster in {args.use_cluster} was not started here: left running")
+        elif args.keep_cluster:
             log(f"cluster left running in {root} (stop: hack/cluster down --dir {root})")
         else:
             cluster.down()
