@@ -39,6 +39,12 @@ class Fate:
     reason: str  # and its reason
     actions: list[tuple[float, dict[str, Any]]] = field(default_factory=list)  # (s, spec patch)
     ttl: bool = False  # deleted by its TTL once terminal
+    #: Other terminal (state, reason) pairs that are right too (a child whose parent its TTL
+    #: deleted may run, or fail saying so).
+    also: tuple[tuple[str, str], ...] = ()
+
+    def expects(self, state: str, reason: str) -> bool:
+        return (state, reason) == (self.state, self.reason) or (state, reason) in self.also
 
     def manifest(self) -> dict[str, Any]:
         spec: dict[str, Any] = {"appRef": {"name": APP_NAME}, **self.spec}
@@ -115,17 +121,21 @@ def mixed(n: int, rng: random.Random) -> list[Fate]:
             if len(fates) + 2 > n:
                 continue
             fails = rng.random() < 0.4
+            # A third of the parents that succeed are deleted by their TTL at once.
+            short_ttl = not fails and rng.random() < 0.33
             parent_ann = sim(duration=_secs(rng, 2, 5), **({"exit_code": "3"} if fails else {}))
             fates.append(
                 Fate(
                     f"{name}-p",
                     kind,
                     parent_ann,
-                    {},
+                    {"ttlSecondsAfterFinished": rng.choice([0, 1])} if short_ttl else {},
                     "Failed" if fails else "Finished",
                     "AppFailed" if fails else "Succeeded",
+                    ttl=short_ttl,
                 )
             )
+            gone = (("Failed", "ParentFailed"), ("Failed", "ParentNotFound")) if short_ttl else ()
             fates.append(
                 Fate(
                     f"{name}-c",
@@ -134,6 +144,7 @@ def mixed(n: int, rng: random.Random) -> list[Fate]:
                     {"parents": [f"{name}-p"]},
                     "Failed" if fails else "Finished",
                     "ParentFailed" if fails else "Succeeded",
+                    also=gone,
                 )
             )
         elif kind == "ttl":

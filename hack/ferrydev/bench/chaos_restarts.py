@@ -41,7 +41,7 @@ def judge(result: Result, fates: list[Fate], ledger: Ledger) -> None:
             continue
         state, reason, _ = rec.terminal
         outcomes[f"{state}/{reason}"] += 1
-        if (state, reason) != (f.state, f.reason):
+        if not f.expects(state, reason):
             wrong.append(f"{f.name} ({f.kind}): {state}/{reason}, expected {f.state}/{f.reason}")
     dup = ledger.duplicate_pods()
     result.figures.update(lost=len(lost), duplicate_pods=len(dup), wrong_terminal=len(wrong))
