@@ -129,6 +129,7 @@ def watch_gap(suite: Suite, jobs: int, seed: int, deadline: float) -> Result:
             return out
 
         left = wait_for(lambda: not check(), deadline, 1.0)
+        took = time.monotonic() - gap_start - gap
         time.sleep(15)  # a pod created for a dead Job shows up by now
         missed = [] if left else check()
         with ledger.lock:
@@ -138,14 +139,14 @@ def watch_gap(suite: Suite, jobs: int, seed: int, deadline: float) -> Result:
                 if p.owner in dead.values() and p.name not in {f"{n}-1" for n in dead}
             )
         missed += [f"{n}: created for a deleted Job" for n in orphans]
-        took = time.monotonic() - gap_start - gap
         result.figures["missed_transitions"] = len(missed)
         log_text = "".join(
             p.read_text(errors="replace") for p in suite.workdir.glob("operator-gap-*.log")
         )
         gone_seen = any(s in log_text for s in ("410", "Gone", "too old resource version"))
         result.say(f"operator's log mentions 410/Gone: {'yes' if gone_seen else 'no'}")
-        result.say(f"missed transitions {len(missed)} (checked {took:.0f} s after the gap)")
+        seen = f"all seen {took:.0f} s after the gap" if left else f"checked {took:.0f} s after"
+        result.say(f"missed transitions {len(missed)} ({seen})")
         result.details += missed
     finally:
         ledger.stop()
