@@ -11,6 +11,13 @@ audit log reader: who wrote what), `burst` and `population` (the two measurement
 Staging (the stager's stage-in and archive against a plain minio-client loop): `staging`,
 with its table in `report`.
 
+Faults (bench/chaos.py, issue #17): `chaos` (sizes, one run), `chaos_suite` (what the
+scenarios share), `chaos_fates` (Jobs built for a known fate), `chaos_ledger` (every version
+the suite's own watches saw, and the figures from them), `chaos_cluster` (components
+restarted in place, etcd compacted), `chaos_proxy` (a fault-injecting apiserver proxy), and
+the scenarios: `chaos_restarts` (SIGKILLs, a stopped operator), `chaos_api` (a forced watch
+expiry, apiserver faults), `chaos_store` (a store outage, on the real node).
+
 Must not: fail CI (a goal missed is reported, never raised), or touch any cluster but the
 one a run starts itself.
 """

@@ -67,11 +67,13 @@ class Operator:
         workers: int | None,
         log: Path,
         code: Path | None = None,
+        kubeconfig: Path | None = None,
+        settings: dict[str, str] | None = None,
     ) -> None:
         self.metrics_port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
         env.update(
-            FERRY_KUBECONFIG=str(state.kubeconfig),
+            FERRY_KUBECONFIG=str(kubeconfig or state.kubeconfig),
             FERRY_QPS=f"{qps:g}",
             FERRY_BURST=str(int(2 * qps)),
             FERRY_METRICS_PORT=str(self.metrics_port),
@@ -82,6 +84,7 @@ class Operator:
         )
         if workers:
             env["FERRY_WORKERS"] = str(workers)
+        env.update(settings or {})  # FERRY_* settings of the caller's (the fault suite's)
         # The snapshot of operator/ taken at the start of the run comes first on the path.
         env = with_code(env, code)
         self.log_path = log
@@ -136,9 +139,28 @@ class Operator:
     def sample(self) -> ProcSample:
         return proc_sample(self.pid)
 
+    def started_up(self) -> bool:
+        """Whether its log says it has started (kopf's watches are up)."""
+        return "Ferry operator started" in self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL, as a node or OOM killer would: no cleanup of any kind."""
+        LIVE_OPERATORS.discard(self)
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=30)
+
+    def pause(self) -> None:
+        """SIGSTOP: the process holds its connections but does nothing (a partition)."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.proc.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         LIVE_OPERATORS.discard(self)
         if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # a paused one would never see SIGTERM
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=20)
