@@ -228,3 +228,55 @@ def test_launcher_runs_ranks_on_two_sshd_worker_pods(
     for name in workers:
         said = logs(real_kube, ns, name)
         assert "Accepted publickey for mpiuser" in said, said
+
+
+#: LAMMPS's own examples/melt: 4000 Lennard-Jones atoms (fcc, reduced density 0.8442) started
+#: at T*=3.0 and integrated at constant NVE for 250 steps.
+IN_MELT = """\
+units           lj
+atom_style      atomic
+lattice         fcc 0.8442
+region          box block 0 10 0 10 0 10
+create_box      1 box
+create_atoms    1 box
+mass            1 1.0
+velocity        all create 3.0 87287 loop geom
+pair_style      lj/cut 2.5
+pair_coeff      1 1 1.0 1.0 2.5
+neighbor        0.3 bin
+neigh_modify    every 20 delay 0 check no
+fix             1 all nve
+thermo          50
+run             250
+"""
+THERMO = re.compile(r"^\s+(\d+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s*$", re.MULTILINE)
+
+
+def test_lammps_melts_a_lennard_jones_crystal_on_two_ranks(
+    real_kube: Kube, real_namespace: str, lammps_image: str
+) -> None:
+    script = (
+        'printf "%s" "$IN_MELT" > /work/in.melt'
+        " && mpirun -np 2 --oversubscribe lmp -in /work/in.melt -log /work/log.lammps"
+    )
+    obj = mpi_pod(
+        "lmp-melt",
+        lammps_image,
+        ["sh", "-c", script],
+        env=[{"name": "IN_MELT", "value": IN_MELT}],
+        volumes=[{"name": "work", "emptyDir": {}}],
+        mounts=[{"name": "work", "mountPath": "/work"}],
+    )
+    final = run_to_end(real_kube, real_namespace, obj, timeout=300)
+    out = logs(real_kube, real_namespace, "lmp-melt")
+    assert final["status"]["phase"] == "Succeeded", out
+    assert "on 2 procs for 250 steps with 4000 atoms" in out, out
+    # Step Temp E_pair E_mol TotEng Press, every 50 steps.
+    thermo = {int(m[0]): [float(x) for x in m[1:]] for m in THERMO.findall(out)}
+    assert sorted(thermo) == [0, 50, 100, 150, 200, 250], out
+    temp0, epair0, _, etot0, _ = thermo[0]
+    temp, _, _, etot, _ = thermo[250]
+    assert temp0 == pytest.approx(3.0)
+    assert epair0 == pytest.approx(-6.7733681, abs=1e-6)  # the perfect fcc lattice's energy
+    assert 1.5 < temp < 1.8, out  # the crystal melts: half the kinetic energy goes to potential
+    assert etot == pytest.approx(etot0, abs=0.02), out  # NVE conserves the total energy

@@ -5,7 +5,8 @@ LAMMPS), built from Debian bookworm packages without a container engine.
 Layers: the tools image's base (Debian bookworm minbase + python3, debootstrap, shared with
 `localhost/ferry/tools` so a node stores it once), then what `apt-get install` adds to it
 (openmpi-bin, openssh-server, python3-mpi4py; no recommends, docs, man pages or locales),
-then for LAMMPS what `apt-get install lammps` adds on top. Each layer holds only the paths
+then for LAMMPS what `apt-get install lammps` adds on top (without the compilers that
+libkim-api2 asks for: `_lammps_step`). Each layer holds only the paths
 the step created or changed (by ctime), with OCI whiteouts for what it removed, and each is
 cached by a hash of its inputs (the base, the package list, the files written, this code).
 
@@ -59,8 +60,20 @@ MPI_USER, MPI_UID, MPI_HOME = "mpiuser", 1000, "/home/mpiuser"
 SSH_PORT = 2222
 OPENMPI_PACKAGES = ("openmpi-bin", "openssh-server", "python3-mpi4py")
 LAMMPS_PACKAGES = ("lammps",)
-#: The OpenMPI series the tag promises; the build checks what apt installed.
+#: The OpenMPI series and LAMMPS release the tags promise; the build checks what apt installed.
 OPENMPI_SERIES = "4.1."
+LAMMPS_VERSION = "20220106"
+#: Stands in for gfortran-12 in libkim-api2's `gfortran-12 | gfortran-mod-15`: LAMMPS runs
+#: without a compiler; only building OpenKIM models (kim-api-collections-management) needs one.
+KIM_STUB_CONTROL = """\
+Package: ferry-kim-api-no-fortran
+Version: 1.0
+Architecture: all
+Maintainer: Ferry <ferry@localhost>
+Provides: gfortran-mod-15
+Description: satisfies libkim-api2's Fortran dependency without a compiler
+ LAMMPS runs without gfortran; building OpenKIM models needs it.
+"""
 
 #: dpkg leaves these out of every package installed from here on (copyright files kept).
 DPKG_NODOC = """\
@@ -301,7 +314,18 @@ def _openmpi_step(rootfs: Path) -> None:
 
 
 def _lammps_step(rootfs: Path) -> None:
+    """LAMMPS without the C and Fortran compilers (190 MB) that libkim-api2 depends on to
+    build OpenKIM models: a local package provides the Fortran module ABI it asks for."""
+    stub = rootfs / "tmp" / "kim-stub"
+    (stub / "DEBIAN").mkdir(parents=True)
+    (stub / "DEBIAN" / "control").write_text(KIM_STUB_CONTROL)
+    chroot, deb = ["chroot", str(rootfs)], "/tmp/kim.deb"  # noqa: S108 - inside the chroot
+    run([*chroot, "dpkg-deb", "--root-owner-group", "--build", f"/{stub.relative_to(rootfs)}", deb])
+    run([*chroot, "dpkg", "-i", deb], env=_apt_env())
     _apt_install(rootfs, LAMMPS_PACKAGES)
+    version = _installed_version(rootfs, "lammps")
+    if not version.startswith(LAMMPS_VERSION):
+        raise ImageError(f"lammps {version} installed, the image promises {LAMMPS_VERSION}")
 
 
 def _image(
@@ -339,5 +363,5 @@ def build_openmpi() -> Built:
 
 
 def build_lammps() -> Built:
-    lammps_layer = ("lammps-rootfs", LAMMPS_PACKAGES, _lammps_step, "")
+    lammps_layer = ("lammps-rootfs", LAMMPS_PACKAGES, _lammps_step, KIM_STUB_CONTROL)
     return _image(LAMMPS_IMAGE, "lammps", [_OPENMPI_LAYER, lammps_layer], LAMMPS_CONFIG)
