@@ -73,19 +73,12 @@ def write_user_kubeconfig(c: Runner, path: Path, user: str, token: str) -> None:
     path.write_text(json.dumps(config, indent=2))
 
 
-def start(c: Runner) -> None:
-    port = free_port()
-    c.state.apiserver_port = port
-    # On a real-node cluster the pods must reach the apiserver, and without kube-proxy the
-    # `kubernetes` Service IP does not route: listen on the pod bridge (made by
-    # network.setup_bridge before this), never on 0.0.0.0. Host clients use that address too.
-    host = POD_GATEWAY if c.real_node else "127.0.0.1"
-    c.state.apiserver_host = host
-    pki = c.root / "pki"
-    argv = [
-        binary("kube-apiserver"),
+def serving_flags(etcd_port: int, host: str, port: int, pki: Path) -> list[str]:
+    """The flags every kube-apiserver of a local cluster serves with: its etcd, address, serving
+    certificates, tokens, RBAC and service-account keys (the cluster's own and `expiry`'s spare)."""
+    return [
         "--etcd-servers",
-        f"http://127.0.0.1:{c.state.etcd_port}",
+        f"http://127.0.0.1:{etcd_port}",
         "--bind-address",
         host,
         "--advertise-address",
@@ -107,6 +100,21 @@ def start(c: Runner) -> None:
         "--service-cluster-ip-range",
         "10.96.0.0/16",
         "--allow-privileged=true",
+    ]
+
+
+def start(c: Runner) -> None:
+    port = free_port()
+    c.state.apiserver_port = port
+    # On a real-node cluster the pods must reach the apiserver, and without kube-proxy the
+    # `kubernetes` Service IP does not route: listen on the pod bridge (made by
+    # network.setup_bridge before this), never on 0.0.0.0. Host clients use that address too.
+    host = POD_GATEWAY if c.real_node else "127.0.0.1"
+    c.state.apiserver_host = host
+    pki = c.root / "pki"
+    argv = [
+        binary("kube-apiserver"),
+        *serving_flags(c.state.etcd_port, host, port, pki),
         "--max-requests-inflight",
         "800",
         "--max-mutating-requests-inflight",

@@ -23,6 +23,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from ferrydev.cluster.apiserver import serving_flags
 from ferrydev.cluster.state import ClusterError, ClusterState, binary
 from ferrydev.processes import free_port, stop_groups
 
@@ -66,29 +67,7 @@ class SpareApiserver:
         pki = self.state.dir / "pki"
         return [
             binary("kube-apiserver"),
-            "--etcd-servers",
-            f"http://127.0.0.1:{self.state.etcd_port}",
-            "--bind-address",
-            self.state.apiserver_host,
-            "--advertise-address",
-            self.state.apiserver_host,
-            "--secure-port",
-            str(self.port),
-            "--cert-dir",
-            str(pki / "serving"),
-            "--token-auth-file",
-            str(pki / "tokens.csv"),
-            "--authorization-mode",
-            "Node,RBAC",
-            "--service-account-issuer",
-            "https://kubernetes.default.svc.cluster.local",
-            "--service-account-key-file",
-            str(pki / "sa.pub"),
-            "--service-account-signing-key-file",
-            str(pki / "sa.key"),
-            "--service-cluster-ip-range",
-            "10.96.0.0/16",
-            "--allow-privileged=true",
+            *serving_flags(self.state.etcd_port, self.state.apiserver_host, self.port, pki),
             # The cluster's apiserver owns the `kubernetes` Service's endpoints.
             "--endpoint-reconciler-type",
             "none",
