@@ -40,9 +40,10 @@ total = comm.allreduce(rank + 1)
 if os.environ.get("OUT"):
     with open(f"{os.environ['OUT']}/rank-{rank}.txt", "w") as f:
         f.write(f"rank {rank} wrote on {host}\\n")
-print(f"rank {rank} of {size} on {host} sum {total}", flush=True)
+os.write(1, f"rank {rank} of {size} on {host} sum {total}\\n".encode())  # one write a line
 """
-RANK_LINE = re.compile(r"^rank (\d) of 2 on (\S+) sum 3$", re.MULTILINE)
+#: mpirun forwards each rank's stdout as it reads it, so two ranks' lines may share a log line.
+RANK_LINE = re.compile(r"rank (\d) of 2 on (\S+?) sum 3(?!\d)")
 #: What the MPI Operator (v0.8.2, pkg/controller) mounts and sets.
 SSH_MOUNT = "/home/mpiuser/.ssh"
 SSH_ITEMS = [
