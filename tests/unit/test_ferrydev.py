@@ -80,3 +80,26 @@ def test_a_layer_whites_out_what_its_step_removed() -> None:
     assert whiteouts(before, after) == ["etc/.wh.passwd-", "var/.wh.log"]
     assert whiteouts({"x"}, set()) == [".wh.x"]
     assert whiteouts(before, before | {"new"}) == []
+
+
+def test_an_image_builds_scratch_is_out_of_reach_of_every_cache_sweep(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A build sweeps its kind's stale layers (`tools-deps-*`, `<kind>-*`) when it is done; a
+    # second checkout building the same kind at that moment must keep its scratch directory.
+    from ferrydev.images import common
+
+    monkeypatch.setattr(common, "IMAGES", tmp_path)
+    sweeps = {  # a scratch prefix → the globs of the sweeps that could reach it
+        "tools-deps-": ["tools-deps-*", "tools-*"],
+        "tools-base-": ["tools-base-*", "tools-*"],
+        "build-lammps-": ["lammps-*", "build-*"],
+        "busybox-": ["busybox-*"],
+    }
+    for prefix, globs in sweeps.items():
+        with common.workdir(prefix) as work:
+            assert work.parent == tmp_path
+            assert work.is_dir()
+            for pattern in globs:
+                assert work not in set(tmp_path.glob(pattern)), (prefix, pattern)
+        assert not work.exists()

@@ -108,10 +108,18 @@ def cached(kind: str, key: str) -> tuple[Path, str | None]:
     return tarball, None
 
 
+#: The scratch directories' prefix (`workdir`); never the start of a cached layer's name.
+WORK_PREFIX = ".work-"
+
+
 @contextlib.contextmanager
 def workdir(prefix: str) -> Iterator[Path]:
+    """A scratch directory under the image cache, removed afterwards. Its name starts with
+    `WORK_PREFIX`, which no cached layer's name does: a build that sweeps its kind's stale
+    layers (`tools-deps-*`) must not delete another build's scratch of the same kind (two
+    checkouts building at once lost a rootfs mid-chroot that way)."""
     IMAGES.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=prefix, dir=IMAGES))
+    work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX + prefix, dir=IMAGES))
     try:
         yield work
     finally:
