@@ -197,12 +197,13 @@ class Watch:
         self.out = self.proc.communicate(timeout=10)[0]
 
     def seen(self) -> list[dict[str, Any]]:
-        text, decoder, objs, i = self.out.decode(), json.JSONDecoder(), [], 0
-        while i < len(text):
-            if text[i].isspace():
-                i += 1
-                continue
-            obj, i = decoder.raw_decode(text, i)
+        """The objects printed, in order (the last may be cut short by the stop: dropped)."""
+        text, decoder, objs, at = self.out.decode(), json.JSONDecoder(), [], 0
+        while text[at:].strip():
+            try:
+                obj, at = decoder.raw_decode(text, len(text) - len(text[at:].lstrip()))
+            except json.JSONDecodeError:
+                break
             objs.append(obj)
         return objs
 
