@@ -207,9 +207,10 @@ def test_lammps_melt_from_s3_and_http_reaches_the_liquid_at_the_target_temperatu
         assert job["status"]["outputs"]["files"] == 4  # with logs/app.log
         assert "Total wall time" in content["logs/app.log"].decode()
         results[name] = r
-    # The same state point from two independent starts: the same pressure, within noise.
+    # The same state point from two independent starts: the same pressure, within noise
+    # (the block averages of one run scatter by ~0.2; the runs' means by ~0.1).
     assert results["lj-melt-s3"]["pressure"] == pytest.approx(
-        results["lj-melt-http"]["pressure"], abs=0.3
+        results["lj-melt-http"]["pressure"], abs=0.4
     )
     assert "/in.melt" in science.http_requests  # staged from this server, by the pod
     assert_admitted(science.kube, science.namespace, science.op)
