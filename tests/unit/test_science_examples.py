@@ -61,3 +61,13 @@ def test_calculix_image_is_built_only_when_named() -> None:
     assert images.CALCULIX_IMAGE in images.OPTIONAL
     assert images.CALCULIX_IMAGE not in images.ALL
     assert images.CALCULIX_IMAGE in images.BUILDERS
+
+
+@pytest.mark.parametrize("example", ["lammps-melt", "calculix-beam"])
+def test_science_apps_are_valid(example: str) -> None:
+    from ferry.api import App
+    from ferry.decisions.parameters import validate_app
+
+    app = App.model_validate(yaml.safe_load((ROOT / "examples" / example / "app.yaml").read_text()))
+    assert validate_app(app.spec) == []
+    assert app.spec.image.startswith("localhost/ferry/")
