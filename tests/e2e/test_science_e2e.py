@@ -280,7 +280,7 @@ def frd_displacements(frd: str) -> dict[int, tuple[float, float, float]]:
 
 def support_force(dat: str) -> list[float]:
     """The total reaction force (fx, fy, fz) on the FIXED set in a ccx .dat file."""
-    block = dat.split("total force (fx,fy,fz) for set FIXED", 1)[1]
+    block = dat.split("total force (fx,fy,fz) for set FIXED", 1)[1].split("\n\n", 2)[1]
     return [float(x) for x in block.strip().splitlines()[0].split()]
 
 
