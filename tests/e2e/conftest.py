@@ -89,6 +89,14 @@ def lammps_image(real_cluster: ClusterState) -> str:
 
 
 @pytest.fixture(scope="session")
+def calculix_image(real_cluster: ClusterState) -> str:
+    """localhost/ferry/calculix:2.20 on the real node (ferrydev.images.calculix)."""
+    from ferrydev.images import CALCULIX_IMAGE
+
+    return node_image(real_cluster, CALCULIX_IMAGE)
+
+
+@pytest.fixture(scope="session")
 def real_kube(real_cluster: ClusterState) -> Kube:
     kube = Kube(real_cluster)
     kube.wait_for(

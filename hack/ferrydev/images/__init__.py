@@ -21,10 +21,13 @@ Images (fully qualified names; pods use them with imagePullPolicy: Never):
   localhost/ferry/lammps:20220106
                                 the OpenMPI image + Debian's LAMMPS (`lmp`) (`mpi`); built
                                 only when named
+  localhost/ferry/calculix:2.20 the tools image's Debian base + calculix-ccx (`ccx`), as ccx
+                                (1000) (`calculix`); built only when named
 
 Usage:
   python -m ferrydev.images build [NAME ...]        build (or reuse) images; prints their tarballs
-                                                    (no NAME: all but the MPI images)
+                                                    (no NAME: all but the MPI and
+                                                    CalculiX images)
   python -m ferrydev.images import --address SOCK [NAME ...]
                                                     build if needed and import into a containerd
   python -m ferrydev.images export --out DIR [NAME ...]
@@ -44,9 +47,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ferrydev.images.calculix import build_calculix
 from ferrydev.images.common import (
     ALL,
     BUSYBOX_IMAGE,
+    CALCULIX_IMAGE,
     LAMMPS_IMAGE,
     MPI_OPERATOR_IMAGE,
     OPENMPI_IMAGE,
@@ -67,6 +72,7 @@ __all__ = [
     "ALL",
     "BUILDERS",
     "BUSYBOX_IMAGE",
+    "CALCULIX_IMAGE",
     "LAMMPS_IMAGE",
     "MPI_OPERATOR_IMAGE",
     "OPENMPI_IMAGE",
@@ -86,6 +92,7 @@ BUILDERS = {
     MPI_OPERATOR_IMAGE: build_mpi_operator,
     OPENMPI_IMAGE: build_openmpi,
     LAMMPS_IMAGE: build_lammps,
+    CALCULIX_IMAGE: build_calculix,
 }
 
 

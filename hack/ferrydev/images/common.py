@@ -36,7 +36,9 @@ ALL = (PAUSE_IMAGE, BUSYBOX_IMAGE, TOOLS_IMAGE, MPI_OPERATOR_IMAGE)
 #: The MPI images (`mpi`): built on demand (tests/e2e's `openmpi_image`), never by default.
 OPENMPI_IMAGE = "localhost/ferry/openmpi:4.1.4"
 LAMMPS_IMAGE = "localhost/ferry/lammps:20220106"
-OPTIONAL = (OPENMPI_IMAGE, LAMMPS_IMAGE)
+#: Debian's CalculiX (`calculix`): built on demand (tests/e2e's `calculix_image`).
+CALCULIX_IMAGE = "localhost/ferry/calculix:2.20"
+OPTIONAL = (OPENMPI_IMAGE, LAMMPS_IMAGE, CALCULIX_IMAGE)
 
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Bump when the recipe of an image changes in a way its hashed inputs do not show.
