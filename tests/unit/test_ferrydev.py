@@ -103,3 +103,22 @@ def test_an_image_builds_scratch_is_out_of_reach_of_every_cache_sweep(
             for pattern in globs:
                 assert work not in set(tmp_path.glob(pattern)), (prefix, pattern)
         assert not work.exists()
+
+
+def test_an_images_key_is_the_same_in_every_clone_of_a_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # CI builds in a fresh clone elsewhere: the keys (and so the cached layers) must not
+    # depend on where the checkout is, only on what is in it.
+    from ferrydev.images import common
+
+    keys = []
+    for clone in ("a", "b"):
+        root = tmp_path / clone
+        (root / "hack").mkdir(parents=True)
+        (root / "hack" / "recipe.py").write_text("print('layer')\n")
+        monkeypatch.setattr(common, "ROOT", root)
+        keys.append(common.inputs_hash("bookworm", root / "hack" / "recipe.py"))
+    assert keys[0] == keys[1]
+    (tmp_path / "b" / "hack" / "recipe.py").write_text("print('another layer')\n")
+    assert common.inputs_hash("bookworm", tmp_path / "b" / "hack" / "recipe.py") != keys[1]

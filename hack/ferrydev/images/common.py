@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ferrydev.mounts import unmount_under
-from ferrydev.paths import IMAGES, versions
+from ferrydev.paths import IMAGES, ROOT, versions
 
 PAUSE_IMAGE = "localhost/ferry/pause:3.10"
 # Debian bookworm's busybox-static is 1.35.0; the tag is the name Ferry's tests use.
@@ -88,11 +88,15 @@ def recipe_files() -> list[Path]:
 
 
 def inputs_hash(*parts: str | bytes | Path) -> str:
-    """A short hash of strings, bytes and files (by content); the cache key of an image."""
+    """A short hash of strings, bytes and files (by content, and by their path inside the
+    checkout: two clones of one commit share the cache, and two checkouts building at once
+    do not sweep each other's layers); the cache key of an image."""
     h = hashlib.sha256(RECIPE.encode())
     for part in parts:
         if isinstance(part, Path):
-            h.update(part.as_posix().encode() + b"\0" + sha256_file(part).encode())
+            resolved = part.resolve()
+            name = resolved.relative_to(ROOT) if resolved.is_relative_to(ROOT) else resolved
+            h.update(name.as_posix().encode() + b"\0" + sha256_file(part).encode())
         elif isinstance(part, str):
             h.update(part.encode())
         else:
