@@ -66,7 +66,11 @@ def test_only_the_run_pod_carries_the_queue_label_and_spec_wins_over_the_jobs_la
     created = _created(decide(obs))
     pod, pvc = created["Pod"], created["PersistentVolumeClaim"]
     assert pod["metadata"]["labels"][names.LABEL_KUEUE_QUEUE] == "small"
-    assert _kueue_keys(pod["metadata"]) == [names.LABEL_KUEUE_QUEUE]
+    assert sorted(_kueue_keys(pod["metadata"])) == [
+        names.LABEL_KUEUE_PRIORITY_CLASS,
+        names.LABEL_KUEUE_QUEUE,
+    ]
+    assert pod["metadata"]["labels"][names.LABEL_KUEUE_PRIORITY_CLASS] == "high"
     assert pod["metadata"]["labels"]["project"] == "bridge", "the user's own labels still go"
     assert "schedulingGates" not in pod["spec"], "Kueue's webhook gates it, never Ferry"
     assert _kueue_keys(pvc["metadata"]) == []
@@ -81,7 +85,8 @@ def test_the_jobs_own_queue_label_queues_its_run_pod() -> None:
 
 
 def test_a_job_without_a_queue_puts_no_kueue_label_anywhere() -> None:
-    created = _created(decide(_obs(job_spec(), {"project": "bridge"})))
+    labels = {"project": "bridge", names.LABEL_KUEUE_PRIORITY_CLASS: "high"}
+    created = _created(decide(_obs(job_spec(), labels)))
     assert all(_kueue_keys(m["metadata"]) == [] for m in created.values())
 
 

@@ -54,6 +54,9 @@ KUEUE_GROUP: Final = "kueue.x-k8s.io"
 KUEUE_PREFIX: Final = f"{KUEUE_GROUP}/"
 #: The LocalQueue a pod or MPIJob is queued in (on the run pod or the MPIJob only).
 LABEL_KUEUE_QUEUE: Final = f"{KUEUE_GROUP}/queue-name"
+#: The WorkloadPriorityClass of a queued run: copied from the Job's labels onto its run pod or
+#: MPIJob (only when it is queued), never onto another child.
+LABEL_KUEUE_PRIORITY_CLASS: Final = f"{KUEUE_GROUP}/priority-class"
 #: The scheduling gate Kueue's pod webhook adds to a pod it queues; removed on admission.
 KUEUE_ADMISSION_GATE: Final = f"{KUEUE_GROUP}/admission"
 #: The pod condition Kueue sets (True, its reason and message) on a pod it stops before
@@ -61,7 +64,8 @@ KUEUE_ADMISSION_GATE: Final = f"{KUEUE_GROUP}/admission"
 KUEUE_STOP_CONDITION: Final = "TerminationTarget"
 #: On a Workload: the UID of the pod or MPIJob it stands for.
 KUEUE_LABEL_JOB_UID: Final = f"{KUEUE_GROUP}/job-uid"
-KUEUE_VERSION: Final = "v1beta2"
+#: The Workload API versions read, newest first (Kueue v0.17 serves both).
+KUEUE_VERSIONS: Final = ("v1beta2", "v1beta1")
 WORKLOAD_PLURAL: Final = "workloads"
 #: The CRD whose presence means Kueue is installed.
 WORKLOAD_CRD: Final = f"{WORKLOAD_PLURAL}.{KUEUE_GROUP}"

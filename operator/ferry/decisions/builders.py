@@ -24,6 +24,7 @@ from ferry.api.names import (
     LABEL_ATTEMPT,
     LABEL_JOB,
     LABEL_JOB_UID,
+    LABEL_KUEUE_PRIORITY_CLASS,
     LABEL_KUEUE_QUEUE,
     LABEL_MANAGED_BY,
     LABEL_ROLE,
@@ -67,9 +68,16 @@ def queue_name(spec: JobSpec | None, labels: Mapping[str, str]) -> str:
 
 
 def queue_labels(job: JobMeta) -> dict[str, str]:
-    """The label that puts a run object (the run pod, the MPIJob) under Kueue: only those
-    carry it, never a workspace, archive pod or MPI pod template."""
-    return {LABEL_KUEUE_QUEUE: job.queue} if job.queue else {}
+    """The labels that put a run object (the run pod, the MPIJob) under Kueue: its queue, and
+    the Job's own WorkloadPriorityClass label if it has one. Only those carry them, never a
+    workspace, archive pod or MPI pod template."""
+    if not job.queue:
+        return {}
+    out = {LABEL_KUEUE_QUEUE: job.queue}
+    priority = job.labels.get(LABEL_KUEUE_PRIORITY_CLASS)
+    if priority:
+        out[LABEL_KUEUE_PRIORITY_CLASS] = priority
+    return out
 
 
 def _userchild_metadata(values: Mapping[str, str]) -> dict[str, str]:
