@@ -3,7 +3,8 @@
 #
 # Output: $FERRY_CACHE/bin/<name>-<version> plus a plain <name> symlink, for
 #   kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl (Kubernetes)
-#   etcd, kwok, minio, helm, mpi-operator (the Kubeflow MPI Operator's controller), coredns
+#   etcd, kwok, minio, helm, mpi-operator (the Kubeflow MPI Operator's controller), kueue (the
+#   Kueue manager, sigs.k8s.io/kueue/cmd/kueue), coredns
 #   (hack/coredns: CoreDNS trimmed to the cluster DNS's plugins, versioned by COREDNS_VERSION
 #   and a hash of its sources), and Ferry's own Go checks: kstatus (hack/kstatus: kstatus's
 #   verdict per object, as Flux computes it; cached by its cli-utils version and a hash of its
@@ -25,7 +26,7 @@ export CGO_ENABLED=0
 export GOTOOLCHAIN=local
 
 want=("$@")
-[ ${#want[@]} -gt 0 ] || want=(kubernetes etcd kwok minio helm mpi-operator coredns kstatus kindcheck)
+[ ${#want[@]} -gt 0 ] || want=(kubernetes etcd kwok minio helm mpi-operator kueue coredns kstatus kindcheck)
 
 have() { [ -x "$BIN/$1-$2" ]; }
 link() { ln -sf "$1-$2" "$BIN/$1"; }
@@ -211,6 +212,7 @@ for w in "${want[@]}"; do
     minio) build_go_install minio github.com/minio/minio "$MINIO_VERSION" ;;
     helm) build_go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" ;;
     mpi-operator) build_mpi_operator ;;
+    kueue) build_go_install kueue sigs.k8s.io/kueue/cmd/kueue "$KUEUE_VERSION" ;;
     coredns) build_coredns ;;
     kstatus) build_kstatus ;;
     kindcheck) build_kindcheck ;;

@@ -43,7 +43,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 
-hack/build-tools.sh kubernetes etcd kwok minio helm mpi-operator coredns kstatus kindcheck
+hack/build-tools.sh kubernetes etcd kwok minio helm mpi-operator kueue coredns kstatus kindcheck
 if [ "${FERRY_WITH_NODE:-0}" = 1 ]; then
   # The real node's images (cached by their inputs in ~/.cache/ferry/images); ferrydev is
   # installed in the virtualenv with Ferry (pip install -e).

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import pytest
@@ -26,6 +26,9 @@ from ferrydev.cluster import POD_GATEWAY, ClusterError, ClusterState, LocalClust
 from ferrydev.kubectl import kubectl_binary
 from ferrydev.paths import BIN
 from ferrydev.processes import ChildProcess, free_port
+
+if TYPE_CHECKING:
+    from tests.kueue_support import KueueEnv
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -144,6 +147,22 @@ def kube(cluster: ClusterState) -> Kube:
         "crd/jobs.ferry.dev",
     )
     return k
+
+
+@pytest.fixture(scope="session")
+def kueue(kube: Kube) -> Iterator[KueueEnv]:
+    """A real Kueue on the kwok cluster (tests.kueue_support.KueueEnv), started by the first
+    test that asks for it and stopped at the end of the session; tests that do not ask for it
+    never start it. Only namespaces a test opts in (`kueue.enable(ns)`, `kueue.queue(ns)`) are
+    touched by its webhooks."""
+    from tests import kueue_support
+
+    process = kueue_support.start(kube)
+    print(f"\nKueue up in {process.timings}", file=sys.stderr)
+    try:
+        yield kueue_support.KueueEnv(kube, process)
+    finally:
+        process.stop()
 
 
 @pytest.fixture

@@ -12,11 +12,15 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from ferrydev.cluster import REAL_NODE_NAME, ClusterError, ClusterState, LocalCluster
 from tests.conftest import ROOT, Kube, OperatorProcess
+
+if TYPE_CHECKING:
+    from tests.kueue_support import KueueEnv
 
 #: The default store's bucket on the real-node cluster; Ferry's archive does not create buckets.
 DEFAULT_BUCKET = "ferry"
@@ -97,6 +101,21 @@ def real_kube(real_cluster: ClusterState) -> Kube:
         what=f"node {REAL_NODE_NAME} Ready",
     )  # fmt: skip
     return kube
+
+
+@pytest.fixture(scope="session")
+def real_kueue(real_kube: Kube) -> Iterator[KueueEnv]:
+    """A real Kueue on the real-node cluster (tests.kueue_support.KueueEnv), started by the
+    first test that asks for it (after the MPI Operator, so its MPIJob integration is set up
+    at once) and stopped at the end of the session."""
+    from tests import kueue_support
+
+    process = kueue_support.start(real_kube)
+    print(f"\nKueue up in {process.timings}", file=sys.stderr)
+    try:
+        yield kueue_support.KueueEnv(real_kube, process)
+    finally:
+        process.stop()
 
 
 @pytest.fixture
