@@ -226,6 +226,8 @@ def test_a_gated_run_pod_is_awaiting_admission_with_kueues_words_not_unschedulab
         f"pod {JOB}-1 waits for Kueue to admit it (queue small): {QUOTA}"
     )
     assert plan.requeue_after == kueue.ADMISSION_RECHECK_SECONDS
+    undecided = decide(with_status(seen, plan.status, pods=[_gated(kueue.NO_WORKLOAD)]))
+    assert undecided.requeue_after == kueue.UNDECIDED_RECHECK_SECONDS
     assert plan.changed
     # The same words again: nothing to write.
     again = decide(with_status(seen, plan.status))

@@ -64,8 +64,8 @@ KUEUE_ADMISSION_GATE: Final = f"{KUEUE_GROUP}/admission"
 KUEUE_STOP_CONDITION: Final = "TerminationTarget"
 #: On a Workload: the UID of the pod or MPIJob it stands for.
 KUEUE_LABEL_JOB_UID: Final = f"{KUEUE_GROUP}/job-uid"
-#: The Workload API versions read, newest first (Kueue v0.17 serves both).
-KUEUE_VERSIONS: Final = ("v1beta2", "v1beta1")
+#: The Workload API version read (Kueue v0.17's storage version).
+KUEUE_VERSION: Final = "v1beta2"
 WORKLOAD_PLURAL: Final = "workloads"
 #: The CRD whose presence means Kueue is installed.
 WORKLOAD_CRD: Final = f"{WORKLOAD_PLURAL}.{KUEUE_GROUP}"

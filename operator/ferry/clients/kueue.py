@@ -27,22 +27,20 @@ class KueueCalls:
     def _call(self, verb: str, resource: str) -> None: ...
 
     def list_workloads(self, namespace: str, owner_uid: str) -> list[Obj] | None:
-        """The Workloads Kueue made for the object of this UID (in the newest API version
-        the apiserver serves); None when Kueue is not installed."""
-        for version in names.KUEUE_VERSIONS:
-            self._call("list", names.WORKLOAD_PLURAL)
-            try:
-                result = self.custom.list_namespaced_custom_object(
-                    names.KUEUE_GROUP,
-                    version,
-                    namespace,
-                    names.WORKLOAD_PLURAL,
-                    label_selector=f"{names.KUEUE_LABEL_JOB_UID}={owner_uid}",
-                )
-            except ApiException as exc:
-                if exc.status == 404:
-                    continue
-                raise
-            items: list[Obj] = result.get("items", [])
-            return items
-        return None
+        """The Workloads Kueue made for the object of this UID; None when Kueue is not
+        installed."""
+        self._call("list", names.WORKLOAD_PLURAL)
+        try:
+            result = self.custom.list_namespaced_custom_object(
+                names.KUEUE_GROUP,
+                names.KUEUE_VERSION,
+                namespace,
+                names.WORKLOAD_PLURAL,
+                label_selector=f"{names.KUEUE_LABEL_JOB_UID}={owner_uid}",
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        items: list[Obj] = result.get("items", [])
+        return items

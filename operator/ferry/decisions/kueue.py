@@ -29,8 +29,13 @@ from ferry.decisions.runner import RunView
 ADMISSION_RECHECK_SECONDS = 10.0
 #: What a queued run shows when Kueue is not installed (no Workload CRD).
 KUEUE_MISSING = "Kueue is not installed (no Workload CRD): nothing will admit it"
+#: How soon a Job looks again while Kueue has not said anything yet (its Workload not made,
+#: or not evaluated): its first words come a moment after the pod.
+UNDECIDED_RECHECK_SECONDS = 2.0
 #: What a queued run shows before Kueue made its Workload.
 NO_WORKLOAD = "Kueue has not made its Workload yet"
+#: What it shows while its Workload has no verdict yet.
+NO_VERDICT = "queued; Kueue has not said more yet"
 
 
 def admission_words(workloads: Sequence[Mapping[str, Any]] | None) -> str:
@@ -58,7 +63,15 @@ def admission_words(workloads: Sequence[Mapping[str, Any]] | None) -> str:
     admitted = conditions.get("Admitted")
     if admitted is not None and admitted.get("status") == "True":
         return "admitted; Kueue is releasing it"
-    return "queued; Kueue has not said more yet"
+    return NO_VERDICT
+
+
+def recheck_after(message: str) -> float:
+    """When a Job waiting for admission reads its Workload again: soon while Kueue has not
+    said anything yet, then every ADMISSION_RECHECK_SECONDS."""
+    if message.endswith((NO_WORKLOAD, NO_VERDICT)):
+        return UNDECIDED_RECHECK_SECONDS
+    return ADMISSION_RECHECK_SECONDS
 
 
 def waiting(noun: str, name: str, queue: str, words: str) -> str:

@@ -48,7 +48,7 @@ def observe(ctx: Ctx, view: RunView) -> Draft:
     if status == "pending":
         draft = Draft(State.QUEUED, view.reason, view.message)
         if view.reason == Reason.AWAITING_ADMISSION:  # Kueue's words change as its queue moves
-            draft.requeue_after = kueue.ADMISSION_RECHECK_SECONDS
+            draft.requeue_after = kueue.recheck_after(view.message)
         return draft
     if status == "staging":
         return staging.staging(ctx, view)
