@@ -59,6 +59,7 @@ def test_six_jobs_drain_through_a_quota_of_two(
     for name in JOBS:
         kube.create(_job(name, queue), "-n", ns)
     transcript: list[str] = []
+    last: list[Any] = []
     most = 0
     awaited: set[str] = set()
     words: set[str] = set()
@@ -69,16 +70,27 @@ def test_six_jobs_drain_through_a_quota_of_two(
         released = [p["metadata"]["name"] for p in runs if _released(p)]
         most = max(most, len(released))
         assert len(released) <= 2, f"more than the quota's two run pods released: {released}"
-        table = kube.run("get", "fjob", "-n", ns, "-o", "wide").stdout.rstrip()
-        if not transcript or table != transcript[-1].split("\n", 1)[1]:
-            transcript.append(f"# t+{time.monotonic() - started:.0f}s\n{table}")
         jobs = {j["metadata"]["name"]: j.get("status") or {} for j in kube.list("fjob", ns)}
+        shown = sorted(
+            (n, st.get("state"), st.get("attempt"), st.get("reason")) for n, st in jobs.items()
+        )
+        if shown != last:  # a row changed (not only the AGE column): the table again
+            last = shown
+            table = kube.run("get", "fjob", "-n", ns, "-o", "wide").stdout.rstrip()
+            transcript.append(
+                f"# t+{time.monotonic() - started:.0f}s\n$ kubectl get fjob -o wide\n{table}"
+            )
         for name, st in jobs.items():
             if st.get("reason") == "AwaitingAdmission":
                 assert st["message"].startswith(
                     f"pod {name}-1 waits for Kueue to admit it (queue {queue})"
                 ), st
                 awaited.add(name)
+                if "insufficient" in st["message"] and not any("insufficient" in w for w in words):
+                    transcript.append(
+                        f"$ kubectl get fjob {name} -o jsonpath='{{.status.message}}'\n"
+                        f"{st['message']}"
+                    )
                 words.add(st["message"].split(": ", 1)[-1])
         if all(st.get("state") == "Finished" for st in jobs.values()) and len(jobs) == 6:
             break
