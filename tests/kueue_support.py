@@ -16,6 +16,7 @@ import pytest
 
 from ferrydev.cluster import ClusterError
 from ferrydev.cluster import kueue as kq
+from ferrydev.cluster import kueueobjects as ko
 from tests.conftest import Kube
 
 #: The ResourceFlavor every queue made here uses (created once per Kueue).
@@ -25,17 +26,17 @@ FLAVOR = "default"
 class KueueEnv:
     """A running Kueue on the test cluster and what tests do with it."""
 
-    label = kq.NAMESPACE_LABEL
-    label_value = kq.NAMESPACE_LABEL_VALUE
-    queue_label = kq.QUEUE_LABEL
-    priority_class_label = kq.PRIORITY_CLASS_LABEL
-    job_uid_label = kq.JOB_UID_LABEL
-    admission_gate = kq.ADMISSION_GATE
+    label = ko.NAMESPACE_LABEL
+    label_value = ko.NAMESPACE_LABEL_VALUE
+    queue_label = ko.QUEUE_LABEL
+    priority_class_label = ko.PRIORITY_CLASS_LABEL
+    job_uid_label = ko.JOB_UID_LABEL
+    admission_gate = ko.ADMISSION_GATE
 
     def __init__(self, kube: Kube, process: kq.KueueProcess) -> None:
         self.kube = kube
         self.process = process
-        kube.apply(kq.resource_flavor(FLAVOR))
+        kube.apply(ko.resource_flavor(FLAVOR))
 
     def enable(self, namespace: str) -> None:
         """Opt `namespace` in: Kueue's pod and MPIJob webhooks act only on labelled ones."""
@@ -57,11 +58,11 @@ class KueueEnv:
         name = name or f"q-{uuid.uuid4().hex[:6]}"
         cq = f"{namespace}-{name}"
         self.kube.apply(
-            kq.cluster_queue(
+            ko.cluster_queue(
                 cq, quota or {"cpu": "1", "memory": "1Gi"}, FLAVOR, within_cluster_queue
             )
         )
-        self.kube.apply(kq.local_queue(name, namespace, cq))
+        self.kube.apply(ko.local_queue(name, namespace, cq))
         self.kube.wait_for(
             lambda: self.active("localqueue", name, namespace) and self.active("clusterqueue", cq),
             timeout=30,
@@ -79,7 +80,7 @@ class KueueEnv:
 
     def priority_class(self, name: str, value: int) -> str:
         """A WorkloadPriorityClass (cluster-wide; applied, so reusable by name)."""
-        self.kube.apply(kq.workload_priority_class(name, value, f"test priority {value}"))
+        self.kube.apply(ko.workload_priority_class(name, value, f"test priority {value}"))
         return name
 
     def workload_of(self, namespace: str, uid: str) -> dict[str, Any] | None:

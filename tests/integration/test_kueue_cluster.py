@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from ferrydev.cluster import kueue as kq
 from ferrydev.kubectl import kubectl_binary
 from tests.conftest import Kube
 from tests.kueue_support import KueueEnv, condition
@@ -197,12 +198,13 @@ class Watch:
         self.out = self.proc.communicate(timeout=10)[0]
 
     def seen(self) -> list[dict[str, Any]]:
-        text, decoder, objs, i = self.out.decode(), json.JSONDecoder(), [], 0
-        while i < len(text):
-            if text[i].isspace():
-                i += 1
-                continue
-            obj, i = decoder.raw_decode(text, i)
+        """The objects printed, in order (the last may be cut short by the stop: dropped)."""
+        text, decoder, objs, at = self.out.decode(), json.JSONDecoder(), [], 0
+        while text[at:].strip():
+            try:
+                obj, at = decoder.raw_decode(text, len(text) - len(text[at:].lstrip()))
+            except json.JSONDecodeError:
+                break
             objs.append(obj)
         return objs
 
@@ -228,3 +230,31 @@ def test_namespaces_not_opted_in_are_left_alone(kube: Kube, kueue: KueueEnv) -> 
         assert kube.list("workloads.kueue.x-k8s.io", name) == []
     finally:
         kube.run("delete", "namespace", name, "--wait=false", check=False)
+
+
+def test_kueue_is_a_host_process_of_the_cluster_on_loopback(kube: Kube, kueue: KueueEnv) -> None:
+    """Its pid is in state.json (so the cluster's stop stops it), its webhooks are reached by
+    URL on loopback, the pod and MPIJob ones only in opted-in namespaces, and the host's
+    /etc/kueue/metrics/certs stays an empty mount point (Kueue sees its own certificates in
+    its mount namespace)."""
+    process = kueue.process
+    assert process.alive()
+    saved = json.loads((kube.state.dir / "state.json").read_text())
+    assert saved["pids"][kq.PID_NAME] == process.pid
+    assert kq.readyz(process.health_port)
+    assert list(kq.METRICS_CERT_PATH.iterdir()) == []
+    hooks = [
+        hook
+        for kind, name in kq.WEBHOOK_CONFIG_NAMES.items()
+        for hook in kube.get(kind.lower(), name, "")["webhooks"]
+    ]
+    assert {h["clientConfig"]["url"].split("/")[2] for h in hooks} == {
+        f"127.0.0.1:{process.webhook_port}"
+    }
+    narrowed = {h["name"] for h in hooks if h.get("namespaceSelector")}
+    assert narrowed == {"mpod.kb.io", "vpod.kb.io", "mmpijob.kb.io", "vmpijob.kb.io"}
+    for hook in hooks:
+        if hook["name"] in narrowed:
+            assert hook["namespaceSelector"] == {"matchLabels": {kueue.label: kueue.label_value}}
+        else:
+            assert hook["rules"][0]["apiGroups"] == ["kueue.x-k8s.io"], hook["name"]

@@ -11,7 +11,9 @@ apiserver then listen on the bridge's gateway (10.88.0.1), which both the host a
 reach, and the kwok nodes are tainted so that pods land on the real node. `local` puts them
 in order (`LocalCluster.up()`, `stop()`, `status()`); `runner` spawns and waits for each
 child process (its log in the cluster directory, its pid in state.json); `state` holds what a
-running cluster is made of. See "A real node" in docs/development.md.
+running cluster is made of. Not part of `up`: a real Kueue (`kueue`, with its object builders
+and label names in `kueueobjects`), started on a running cluster by the tests that need it.
+See "A real node" and "Kueue" in docs/development.md.
 
 Used by `hack/cluster up|down|status|env` (`ferrydev.cli`), the pytest fixtures in
 tests/conftest.py and tests/e2e/conftest.py, and bench/lifecycle.py. Binaries come from

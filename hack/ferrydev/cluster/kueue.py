@@ -10,7 +10,7 @@ directory and its pid in state.json (so the cluster's `stop` stops it too, first
 webhook configurations that point the apiserver at it by URL; waiting until it is ready
 (`/readyz`, then a server-side dry run that passes through its webhooks); `KueueProcess.stop`
 (the process and its webhook configurations); and plain dict builders for a ResourceFlavor,
-ClusterQueue, LocalQueue and WorkloadPriorityClass.
+ClusterQueue, LocalQueue and WorkloadPriorityClass are in `kueueobjects`, with Kueue's label names.
 
 Why a host process and not the chart in a pod: it works unchanged on the kwok cluster (no
 real node, so no pod could run it) and on the real-node cluster, and the apiserver reaches
@@ -53,23 +53,12 @@ from pathlib import Path
 from typing import Any
 
 from ferrydev import kubectl
+from ferrydev.cluster.kueueobjects import NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE, resource_flavor
 from ferrydev.cluster.state import ClusterError, ClusterState, binary
 from ferrydev.paths import CACHE, versions
 from ferrydev.processes import alive, free_port, terminate
 
 MODULE = "sigs.k8s.io/kueue"
-#: The label that opts a namespace in: Kueue's pod and MPIJob webhooks and its pod
-#: integration act only on namespaces that carry it. Tests label their namespaces with it.
-NAMESPACE_LABEL = "ferry.dev/kueue-test"
-NAMESPACE_LABEL_VALUE = "true"
-#: Kueue's own labels (its API, v0.17): a pod's or job's queue, its workload priority class,
-#: and the label on a Workload naming the UID of the object it was made for.
-QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
-PRIORITY_CLASS_LABEL = "kueue.x-k8s.io/priority-class"
-JOB_UID_LABEL = "kueue.x-k8s.io/job-uid"
-#: The scheduling gate Kueue's pod webhook adds and removes on admission.
-ADMISSION_GATE = "kueue.x-k8s.io/admission"
-API = "kueue.x-k8s.io/v1beta2"
 FRAMEWORKS = ("pod", "kubeflow.org/mpijob")
 #: Where Kueue v0.17 insists on reading its metrics certificate (cmd/kueue/main.go).
 METRICS_CERT_PATH = Path("/etc/kueue/metrics/certs")
@@ -108,7 +97,7 @@ def module_files(version: str | None = None) -> Path:
     if proc.returncode != 0:
         raise ClusterError(f"go mod download {MODULE}@{version}: {proc.stderr}{proc.stdout}")
     source = Path(json.loads(proc.stdout)["Dir"]) / "config" / "components"
-    partial = cached.with_name(f"{version}.partial")
+    partial = cached.with_name(f"{version}.partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     shutil.copytree(source / "crd" / "bases", partial / "crds")
@@ -116,8 +105,10 @@ def module_files(version: str | None = None) -> Path:
     shutil.copyfile(source / "webhook" / "manifests.yaml", partial / "webhook" / "manifests.yaml")
     for p in partial.rglob("*"):
         p.chmod(0o755 if p.is_dir() else 0o644)  # Go's module cache is read-only
-    shutil.rmtree(cached, ignore_errors=True)
-    partial.rename(cached)
+    try:
+        partial.rename(cached)
+    except OSError:  # another process cached it meanwhile
+        shutil.rmtree(partial, ignore_errors=True)
     return cached
 
 
@@ -368,63 +359,3 @@ def crds_established(state: ClusterState) -> bool:
         )
         for c in kueue_crds
     )
-
-
-# Builders: plain dicts of Kueue's v1beta2 objects.
-
-
-def resource_flavor(name: str = "default") -> dict[str, Any]:
-    return {"apiVersion": API, "kind": "ResourceFlavor", "metadata": {"name": name}}
-
-
-def cluster_queue(
-    name: str,
-    quota: dict[str, str],
-    flavor: str = "default",
-    within_cluster_queue: str = "LowerPriority",
-) -> dict[str, Any]:
-    """A ClusterQueue with `quota` (resource name to nominal quota, e.g. {"cpu": "1",
-    "memory": "1Gi"}) in one flavor, open to every namespace, that preempts lower-priority
-    workloads of its own (`withinClusterQueue`) and never across a cohort."""
-    return {
-        "apiVersion": API,
-        "kind": "ClusterQueue",
-        "metadata": {"name": name},
-        "spec": {
-            "namespaceSelector": {},
-            "resourceGroups": [
-                {
-                    "coveredResources": list(quota),
-                    "flavors": [
-                        {
-                            "name": flavor,
-                            "resources": [{"name": r, "nominalQuota": q} for r, q in quota.items()],
-                        }
-                    ],
-                }
-            ],
-            "preemption": {
-                "withinClusterQueue": within_cluster_queue,
-                "reclaimWithinCohort": "Never",
-            },
-        },
-    }
-
-
-def local_queue(name: str, namespace: str, cluster_queue_name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": API,
-        "kind": "LocalQueue",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"clusterQueue": cluster_queue_name},
-    }
-
-
-def workload_priority_class(name: str, value: int, description: str = "") -> dict[str, Any]:
-    return {
-        "apiVersion": API,
-        "kind": "WorkloadPriorityClass",
-        "metadata": {"name": name},
-        "value": value,
-        "description": description,
-    }
