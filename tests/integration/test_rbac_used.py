@@ -3,9 +3,10 @@ the chart's ServiceAccount with exactly the chart's RBAC (rendered and applied),
 path that calls the API — a Job archived and Finished, one cancelled, one deleted by its TTL,
 a pod that does not start (its Warning Events read), an MPI Job (the CRD check, its MPIJob made
 and cancelled; a foreign MPIJob holding another's name), a Job naming a missing App, a run
-pod's name held by a foreign pod, a stray pod of a Job at rest (the
-Job read afresh), leader election — and the apiserver's audit log says which (group, resource,
-verb) it used. A grant nobody used fails the test, as does any 403."""
+pod's name held by a foreign pod, an MPI Job queued in Kueue (its Workload looked for), a stray
+pod of a Job at rest (the Job read afresh), leader election — and the apiserver's audit log
+says which (group, resource, verb) it used. A grant nobody used fails the test, as does any
+403."""
 
 from __future__ import annotations
 
@@ -115,6 +116,9 @@ def _exercise(kube: Kube, ns: str) -> None:
         job_manifest("taken", annotations=sim(duration="1s")),
         app_manifest("mpi", runtime={"type": "MPI", "mpi": {"workers": 2}}),
         job_manifest("mpi-1", app="mpi"),
+        # Queued in Kueue (not installed here): its MPIJob made suspended, its Workload
+        # looked for (workloads list, answered 404).
+        job_manifest("queued", app="mpi", queueName="small"),
         foreign_mpijob("mpitaken-1", "mpitaken"),
         job_manifest("mpitaken", app="mpi"),
     )
@@ -148,6 +152,13 @@ def _exercise(kube: Kube, ns: str) -> None:
     mpi.until(lambda j: status(j).get("reason") == "PodPending", timeout=60, what="MPIJob made")
     patch(kube, ns, "mpi-1", {"cancel": True})
     assert status(mpi.terminal())["state"] == "Cancelled"
+    queued = Watcher(kube, ns, "queued")
+    held = queued.until(
+        lambda j: status(j).get("reason") == "AwaitingAdmission", timeout=60, what="held by Kueue"
+    )
+    assert "Kueue is not installed" in status(held)["message"], status(held)
+    patch(kube, ns, "queued", {"cancel": True})
+    assert status(queued.terminal())["state"] == "Cancelled"
     # A stray pod of a Job at rest: the Job is read afresh (jobs get); the pod is not its own,
     # so it is left alone.
     time.sleep(3)

@@ -65,6 +65,8 @@ class FakeKube:
         self.mpijobs: list[Obj] = []
         #: What `pod_warnings` answers.
         self.warnings: list[Obj] = []
+        #: What `list_workloads` answers (None: Kueue not installed).
+        self.workloads: list[Obj] | None = []
         self.log: list[tuple[str, str]] = []
         self.calls = Counts()
 
@@ -84,6 +86,10 @@ class FakeKube:
     def list_job_mpijobs(self, namespace: str, job: str) -> list[Obj]:
         self.log.append(("list mpijobs", job))
         return copy.deepcopy(self.mpijobs)
+
+    def list_workloads(self, namespace: str, owner_uid: str) -> list[Obj] | None:
+        self.log.append(("list workloads", owner_uid))
+        return copy.deepcopy(self.workloads)
 
     def pod_warnings(self, namespace: str, name: str, uid: str) -> list[Obj]:
         self.log.append(("list events", name))

@@ -260,6 +260,7 @@ IMMUTABLE = [
     "appRef",
     "parameters",
     "inputs",
+    "queueName",
     "resources",
     "parents",
     "retry",

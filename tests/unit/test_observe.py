@@ -174,3 +174,33 @@ async def test_a_pod_app_never_asks_for_the_mpi_operator(threads: ApiThreads) ->
     observed = await bed.observer.observe(KEY)
     assert isinstance(observed, Observed)
     assert observed.observation.mpi_available
+
+
+async def test_kueues_workload_is_read_only_for_a_gated_run_pod(threads: ApiThreads) -> None:
+    bed = Bed(threads, _job({"state": "Queued", "attempt": 1, "podName": "j-1"}))
+    bed.jobs.put(KEY, copy.deepcopy(bed.kube.job))
+    bed.pods.put(None, _pod())
+    observed = await bed.observer.observe(KEY)
+    assert isinstance(observed, Observed)
+    assert ("list workloads", "pod-uid") not in bed.kube.log, "an ungated pod: no read"
+    gated = _pod()
+    gated["metadata"]["uid"] = "pod-uid"
+    gated["spec"] = {"schedulingGates": [{"name": "kueue.x-k8s.io/admission"}]}
+    gated["status"] = {"phase": "Pending"}
+    bed.pods.put(None, gated)
+    bed.kube.workloads = [
+        {
+            "metadata": {"creationTimestamp": "2026-03-01T11:00:00Z"},
+            "status": {
+                "conditions": [{"type": "QuotaReserved", "status": "False", "message": "no quota"}]
+            },
+        }
+    ]
+    observed = await bed.observer.observe(KEY)
+    assert isinstance(observed, Observed)
+    assert bed.kube.log.count(("list workloads", "pod-uid")) == 1
+    assert [p.admission for p in observed.observation.pods] == ["no quota"]
+    bed.kube.workloads = None  # Kueue not installed
+    observed = await bed.observer.observe(KEY)
+    assert isinstance(observed, Observed)
+    assert observed.observation.pods[0].admission.startswith("Kueue is not installed")

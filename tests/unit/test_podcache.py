@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ferry.handlers.podcache import EXPECTATION_SECONDS, PodCache
+from ferry.handlers.podcache import EXPECTATION_SECONDS, STOPPED_SECONDS, PodCache
 
 pytestmark = pytest.mark.unit
 
@@ -161,3 +161,27 @@ def test_a_stray_mark_is_taken_once() -> None:
     assert pods.take_stray(KEY)
     assert not pods.is_stray(KEY)
     assert not pods.take_stray(KEY)
+
+
+def test_a_run_pod_kueue_stopped_is_remembered_as_ended_a_while_after_its_deletion() -> None:
+    clock = Clock()
+    pods = PodCache(monotonic=clock)
+    stopped = _pod(uid="u-stopped", phase="Running")
+    stopped["status"]["conditions"] = [
+        {"type": "TerminationTarget", "status": "True", "reason": "Preempted", "message": "m"}
+    ]
+    pods.put("MODIFIED", stopped)
+    pods.put("DELETED", stopped)
+    (view,) = pods.views(KEY)
+    assert (view.name, view.stopped, view.phase, view.deleting, view.live) == (
+        "j-1",
+        "Preempted: m",
+        "Failed",
+        True,
+        False,
+    )
+    clock.now += STOPPED_SECONDS
+    assert pods.views(KEY) == []
+    # A pod deleted without Kueue's mark is simply gone.
+    pods.put("DELETED", _pod(name="j-2", uid="u-2", phase="Running"))
+    assert pods.views(KEY) == []

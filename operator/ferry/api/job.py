@@ -330,7 +330,16 @@ _SPEC_RULES: list[Any] = [
         "rule": f"has(self.{f}) == has(oldSelf.{f})",
         "message": f"{f} cannot be added or removed after creation",
     }
-    for f in ("resources", "archive", "workspace", "retry", "parameters", "inputs", "parents")
+    for f in (
+        "resources",
+        "archive",
+        "workspace",
+        "retry",
+        "parameters",
+        "inputs",
+        "parents",
+        "queueName",
+    )
 ] + [
     {
         "rule": "!has(self.inputs) || self.inputs.all(i, !has(i.source.jobOutput)"
@@ -383,6 +392,14 @@ class JobSpec(WireModel):
     archive: Archive | None = Field(default=None, json_schema_extra=_immutable("archive"))
     workspace: Workspace | None = Field(default=None, json_schema_extra=_immutable("workspace"))
     suspend: bool = Field(default=False, description="Hold before start; stop and resume later.")
+    queue_name: LabelName | None = Field(
+        default=None,
+        description="The Kueue LocalQueue (in the Job's namespace) the run is queued in: only "
+        "the run pod (or the MPIJob) carries the label kueue.x-k8s.io/queue-name; the Job "
+        "waits as Queued/AwaitingAdmission until Kueue admits it. Wins over that label on "
+        "the Job itself.",
+        json_schema_extra=_immutable("queueName"),
+    )
     cancel: bool = Field(default=False, description="true ends the Job as Cancelled.")
     ttl_seconds_after_finished: Annotated[int, Field(ge=0, le=MAX_RUN_SECONDS)] | None = Field(
         default=None, description="Delete the Job this long after it reaches a terminal state."

@@ -46,8 +46,33 @@ LABEL_SWEEP: Final = f"{GROUP}/sweep"
 #: On an archive pod: which archive try of its attempt it is (1, 2, ...).
 ANNOTATION_ARCHIVE_TRY: Final = f"{GROUP}/archive-try"
 
-#: Prefixes of a Job's own labels and annotations that are not copied onto its children.
-RESERVED_PREFIXES: Final = (f"{GROUP}/", "kubectl.kubernetes.io/", LABEL_MANAGED_BY)
+# --------------------------------------------------------------------------- Kueue
+# Kueue (kueue.x-k8s.io, v0.17): the queue label that puts a run under a LocalQueue, the
+# scheduling gate its pod webhook adds to a queued pod, the condition it sets on a pod it
+# stops (preemption), and its Workloads, found by the UID of the object they stand for.
+KUEUE_GROUP: Final = "kueue.x-k8s.io"
+KUEUE_PREFIX: Final = f"{KUEUE_GROUP}/"
+#: The LocalQueue a pod or MPIJob is queued in (on the run pod or the MPIJob only).
+LABEL_KUEUE_QUEUE: Final = f"{KUEUE_GROUP}/queue-name"
+#: The WorkloadPriorityClass of a queued run: copied from the Job's labels onto its run pod or
+#: MPIJob (only when it is queued), never onto another child.
+LABEL_KUEUE_PRIORITY_CLASS: Final = f"{KUEUE_GROUP}/priority-class"
+#: The scheduling gate Kueue's pod webhook adds to a pod it queues; removed on admission.
+KUEUE_ADMISSION_GATE: Final = f"{KUEUE_GROUP}/admission"
+#: The pod condition Kueue sets (True, its reason and message) on a pod it stops before
+#: deleting it (preempted, evicted, its Workload deleted).
+KUEUE_STOP_CONDITION: Final = "TerminationTarget"
+#: On a Workload: the UID of the pod or MPIJob it stands for.
+KUEUE_LABEL_JOB_UID: Final = f"{KUEUE_GROUP}/job-uid"
+#: The Workload API version read (Kueue v0.17's storage version).
+KUEUE_VERSION: Final = "v1beta2"
+WORKLOAD_PLURAL: Final = "workloads"
+#: The CRD whose presence means Kueue is installed.
+WORKLOAD_CRD: Final = f"{WORKLOAD_PLURAL}.{KUEUE_GROUP}"
+
+#: Prefixes of a Job's own labels and annotations that are not copied onto its children
+#: (Kueue's are not either: only the run pod or MPIJob carries the queue label, set by Ferry).
+RESERVED_PREFIXES: Final = (f"{GROUP}/", "kubectl.kubernetes.io/", LABEL_MANAGED_BY, KUEUE_PREFIX)
 
 # --------------------------------------------------------------------------- containers
 

@@ -31,6 +31,7 @@ class Reason(StrEnum):
     AWAITING_PARENTS = "AwaitingParents"
     SUSPENDED = "Suspended"
     RESUMING = "Resuming"
+    AWAITING_ADMISSION = "AwaitingAdmission"
     # --- an attempt on its way
     POD_CREATED = "PodCreated"
     RESUMED = "Resumed"
@@ -53,6 +54,7 @@ class Reason(StrEnum):
     # --- retries
     APP_FAILED = "AppFailed"
     INFRA_FAILURE = "InfraFailure"
+    PREEMPTED = "Preempted"
     # --- outcomes
     SUCCEEDED = "Succeeded"
     INFRA_FAILED = "InfraFailed"
@@ -105,6 +107,9 @@ EXPLAINED: dict[Reason, str] = {
     Reason.AWAITING_PARENTS: "`spec.parents` are not all Finished",
     Reason.SUSPENDED: "`spec.suspend` is true",
     Reason.RESUMING: "`spec.suspend` went back to false; the stopped attempt's pod is ending",
+    Reason.AWAITING_ADMISSION: "the run pod (or MPIJob) waits in its Kueue queue "
+    "(`spec.queueName`): the pod holds Kueue's scheduling gate, the MPIJob is suspended; the "
+    "message is Kueue's words from its Workload (no quota left, ...)",
     Reason.POD_CREATED: "an attempt's run pod (or MPIJob) was created (attempt 1's, or the "
     "next one's once the backoff after a failed attempt is over)",
     Reason.RESUMED: "a new attempt was started after a suspension (not counted as a failure)",
@@ -137,6 +142,10 @@ EXPLAINED: dict[Reason, str] = {
     "until the backoff is over: 10 s doubling with each failure, at most 6 min), else terminal",
     Reason.INFRA_FAILURE: "the platform ended an attempt (eviction, node loss, a pod deleted "
     "under the Job); retried within `retry.infraFailures` after the same backoff",
+    Reason.PREEMPTED: "Kueue stopped a queued Job's run pod (preempted, or its Workload "
+    "evicted): a new attempt is queued at once, not counted against `retry.infraFailures` (a "
+    "Warning Event); a preempted MPIJob is suspended by Kueue and waits again "
+    "(AwaitingAdmission), in the same attempt",
     Reason.SUCCEEDED: "the app exited 0 and its outputs are archived",
     Reason.INFRA_FAILED: "infrastructure failures used up `retry.infraFailures`",
     Reason.STAGE_IN_FAILED: "an input could not be staged (its message names the input), its "

@@ -23,6 +23,7 @@ from ferry.api import names
 from ferry.api.common import GROUP, VERSION
 
 # The errors live beside the protocol (which must not import kubernetes); re-exported here.
+from ferry.clients.kueue import KueueCalls
 from ferry.clients.mpijobs import MPIJobCalls
 from ferry.clients.protocol import ConflictError as ConflictError
 from ferry.clients.protocol import NotFoundError as NotFoundError
@@ -138,7 +139,7 @@ def _words(exc: ApiException) -> str:
     return str(message or exc.reason or f"HTTP {exc.status}")
 
 
-class KubeClient(MPIJobCalls):
+class KubeClient(MPIJobCalls, KueueCalls):
     """The operator's reads and writes, rate limited and counted."""
 
     def __init__(self, api: client.ApiClient, qps: float, burst: int) -> None:

@@ -110,6 +110,11 @@ class KubeAPI(Protocol):
         MPIJob CRD is not installed."""
         ...
 
+    def list_workloads(self, namespace: str, owner_uid: str) -> list[Obj] | None:
+        """Kueue's Workloads for the object (a pod, an MPIJob) of this UID, read from the
+        apiserver; None when Kueue is not installed."""
+        ...
+
     def pod_warnings(self, namespace: str, name: str, uid: str) -> list[Obj]:
         """The Warning Events about the pod (this uid), unsorted; none when unreadable."""
         ...

@@ -24,6 +24,8 @@ from ferry.api.names import (
     LABEL_ATTEMPT,
     LABEL_JOB,
     LABEL_JOB_UID,
+    LABEL_KUEUE_PRIORITY_CLASS,
+    LABEL_KUEUE_QUEUE,
     LABEL_MANAGED_BY,
     LABEL_ROLE,
     MANAGED_BY,
@@ -53,6 +55,29 @@ class JobMeta:
     uid: str
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
+    #: The Kueue LocalQueue its run is queued in (`queue_name`); empty when not queued.
+    queue: str = ""
+
+
+def queue_name(spec: JobSpec | None, labels: Mapping[str, str]) -> str:
+    """The Kueue LocalQueue a Job's run goes through: `spec.queueName`, else the Job's own
+    label kueue.x-k8s.io/queue-name; empty when neither is set."""
+    if spec is not None and spec.queue_name:
+        return spec.queue_name
+    return labels.get(LABEL_KUEUE_QUEUE, "")
+
+
+def queue_labels(job: JobMeta) -> dict[str, str]:
+    """The labels that put a run object (the run pod, the MPIJob) under Kueue: its queue, and
+    the Job's own WorkloadPriorityClass label if it has one. Only those carry them, never a
+    workspace, archive pod or MPI pod template."""
+    if not job.queue:
+        return {}
+    out = {LABEL_KUEUE_QUEUE: job.queue}
+    priority = job.labels.get(LABEL_KUEUE_PRIORITY_CLASS)
+    if priority:
+        out[LABEL_KUEUE_PRIORITY_CLASS] = priority
+    return out
 
 
 def _userchild_metadata(values: Mapping[str, str]) -> dict[str, str]:

@@ -61,7 +61,14 @@ class Ctx:
 
 def job_meta(obs: Observation) -> builders.JobMeta:
     job = obs.job
-    return builders.JobMeta(job.name, job.namespace, job.uid, job.labels, job.annotations)
+    return builders.JobMeta(
+        job.name,
+        job.namespace,
+        job.uid,
+        job.labels,
+        job.annotations,
+        queue=builders.queue_name(job.spec, job.labels),
+    )
 
 
 def find_pod(obs: Observation, attempt: int, role: str, try_: int | None = None) -> PodView | None:

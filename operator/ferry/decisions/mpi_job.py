@@ -5,13 +5,16 @@ run pod template (`run_pod`: setup and staging init containers, Ferry's launcher
 around the App's command, the workspace, the restricted security context), the workers are
 `mpi.workers` replicas of the App's image running `mpi.workerCommand` (sshd by default) with
 the same workspace mounted, and the run policy leaves every retry to Ferry (`backoffLimit:
-0`). Also the check that the MPIJob's hostnames are valid DNS labels. Must not: do I/O or
-read the clock.
+0`); a Job queued in Kueue (`spec.queueName`) gets an MPIJob labelled with its queue and
+created suspended, for Kueue's MPIJob integration to resume on admission (its pod templates
+carry no Kueue label). Also the check that the MPIJob's hostnames are valid DNS labels.
+Must not: do I/O or read the clock.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -27,6 +30,7 @@ from ferry.decisions.builders import (
     child_metadata,
     effective_resources,
     labels,
+    queue_labels,
     restricted_container_context,
     tools_container,
 )
@@ -163,12 +167,17 @@ def mpijob(
     mpi = app.runtime.mpi or MPISpec()
     name = names.mpijob_name(job.name, attempt)
     check_name(job.name, attempt, mpi.workers)
-    pod = run_pod.run_pod(job, app, spec, params, attempt, config, resolved)
-    ctx = run_pod.template_context(job, app, spec, params, attempt)
+    # Queued through Kueue's MPIJob integration: the MPIJob carries the queue label and is
+    # created suspended (Kueue resumes it on admission); its pod templates never do.
+    unqueued = dataclasses.replace(job, queue="")
+    pod = run_pod.run_pod(unqueued, app, spec, params, attempt, config, resolved)
+    ctx = run_pod.template_context(unqueued, app, spec, params, attempt)
+    meta = child_metadata(job, name, attempt, names.ROLE_RUN)
+    meta["labels"].update(queue_labels(job))
     return {
         "apiVersion": names.MPI_API_VERSION,
         "kind": "MPIJob",
-        "metadata": child_metadata(job, name, attempt, names.ROLE_RUN),
+        "metadata": meta,
         "spec": {
             "slotsPerWorker": mpi.slots_per_worker,
             "runLauncherAsWorker": False,
@@ -179,7 +188,7 @@ def mpijob(
                 # Ferry owns the retry budgets: a failed launcher is not started again.
                 "backoffLimit": 0,
                 "cleanPodPolicy": CLEAN_POD_POLICY,
-                "suspend": False,
+                "suspend": bool(job.queue),
             },
             "mpiReplicaSpecs": {
                 "Launcher": {

@@ -44,6 +44,19 @@ class MPIJobView:
     #: The UID of the batch Job `<name>-launcher`, when it exists and this MPIJob is its
     #: controller (the launcher pod's controller is that Job, not the MPIJob).
     launcher_uid: str = ""
+    #: The Kueue LocalQueue it is labelled with (kueue.x-k8s.io/queue-name).
+    queue: str = ""
+    #: Its run policy says suspend: Kueue holds it until admission (or suspended it again
+    #: when it was preempted).
+    suspended: bool = False
+    #: Kueue's words about its Workload, for a queued MPIJob held suspended (looked up by the
+    #: handlers only then).
+    admission: str = ""
+
+    @property
+    def awaiting_admission(self) -> bool:
+        """Queued in Kueue and held suspended: it waits for Kueue's admission."""
+        return bool(self.queue) and self.suspended
 
     def holds(self, type_: str) -> MPICondition | None:
         """The condition `type_` when it is True."""
@@ -81,7 +94,9 @@ def mpijob_view(obj: Mapping[str, Any], launcher_uid: str = "") -> MPIJobView | 
         for c in (obj.get("status") or {}).get("conditions") or []
         if isinstance(c, Mapping)
     }
-    worker_spec = ((obj.get("spec") or {}).get("mpiReplicaSpecs") or {}).get("Worker") or {}
+    spec = obj.get("spec") or {}
+    worker_spec = (spec.get("mpiReplicaSpecs") or {}).get("Worker") or {}
+    run_policy = spec.get("runPolicy") or {}
     try:
         workers = int(worker_spec.get("replicas") or 0)
     except (TypeError, ValueError):
@@ -96,4 +111,6 @@ def mpijob_view(obj: Mapping[str, Any], launcher_uid: str = "") -> MPIJobView | 
         workers=workers,
         conditions=conditions,
         launcher_uid=launcher_uid,
+        queue=str(labels.get(names.LABEL_KUEUE_QUEUE) or ""),
+        suspended=run_policy.get("suspend") is True,
     )

@@ -81,6 +81,16 @@ class PodView:
     #: Warning Events about the pod, newest first: looked up by the handlers only for a pod
     #: slow to start (`slow_to_start`); never part of the pod itself.
     warnings: tuple[PodWarning, ...] = ()
+    #: The Kueue LocalQueue it is labelled with (kueue.x-k8s.io/queue-name).
+    queue: str = ""
+    #: Held by Kueue's scheduling gate: it waits for its Workload's admission.
+    gated: bool = False
+    #: Kueue stopped it (its TerminationTarget condition: reason and message): preempted,
+    #: its Workload evicted or deleted.
+    stopped: str = ""
+    #: Kueue's words about its Workload, for a gated pod: looked up by the handlers only then
+    #: (`ferry.decisions.kueue.admission_words`); never part of the pod itself.
+    admission: str = ""
 
     @property
     def live(self) -> bool:
@@ -135,10 +145,10 @@ def prompt_change(before: PodView | None, after: PodView | None) -> bool:
     return _marks(before) != _marks(after)
 
 
-def _marks(pod: PodView) -> tuple[bool, bool, str, bool, bool]:
+def _marks(pod: PodView) -> tuple[bool, bool, str, bool, bool, str]:
     main_ended = pod.main is not None and pod.main.state == "terminated"
     staging_failed = any(c.state == "terminated" and c.exit_code != 0 for c in pod.init)
-    return (pod.live, pod.deleting, pod.disruption, main_ended, staging_failed)
+    return (pod.live, pod.deleting, pod.disruption, main_ended, staging_failed, pod.stopped)
 
 
 @dataclass(frozen=True)
@@ -320,6 +330,15 @@ def pod_view(pod: Mapping[str, Any]) -> PodView | None:
             phase = known
     disrupted = disruption.get("status") == "True"
     bound = scheduled.get("status") == "True"
+    spec = pod.get("spec") or {}
+    gates = {
+        str(g.get("name")) for g in spec.get("schedulingGates") or [] if isinstance(g, Mapping)
+    }
+    stop = conditions.get(names.KUEUE_STOP_CONDITION, {})
+    stopped = ""
+    if stop.get("status") == "True":
+        stop_reason, stop_message = str(stop.get("reason") or "Stopped"), stop.get("message")
+        stopped = f"{stop_reason}: {stop_message}" if stop_message else stop_reason
     return PodView(
         name=str(meta.get("name", "")),
         attempt=attempt,
@@ -339,7 +358,10 @@ def pod_view(pod: Mapping[str, Any]) -> PodView | None:
         archive_try=archive_try,
         owner_uid=controller_uid(meta),
         created_at=parse_time(meta.get("creationTimestamp")),
-        node_name=str((pod.get("spec") or {}).get("nodeName") or ""),
+        node_name=str(spec.get("nodeName") or ""),
+        queue=str(labels.get(names.LABEL_KUEUE_QUEUE) or ""),
+        gated=names.KUEUE_ADMISSION_GATE in gates,
+        stopped=stopped,
     )
 
 

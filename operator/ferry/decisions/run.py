@@ -1,6 +1,7 @@
 """The run of an attempt: from its runner's `RunView` to the Job's state.
 
-Owns: what each stage of a run means for the Job (Queued, StagingInputs — in `staging` —,
+Owns: what each stage of a run means for the Job (Queued — AwaitingAdmission while Kueue holds
+it, a preemption handed to `kueue` —, StagingInputs — in `staging` —,
 Running, Blocked with the kubelet's words), `maxRunSeconds`, a run stuck Terminating, and the
 outcome of a run that ended (its exit code, start and end, runtime), handed on to the verdict.
 Must not: read pods (the runner does) or archive (the archive phase does).
@@ -12,7 +13,7 @@ from datetime import datetime, timedelta
 
 from ferry.api.job import RunOutcome, State
 from ferry.api.reasons import Reason
-from ferry.decisions import attempts, outages, records, staging, verdict
+from ferry.decisions import attempts, kueue, outages, records, staging, verdict
 from ferry.decisions.context import Ctx
 from ferry.decisions.plan import Changes, Draft, Event, _Unset, format_duration
 from ferry.decisions.runner import RunView
@@ -25,6 +26,8 @@ def observe(ctx: Ctx, view: RunView) -> Draft:
     """The Job's state from a run that has no recorded outcome yet."""
     st = ctx.status
     status = view.status
+    if status == "preempted":
+        return kueue.preempted(ctx, view)
     if status == "infra-failed":
         record = records.attempt_record(
             ctx.attempt, view, Reason.INFRA_FAILURE, None, view.started_at, view.finished_at
@@ -43,7 +46,10 @@ def observe(ctx: Ctx, view: RunView) -> Draft:
         draft.requeue_after = BLOCKED_RECHECK_SECONDS
         return draft
     if status == "pending":
-        return Draft(State.QUEUED, view.reason, view.message)
+        draft = Draft(State.QUEUED, view.reason, view.message)
+        if view.reason == Reason.AWAITING_ADMISSION:  # Kueue's words change as its queue moves
+            draft.requeue_after = kueue.recheck_after(view.message)
+        return draft
     if status == "staging":
         return staging.staging(ctx, view)
     if status == "running":

@@ -42,6 +42,7 @@ from ferry.decisions.builders import (
     child_metadata,
     effective_resources,
     pod_security_context,
+    queue_labels,
     restricted_container_context,
     s3_env,
     tools_container,
@@ -187,10 +188,13 @@ def run_pod(
         app_container["args"] = args
     elif args:
         app_container["args"] = args
+    meta = child_metadata(job, run_pod_name(job.name, attempt), attempt, ROLE_RUN)
+    # Queued through Kueue's pod integration: its webhook gates the pod until admission.
+    meta["labels"].update(queue_labels(job))
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": child_metadata(job, run_pod_name(job.name, attempt), attempt, ROLE_RUN),
+        "metadata": meta,
         "spec": {
             "restartPolicy": "Never",
             "automountServiceAccountToken": False,

@@ -29,16 +29,19 @@ class InvalidRunError(ValueError):
 
 
 #: Where a run stands, in the order a runner checks for them:
+#: - preempted: Kueue stopped it (preempted, its Workload evicted): `message` says how
 #: - infra-failed: the platform ended it (eviction, node loss, no exit code): `message` says how
 #: - stage-failed: an input could not be staged: `message` names it, `exit_code` is the stager's
 #: - terminating: it is being deleted (`deletion_time`: when its grace period ends)
 #: - blocked: it cannot start until something changes: `reason` and `message` say what
-#: - pending: it waits for a node: `reason` (Unschedulable or PodPending) and `message`
+#: - pending: it waits for a node, or for Kueue's admission: `reason` (AwaitingAdmission,
+#:   Unschedulable or PodPending) and `message`
 #: - staging: inputs are being staged (`message` says which), or, with `inputs_staged`, the app
 #:   is starting
 #: - running: the app runs since `started_at`
 #: - succeeded / app-failed: the app ended, with `exit_code`, `started_at`, `finished_at`
 RunStatus = Literal[
+    "preempted",
     "infra-failed",
     "stage-failed",
     "terminating",

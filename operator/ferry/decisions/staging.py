@@ -118,11 +118,11 @@ def unavailable(ctx: Ctx, view: RunView) -> Draft:
     )
     draft = attempts.start(ctx, n + 1, State.STAGING_INPUTS, reason, message)
     if draft.state == State.STAGING_INPUTS:
-        draft.actions += _release(ctx, n)
+        draft.actions += release(ctx, n)
     return draft
 
 
-def _release(ctx: Ctx, n: int) -> list[Action]:
+def release(ctx: Ctx, n: int) -> list[Action]:
     """Attempt `n`'s pods and workspace, once a new attempt stands in for it: its app never
     ran, so nothing of it is kept (deleted after the new attempt is recorded)."""
     out: list[Action] = [

@@ -16,7 +16,9 @@ watch may not have listed it yet), and a dependency cycle through the Job as the
 shows its ancestors; whether the MPI operator is installed from its CRD (checked at most every
 `MPI_CHECK_SECONDS`); an MPI Job's MPIJobs listed afresh on each pass that looks at its
 children (with the UID of each one's launcher batch Job, whose pods are the MPIJob's too); why
-a pod is slow to start from its Warning Events. Must not: decide, or write anything to the API.
+a pod is slow to start from its Warning Events; why a pod held by Kueue's gate, or a queued
+MPIJob held suspended, is not admitted from its Kueue Workload (read on each pass only for
+those). Must not: decide, or write anything to the API.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from ferry.api import names
 from ferry.api.job import State
 from ferry.clients.protocol import KubeAPI, NotFoundError
 from ferry.config import OperatorConfig
-from ferry.decisions import parse
+from ferry.decisions import kueue, parse
 from ferry.decisions.expected import parents_overdue, run_pod_looks_lost, runs_mpi, workspaces
 from ferry.decisions.mpiview import MPIJobView, mpijob_view
 from ferry.decisions.observation import (
@@ -275,6 +277,10 @@ class Observer:
                 )
                 if launcher is not None and launcher.controller_uid == parsed.uid:
                     parsed = dataclasses.replace(parsed, launcher_uid=launcher.uid)
+            if parsed.awaiting_admission:
+                # Held by Kueue: its Workload says why (only read for a suspended MPIJob).
+                workloads = await self.threads.run(self.kube.list_workloads, ns, parsed.uid)
+                parsed = dataclasses.replace(parsed, admission=kueue.admission_words(workloads))
             found.append(parsed)
         return tuple(found)
 
@@ -285,7 +291,11 @@ class Observer:
         views = [dataclasses.replace(v, deleting=True) if v.name in deleting else v for v in pods]
         grace = self.config.pod_start_grace_seconds
         for i, v in enumerate(views):
-            if slow_to_start(v, now, grace):
+            if v.gated and v.live and not v.deleting:
+                # Held by Kueue's gate: its Workload says why (only read for a gated pod).
+                workloads = await self.threads.run(self.kube.list_workloads, key[0], v.uid)
+                views[i] = dataclasses.replace(v, admission=kueue.admission_words(workloads))
+            elif slow_to_start(v, now, grace):
                 # Why it does not start is only in its Events (FailedMount, ...).
                 events = await self.threads.run(self.kube.pod_warnings, key[0], v.name, v.uid)
                 views[i] = dataclasses.replace(v, warnings=pod_warnings(events))

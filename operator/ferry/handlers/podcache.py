@@ -6,7 +6,9 @@ the watch expires: what a listing lacks is deleted, a tombstone) and a fresh LIS
 Job's pods when a pass needs to confirm the cache. An older version never replaces a newer
 one, and a pod seen deleted (its UID) never comes back, whatever a listing begun before its
 deletion says. Beside them, the *expectations*: the pods this process created or
-deleted whose watch event has not arrived yet, each with a deadline (`EXPECTATION_SECONDS`).
+deleted whose watch event has not arrived yet, each with a deadline (`EXPECTATION_SECONDS`);
+and the last view of a run pod Kueue stopped and deleted (`STOPPED_SECONDS`), which may be gone
+before a pass reads Kueue's mark on it.
 Until its creation is seen, the cache may lack a pod the Job's status says exists, so a pass
 must wait rather than decide from it; until its deletion is seen, a pod is reported as
 deleting, so that a delete is not repeated. And the *strays*: Jobs a pod of which was seen
@@ -16,6 +18,7 @@ still have pods to release). Must not: talk to the API, decide anything, or know
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
@@ -33,6 +36,9 @@ FOREIGN_SECONDS = 25.0
 #: to the last (the Job controller backs off failed pods alike, 10 s up to 6 min).
 REFUSED_FIRST_SECONDS = 10.0
 REFUSED_MAX_SECONDS = 300.0
+#: How long the last view of a run pod that Kueue stopped and that is deleted is kept: Kueue
+#: deletes it right after marking it, and the pass that reads the mark may come after.
+STOPPED_SECONDS = 600.0
 
 Expectations = dict[Key, dict[str, float]]
 
@@ -58,6 +64,8 @@ class PodCache:
         #: Refused creates by Job: child -> (report until, the apiserver's words, refusals).
         self._refusals: dict[Key, dict[str, tuple[float, str, int]]] = {}
         self._stray: set[Key] = set()
+        #: Run pods Kueue stopped, deleted since: their last view (ended), until a deadline.
+        self._stopped: dict[Key, dict[str, tuple[float, PodView]]] = {}
         self._monotonic = monotonic
         self.deleted = Tombstones(monotonic=monotonic)
 
@@ -78,6 +86,7 @@ class PodCache:
         before = cached.get(name)
         if kind == "DELETED":
             self.deleted.add(uid_of(obj))
+            self._remember_stopped(key, obj)
             # The deletion of an older pod of that name leaves the newer one kept.
             if before is None or before[1].uid in ("", uid_of(obj)):
                 cached.pop(name, None)
@@ -137,8 +146,30 @@ class PodCache:
         return [v for _, v in fresh.values()]
 
     def views(self, key: Key) -> list[PodView]:
-        """The Job's pods as last seen, in the order they were first seen."""
-        return [view for _, view in self._pods.get(key, {}).values()]
+        """The Job's pods as last seen, in the order they were first seen; then the run pods
+        Kueue stopped and that are gone since, as last seen (ended)."""
+        found = [view for _, view in self._pods.get(key, {}).values()]
+        stopped = self._stopped.get(key)
+        if stopped:
+            now = self._monotonic()
+            for name, (until, view) in list(stopped.items()):
+                if until <= now:
+                    del stopped[name]
+                elif all(v.name != name for v in found):
+                    found.append(view)
+            if not stopped:
+                del self._stopped[key]
+        return found
+
+    def _remember_stopped(self, key: Key, obj: Obj) -> None:
+        """A run pod Kueue marked stopped (preempted) is gone: keep its last view a while, as
+        ended, so that the pass reading it sees a preemption, not a lost pod."""
+        view = pod_view(obj)
+        if view is None or view.role != names.ROLE_RUN or not view.stopped:
+            return
+        ended = dataclasses.replace(view, phase="Failed", deleting=True)
+        until = self._monotonic() + STOPPED_SECONDS
+        self._stopped.setdefault(key, {})[view.name] = (until, ended)
 
     # ---------------------------------------------------------------- expectations
 

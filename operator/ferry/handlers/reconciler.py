@@ -297,9 +297,16 @@ class Reconciler:
             self.pods.mark_stray(key)
         if kind == "ADDED" and change.expected and after is not None:
             # A pod this process just created is no news by itself; only what it already
-            # shows beyond a new pod's state is.
+            # shows beyond a new pod's state is (Kueue's gate, added at its creation, is).
             before = dataclasses.replace(
-                after, phase="Pending", deleting=False, disruption="", init=(), main=None
+                after,
+                phase="Pending",
+                deleting=False,
+                disruption="",
+                init=(),
+                main=None,
+                gated=False,
+                stopped="",
             )
         # A pod that came or went (not our own creation), was listed (a start or a watch
         # restart), or ended, is looked at at once; other progress within

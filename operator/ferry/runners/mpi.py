@@ -6,7 +6,9 @@ worker pods the MPI Operator made for it into a `RunView`, and stopping it (dele
 MPIJob, which takes its pods with it). The causes are kept apart as for a pod: the launcher's
 app exiting non-zero is the app's failure, with its exit code; a worker evicted, disrupted
 (node lost, preempted), deleted or replaced while the launcher runs, the MPI Operator's own
-eviction verdict, or a launcher ended without an exit code is the platform's. Must not:
+eviction verdict, or a launcher ended without an exit code is the platform's. An MPIJob queued
+in Kueue and held suspended (before admission, or again after a preemption) waits
+(AwaitingAdmission), whatever its pods do meanwhile. Must not:
 judge the attempt (the lifecycle does from the RunView) or do I/O.
 """
 
@@ -19,7 +21,7 @@ from datetime import datetime
 from ferry.api import names
 from ferry.api.job import JobSpec, S3Source
 from ferry.api.reasons import Reason
-from ferry.decisions import builders, mpi_job
+from ferry.decisions import builders, kueue, mpi_job
 from ferry.decisions.context import Ctx
 from ferry.decisions.mpiview import MPIJobView
 from ferry.decisions.observation import PodView
@@ -118,6 +120,15 @@ def read(
     if job.deleting:
         return replace(
             base, status="terminating", deleting=True, message=f"MPIJob {job.name} is being deleted"
+        )
+    if job.awaiting_admission and not job.finished:
+        # Held by Kueue: not admitted yet, or suspended again on preemption (its pods going
+        # is then Kueue's doing, not a failure; it runs again once admitted).
+        return replace(
+            base,
+            status="pending",
+            reason=Reason.AWAITING_ADMISSION,
+            message=kueue.waiting("MPIJob", job.name, job.queue, job.admission),
         )
     infra = _infra(job, launcher, workers, own)
     if infra is not None:

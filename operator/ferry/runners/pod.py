@@ -1,10 +1,10 @@
 """The Pod runner: an attempt is one workspace PVC and one run pod.
 
 Owns: the children of a Pod attempt (built by `ferry.decisions.builders`), reading the run
-pod (its phase, containers, scheduling, disruption and Warning Events) into a `RunView`, and
-stopping it. Knows the kubelet's words: which waiting reasons need a user's fix, which
-Warning Events keep a pod from starting. Must not: judge the attempt (the lifecycle does from
-the RunView) or do I/O.
+pod (its phase, containers, scheduling, disruption, Kueue's gate and stop condition, and
+Warning Events) into a `RunView`, and stopping it. Knows the kubelet's words: which waiting
+reasons need a user's fix, which Warning Events keep a pod from starting. Must not: judge the
+attempt (the lifecycle does from the RunView) or do I/O.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from datetime import datetime
 from ferry.api import names
 from ferry.api.job import JobSpec, S3Source
 from ferry.api.reasons import Reason
-from ferry.decisions import builders, run_pod
+from ferry.decisions import builders, kueue, run_pod
 from ferry.decisions.context import Ctx, find_pod
 from ferry.decisions.observation import PodView, PodWarning, slow_to_start, start_deadline
 from ferry.decisions.plan import Action, DeleteObject
@@ -102,6 +102,15 @@ def read(pod: PodView, spec: JobSpec, now: datetime, grace: float) -> RunView:
         image=pod.main.image if pod.main is not None else "",
         image_id=pod.main.image_id if pod.main is not None else "",
     )
+    if pod.stopped and pod.phase != "Succeeded":
+        main = pod.main
+        return replace(
+            base,
+            status="preempted",
+            message=f"Kueue stopped pod {pod.name} ({pod.stopped})",
+            started_at=main.started_at if main is not None else None,
+            finished_at=main.finished_at if main is not None else None,
+        )
     infra = _infra_reason(pod)
     if infra is not None:
         return replace(base, status="infra-failed", message=infra)
@@ -139,6 +148,13 @@ def read(pod: PodView, spec: JobSpec, now: datetime, grace: float) -> RunView:
     if why is not None and slow_to_start(pod, now, grace):
         return _blocked(base, Reason.POD_NOT_STARTING, _not_starting(spec, pod.name, why))
     main = pod.main
+    if pod.gated and pod.phase == "Pending" and not pod.scheduled:
+        return replace(
+            base,
+            status="pending",
+            reason=Reason.AWAITING_ADMISSION,
+            message=kueue.waiting("pod", pod.name, pod.queue, pod.admission),
+        )
     if pod.phase == "Pending" and not pod.scheduled:
         return replace(
             base,
