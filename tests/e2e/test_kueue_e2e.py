@@ -3,7 +3,8 @@ example against a ClusterQueue whose quota fits two run pods. At no moment are m
 run pods ungated and not ended; every Job waits as Queued/AwaitingAdmission with Kueue's words
 and all six finish, archived. The `kubectl get fjob -o wide` transcript (the Reason column
 included) is printed and saved as the test's output (docs/kueue-transcript.txt is one). And an
-MPI Job through Kueue's MPIJob integration."""
+MPI Job through Kueue's MPIJob integration, and a preemption: a low-priority Job's running pod
+stopped by Kueue for a high-priority one is requeued without cost and finishes."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from tests.conftest import Kube
 from tests.e2e.conftest import RealNodeOperator
 from tests.e2e.test_ferry_e2e import EXAMPLES, assert_admitted, verified_archive, wait_state
 from tests.e2e.test_mpi_e2e import mpi_app, mpi_job
+from tests.integration.lifecycle_support import events
 from tests.kueue_support import KueueEnv
 
 pytestmark = pytest.mark.e2e
@@ -28,13 +30,20 @@ JOBS = [f"sleep-{i}" for i in range(1, 7)]
 QUOTA = {"cpu": "200m", "memory": "2Gi"}
 
 
-def _job(name: str, queue: str) -> dict[str, Any]:
-    return {
+def _job(name: str, queue: str, seconds: int = 4, priority: str = "") -> dict[str, Any]:
+    job: dict[str, Any] = {
         "apiVersion": "ferry.dev/v1alpha1",
         "kind": "Job",
         "metadata": {"name": name},
-        "spec": {"appRef": {"name": "sleeper"}, "parameters": {"seconds": 4}, "queueName": queue},
+        "spec": {
+            "appRef": {"name": "sleeper"},
+            "parameters": {"seconds": seconds},
+            "queueName": queue,
+        },
     }
+    if priority:
+        job["metadata"]["labels"] = {names.LABEL_KUEUE_PRIORITY_CLASS: priority}
+    return job
 
 
 def _released(pod: dict[str, Any]) -> bool:
@@ -110,6 +119,71 @@ def test_six_jobs_drain_through_a_quota_of_two(
         _manifest, content = verified_archive(kube, job)
         assert b"woke up" in content["logs/app.log"]
     assert_admitted(kube, ns, real_operator)
+
+
+def test_a_preempted_job_is_requeued_without_cost_and_finishes(
+    ferry_kube: Kube,
+    ferry_namespace: str,
+    real_kueue: KueueEnv,
+    real_operator: RealNodeOperator,
+    tmp_path: Path,
+) -> None:
+    """The quota fits one run pod. A low-priority Job runs; a high-priority one arrives, Kueue
+    stops the first one's pod: attempt 2 is queued at once (outcome Preempted, a Warning
+    Event, no infrastructure retry counted), runs once the urgent Job is done, and finishes."""
+    kube, ns = ferry_kube, ferry_namespace
+    queue = real_kueue.queue(ns, {"cpu": "100m", "memory": "2Gi"})
+    low = real_kueue.priority_class("ferry-e2e-low", 100)
+    high = real_kueue.priority_class("ferry-e2e-high", 1000)
+    kube.run("apply", "-n", ns, "-f", str(EXAMPLES / "timeout" / "app.yaml"))
+    kube.create(_job("victim", queue, seconds=20, priority=low), "-n", ns)
+    wait_until(kube, ns, "victim", lambda st: st.get("state") == "Running", timeout=90)
+    transcript = [_table(kube, ns, "victim (priority 100) running on the whole quota")]
+    kube.create(_job("urgent", queue, seconds=2, priority=high), "-n", ns)
+    started, last = time.monotonic(), ""
+    while True:
+        jobs = {j["metadata"]["name"]: j.get("status") or {} for j in kube.list("fjob", ns)}
+        shown = repr(sorted((n, st.get("state"), st.get("attempt")) for n, st in jobs.items()))
+        if shown != last:
+            last = shown
+            transcript.append(
+                _table(kube, ns, f"t+{time.monotonic() - started:.0f}s after urgent (1000)")
+            )
+        if all(st.get("state") == "Finished" for st in jobs.values()):
+            break
+        if any(st.get("state") in ("Failed", "TimedOut", "Cancelled") for st in jobs.values()):
+            raise AssertionError(f"a Job ended otherwise: {jobs}")
+        assert time.monotonic() - started < 180, "\n\n".join(transcript[-3:])
+        time.sleep(0.5)
+    victim = kube.get("jobs.ferry.dev", "victim", ns)
+    st = victim["status"]
+    transcript.append(
+        "$ kubectl get fjob victim -o jsonpath='{.status.history[*].reason}'\n"
+        + " ".join(h["reason"] for h in st["history"])
+    )
+    text = "\n\n".join(transcript) + "\n"
+    (tmp_path / "kueue-preemption-transcript.txt").write_text(text)
+    print(f"\n{text}")
+    assert (st["reason"], st["attempt"]) == ("Succeeded", 2), st
+    assert (st.get("retries") or {}).get("infraFailures", 0) == 0
+    first = next(r for r in st["attempts"] if r["attempt"] == 1)
+    assert first["outcome"] == "Preempted", st["attempts"]
+    preempted = next(h for h in st["history"] if h["reason"] == "Preempted")
+    assert preempted["state"] == "Queued"
+    assert "Kueue stopped pod victim-1" in preempted["message"], preempted
+    assert "not counted against retry.infraFailures" in preempted["message"], preempted
+    warnings = [e["reason"] for e in events(kube, ns, "victim") if e["type"] == "Warning"]
+    assert warnings == ["Preempted"], warnings
+    urgent = kube.get("jobs.ferry.dev", "urgent", ns)["status"]
+    assert (urgent["reason"], urgent["attempt"]) == ("Succeeded", 1), urgent
+    _manifest, content = verified_archive(kube, victim)
+    assert b"woke up" in content["logs/app.log"]
+    assert_admitted(kube, ns, real_operator)
+
+
+def _table(kube: Kube, ns: str, label: str) -> str:
+    table = kube.run("get", "fjob", "-n", ns, "-o", "wide").stdout.rstrip()
+    return f"# {label}\n$ kubectl get fjob -o wide\n{table}"
 
 
 def test_an_mpi_job_goes_through_kueues_mpijob_integration(
