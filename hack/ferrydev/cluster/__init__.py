@@ -6,7 +6,8 @@ Owns (one module each): etcd, kube-apiserver with its credentials and kubeconfig
 containerd with the images of `ferrydev.images` (`containerd`), the kubelet (`kubelet`), the
 pod bridge `ferry0` on 10.88.0.0/16 (`network`), the cluster DNS (`dns`: CoreDNS on the
 bridge's gateway), the Kubeflow MPI Operator as a pod with its CRD (`mpioperator`, the CRD
-from `mpicrd`) and their order (`node`); MinIO and the
+from `mpicrd`; an exact Go module version's source, for it and for Kueue, from `gomodule`) and
+their order (`node`); MinIO and the
 apiserver then listen on the bridge's gateway (10.88.0.1), which both the host and the pods
 reach, and the kwok nodes are tainted so that pods land on the real node. `local` puts them
 in order (`LocalCluster.up()`, `stop()`, `status()`); `runner` spawns and waits for each

@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from ferrydev import kubectl
+from ferrydev.cluster.gomodule import source_dir
 from ferrydev.cluster.kueueobjects import NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE, resource_flavor
 from ferrydev.cluster.state import ClusterError, ClusterState, binary
 from ferrydev.paths import CACHE, versions
@@ -81,22 +82,7 @@ def module_files(version: str | None = None) -> Path:
     cached = CACHE / "kueue" / version
     if (cached / "webhook" / "manifests.yaml").exists():
         return cached
-    work = CACHE / "kueue" / "download"
-    work.mkdir(parents=True, exist_ok=True)
-    if not (work / "go.mod").exists():
-        (work / "go.mod").write_text("module ferry.dev/kueuefiles\n\ngo 1.23\n")
-    proc = subprocess.run(
-        ["go", "mod", "download", "-json", f"{MODULE}@{version}"],
-        cwd=work,
-        env={**os.environ, "GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise ClusterError(f"go mod download {MODULE}@{version}: {proc.stderr}{proc.stdout}")
-    source = Path(json.loads(proc.stdout)["Dir"]) / "config" / "components"
+    source = source_dir(MODULE, version, CACHE / "kueue" / "download") / "config" / "components"
     partial = cached.with_name(f"{version}.partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)

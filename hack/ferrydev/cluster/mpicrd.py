@@ -9,12 +9,10 @@ $FERRY_CACHE/mpi-operator/<version>/, so a warm start touches no network. The CR
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
+from ferrydev.cluster.gomodule import source_dir
 from ferrydev.paths import CACHE, versions
 
 MODULE = "github.com/kubeflow/mpi-operator"
@@ -30,24 +28,7 @@ def module_dir(version: str | None = None) -> Path:
     """The module's source directory at `version` (downloaded into Go's module cache when
     not there yet); read-only, as Go keeps it."""
     version = version or mpi_operator_version()
-    work = CACHE / "mpi-operator" / version / "download"
-    work.mkdir(parents=True, exist_ok=True)
-    gomod = work / "go.mod"
-    if not gomod.exists():
-        gomod.write_text("module ferry.dev/mpicrd\n\ngo 1.23\n")
-    env = {**os.environ, "GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local"}
-    proc = subprocess.run(
-        ["go", "mod", "download", "-json", f"{MODULE}@{version}"],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"go mod download {MODULE}@{version} failed: {proc.stderr}{proc.stdout}")
-    return Path(json.loads(proc.stdout)["Dir"])
+    return source_dir(MODULE, version, CACHE / "mpi-operator" / version / "download")
 
 
 def mpijob_crd_path(version: str | None = None) -> Path:
