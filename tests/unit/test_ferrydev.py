@@ -122,3 +122,26 @@ def test_an_images_key_is_the_same_in_every_clone_of_a_commit(
     assert keys[0] == keys[1]
     (tmp_path / "b" / "hack" / "recipe.py").write_text("print('another layer')\n")
     assert common.inputs_hash("bookworm", tmp_path / "b" / "hack" / "recipe.py") != keys[1]
+
+
+def test_a_kueue_this_run_started_is_alive_while_it_execs_its_way_to_kueue(
+    tmp_path: Path,
+) -> None:
+    """Kueue starts as `unshare … sh -c … kueue`: until the last exec its cmdline is another
+    program's (or empty, mid-exec), so a cmdline check called a starting Kueue dead and the
+    fixture stopped it (CI: "kueue exited; its log ends:" with an empty log)."""
+    from ferrydev.cluster import kueue as kq
+    from ferrydev.cluster.state import ClusterState
+
+    proc = subprocess.Popen(["sh", "-c", "sleep 0.3; exec sleep 30"], start_new_session=True)
+    state = ClusterState(root=str(tmp_path))
+    process = kq.KueueProcess(state, proc.pid, 0, 0, 0, tmp_path / "kueue.log", popen=proc)
+    try:
+        assert process.alive()
+        assert not kq.KueueProcess(state, proc.pid, 0, 0, 0, tmp_path / "kueue.log").alive(), (
+            "a pid from state.json that is not a Kueue is not taken for one"
+        )
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not process.alive()

@@ -200,9 +200,15 @@ class KueueProcess:
     metrics_port: int
     log: Path
     timings: dict[str, float] = field(default_factory=dict)
+    popen: subprocess.Popen[bytes] | None = None
 
     def alive(self) -> bool:
-        """Running, and a Kueue (a stale pid in state.json may name another process now)."""
+        """Running. For the process this run started, its Popen says so: its cmdline is empty or
+        another program's while unshare and sh exec their way to Kueue, so reading it then would
+        call a starting Kueue dead. For a pid from an earlier run's state.json, running and a
+        Kueue (that pid may name another process now)."""
+        if self.popen is not None:
+            return self.popen.poll() is None
         try:
             ours = b"kueue" in Path(f"/proc/{self.pid}/cmdline").read_bytes()
         except OSError:
@@ -262,7 +268,7 @@ def start_kueue(state: ClusterState, timeout: float = 120) -> KueueProcess:
     )
     state.pids[PID_NAME] = proc.pid
     state.save()
-    kueue = KueueProcess(state, proc.pid, *ports, log)
+    kueue = KueueProcess(state, proc.pid, *ports, log, popen=proc)
     try:
         wait(kueue, lambda: readyz(ports[1]), timeout, "Kueue's /readyz")
         for obj in webhook_configurations(
