@@ -44,6 +44,7 @@ CHART_FIELDS: tuple[str, ...] = (
     "qps",
     "burst",
     "resync_seconds",
+    "status_hold_seconds",
     "pod_start_grace_seconds",
     "archive_tries",
     "outage_deadline_seconds",

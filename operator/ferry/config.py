@@ -72,6 +72,13 @@ class OperatorConfig(BaseModel):
     resync_seconds: Annotated[float, Field(gt=0)] = Field(
         default=60.0, description="Every non-terminal Job is reconciled at least this often."
     )
+    status_hold_seconds: Annotated[float, Field(ge=0, le=30)] = Field(
+        default=2.0,
+        description="A status that only records routine progress (Queued, StagingInputs, "
+        "Running) is written this long after the first such change at the latest, together "
+        "with what the Job has come to by then; terminal states, failures and anything with "
+        "an Event are written at once. 0 writes every change at once.",
+    )
     pod_start_grace_seconds: Annotated[float, Field(gt=0)] = Field(
         default=60.0,
         description="A scheduled pod none of whose containers has run after this long is "

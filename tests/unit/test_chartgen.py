@@ -94,6 +94,7 @@ def test_the_section_as_generated() -> None:
         "qps",
         "burst",
         "resyncSeconds",
+        "statusHoldSeconds",
         "podStartGraceSeconds",
         "archiveTries",
         "outageDeadlineSeconds",

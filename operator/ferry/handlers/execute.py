@@ -10,18 +10,25 @@ rested on (a finished run pod) is never gone before the decision is recorded. A 
 ends the pass after the creates before it. Also: the pods created and deleted, as expectations
 in the pod cache; the written Job, kept in the Job cache so that its own watch event is no
 news; and when to look at the Job again: when the plan says, at least every resync while not
-terminal, else never (a terminal Job with nothing released is put at rest). Must not: decide
-what to do (`lifecycle.decide` does), or read the API.
+terminal, else never (a terminal Job with nothing released is put at rest). And holding: a
+status that only records routine progress (`ferry.decisions.holding.routine`) is not written
+at once but held in the Job cache for up to `status_hold_seconds` from the first status held,
+then written with whatever the Job has come to by then (one write for Queued → Running →
+Finished when that happens within the time). Must not: decide what to do (`lifecycle.decide`
+does), or read the API.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import Literal
 
 from ferry.api import names
 from ferry.clients.protocol import KubeAPI, NotFoundError, RefusedError
 from ferry.config import OperatorConfig
+from ferry.decisions import holding, parse
 from ferry.decisions.lifecycle import CreateObject, DeleteJob, DeleteObject, Event, Plan
 from ferry.decisions.observation import JobView
 from ferry.handlers.jobcache import JobCache, Key, Obj, resource_version
@@ -56,8 +63,10 @@ class Executor:
         pods: PodCache,
         threads: ApiThreads,
         metrics: Metrics,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.kube = kube
+        self.monotonic = monotonic
         self.config = config
         self.jobs = jobs
         self.pods = pods
@@ -74,8 +83,11 @@ class Executor:
             # A name this plan needed is held by another object: nothing is recorded, and the
             # next pass decides with that known (Blocked/NameTaken).
             return MIN_REQUEUE_SECONDS
+        hold_for = self._hold(key, obj, job, plan)
         try:
-            written = await self._record(key, obj, job, plan) if plan.changed else None
+            written = None
+            if hold_for is None and (plan.changed or self.jobs.held(key) is not None):
+                written = await self._record(key, obj, job, plan)
         except NotFoundError:
             # The Job is gone (its DELETED event not seen yet, or lost in a watch gap): it is
             # deleted for this process too, and never worked on again.
@@ -87,6 +99,8 @@ class Executor:
             await self._tell(written, plan.events)
         await self._tell(obj, plan.notices)
         delay = look_again_in(plan, self.config.resync_seconds)
+        if hold_for is not None:
+            delay = max(min(delay or hold_for, hold_for), MIN_REQUEUE_SECONDS)
         if delay is None and not any(isinstance(a, DeleteObject) for a in plan.actions):
             # Terminal, no TTL due, nothing released now (a release's pod events bring one
             # more pass, which finds nothing to do): at rest until the Job changes.
@@ -130,6 +144,25 @@ class Executor:
                 return "deleted"
         return "done"
 
+    def _hold(self, key: Key, obj: Obj, job: JobView, plan: Plan) -> float | None:
+        """Hold the plan's status instead of writing it, when it is routine progress and the
+        first status held for the Job is younger than `status_hold_seconds`: the seconds left
+        until it must be written; None to write now (or nothing to write)."""
+        held = self.jobs.held(key)
+        if held is not None and (obj.get("status") or {}) != held.status:
+            self.jobs.release(key)  # the Job was read without it: decided afresh from the API
+            held = None
+        if not plan.changed and held is None:
+            return None
+        seconds = self.config.status_hold_seconds
+        written = held.written if held is not None else (obj.get("status") or {})
+        since = held.since if held is not None else self.monotonic()
+        left = since + seconds - self.monotonic()
+        if left <= 0 or not holding.routine(parse.status_of(written), plan):
+            return None
+        self.jobs.hold(key, plan.status.wire(), written, since)
+        return left
+
     async def _ours(self, key: Key, job: JobView, kind: str, name: str) -> bool:
         """Whether the object that already had this name is the Job's own (made by an earlier
         pass); one made by anything else is never adopted."""
@@ -153,6 +186,7 @@ class Executor:
         # The watch must deliver this version (the liveness probe checks that it does).
         self.metrics.watch.learned(key, resource_version(written))
         # Kept as the newest version, so that this write's own watch event is no news.
+        self.jobs.release(key)
         self.jobs.put(key, written)
         self.metrics.observe_status(job.status, plan.status)
         if plan.status.state != job.status.state:
