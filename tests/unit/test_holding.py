@@ -154,8 +154,20 @@ async def test_a_held_status_is_written_when_its_time_is_up() -> None:
         assert _writes(kube) == ["Running"]
         await _pass(rec)
         assert _writes(kube) == ["Running"], "written once"
+        # Every step is counted once, held or written.
+        assert _transitions(rec) == {"Queued": 1, "Running": 1}
     finally:
         await rec.stop()
+
+
+def _transitions(rec: Reconciler) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for family in rec.metrics.transitions.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_total") and sample.value:
+                state = sample.labels["state"]
+                out[state] = out.get(state, 0) + sample.value
+    return out
 
 
 async def test_with_no_hold_every_change_is_written_at_once() -> None:

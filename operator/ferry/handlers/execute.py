@@ -94,6 +94,8 @@ class Executor:
             log.info("Job %s/%s: gone when its status was written: deleted", *key)
             self.jobs.delete(key, obj)
             return None
+        if plan.changed and (written is not None or hold_for is not None):
+            self._decided(key, job, plan)
         await self._delete(key, job, plan)
         if written is not None:
             await self._tell(written, plan.events)
@@ -188,6 +190,10 @@ class Executor:
         # Kept as the newest version, so that this write's own watch event is no news.
         self.jobs.release(key)
         self.jobs.put(key, written)
+        return written
+
+    def _decided(self, key: Key, job: JobView, plan: Plan) -> None:
+        """A status change recorded (written, or held): its metrics and log line, once."""
         self.metrics.observe_status(job.status, plan.status)
         if plan.status.state != job.status.state:
             state = plan.status.state.value if plan.status.state else ""
@@ -200,7 +206,6 @@ class Executor:
                 plan.status.reason,
                 plan.status.message,
             )
-        return written
 
     async def _delete(self, key: Key, job: JobView, plan: Plan) -> None:
         ns, name = key
