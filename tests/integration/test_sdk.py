@@ -414,9 +414,14 @@ def test_cli_get_watch_stops_on_ctrl_c(
 ) -> None:
     """`--watch` streams changes from a watch; Ctrl+C ends it with 130."""
     sdk.submit("sim", name="w-1", annotations=sim(duration="2s"))
-    import _thread
+    import signal
 
-    timer = threading.Timer(8, _thread.interrupt_main)
+    # A real SIGINT to the main thread, as a terminal's Ctrl+C: it interrupts the blocked read
+    # of the watch (`_thread.interrupt_main` only sets a flag, seen when the next event comes,
+    # which hung this test once the Job had no more writes after 8 s).
+    main = threading.main_thread().ident
+    assert main is not None
+    timer = threading.Timer(8, signal.pthread_kill, (main, signal.SIGINT))
     timer.start()
     try:
         code, out, err = ferry(capsys, "get", "w-1", "-n", sdk.namespace, "--watch")
