@@ -418,15 +418,18 @@ def test_cli_get_watch_stops_on_ctrl_c(
 
     # A real SIGINT to the main thread, as a terminal's Ctrl+C: it interrupts the blocked read
     # of the watch (`_thread.interrupt_main` only sets a flag, seen when the next event comes,
-    # which hung this test once the Job had no more writes after 8 s).
+    # and the watch has none once the Job has ended). Python's own handler is put in place for
+    # it: a run started in the background inherits SIGINT ignored.
     main = threading.main_thread().ident
     assert main is not None
     timer = threading.Timer(8, signal.pthread_kill, (main, signal.SIGINT))
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer.start()
     try:
         code, out, err = ferry(capsys, "get", "w-1", "-n", sdk.namespace, "--watch")
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert code == 130
     assert err.strip() == "ferry: interrupted"  # (after click's newline closing the ^C line)
     assert "Finished" in out
