@@ -95,6 +95,7 @@ def test_the_section_as_generated() -> None:
         "burst",
         "resyncSeconds",
         "statusHoldSeconds",
+        "statusHoldBusySeconds",
         "podStartGraceSeconds",
         "archiveTries",
         "outageDeadlineSeconds",

@@ -228,3 +228,55 @@ async def test_an_operator_that_lost_a_held_status_finds_its_pod_and_goes_on() -
     assert _writes(kube) == ["Running"]
     assert kube.job["status"]["attempt"] == 1
     assert kube.job["status"]["podName"] == "j-1"
+
+
+async def test_while_the_client_is_throttled_routine_progress_waits_longer() -> None:
+    """In a burst every write waits its turn behind the rate limit: routine progress waits up
+    to status_hold_busy_seconds (10), asking every status_hold_seconds (2) whether the client
+    is still busy, and is written as soon as it is not."""
+    kube = FakeKube(_job({}), [])
+    rec, clock = _holding(kube)
+    kube.throttled = True
+    try:
+        rec.pod_event("ADDED", _pod("Pending", {"waiting": {"reason": "ContainerCreating"}}))
+        await _pass(rec)
+        clock.now += 2.5
+        await _pass(rec)
+        assert _writes(kube) == [], "held past status_hold_seconds while throttled"
+        assert rec.queue.due_in(KEY) == pytest.approx(2.0, abs=0.01)
+        clock.now += 2.0
+        kube.throttled = False
+        await _pass(rec)
+        assert len(_writes(kube)) == 1, kube.log
+    finally:
+        await rec.stop()
+
+
+async def test_no_status_waits_longer_than_status_hold_busy_seconds() -> None:
+    kube = FakeKube(_job({}), [])
+    rec, clock = _holding(kube)
+    kube.throttled = True
+    try:
+        rec.pod_event("ADDED", _pod("Pending", {"waiting": {"reason": "ContainerCreating"}}))
+        await _pass(rec)
+        clock.now += 9.0
+        await _pass(rec)
+        assert _writes(kube) == []
+        assert rec.queue.due_in(KEY) == pytest.approx(1.0, abs=0.01)
+        clock.now += 1.0
+        await _pass(rec)
+        assert len(_writes(kube)) == 1, kube.log
+    finally:
+        await rec.stop()
+
+
+def test_the_client_is_busy_when_its_rate_limit_held_a_call_back() -> None:
+    from ferry.clients.kube import RateLimiter
+
+    limiter = RateLimiter(qps=200, burst=2)
+    limiter.acquire()
+    limiter.acquire()
+    assert not limiter.throttled_within(1.0), "the burst is not a wait"
+    limiter.acquire()  # waits ~5 ms for a token
+    assert limiter.throttled_within(1.0)
+    assert not limiter.throttled_within(-1.0)

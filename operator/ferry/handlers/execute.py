@@ -12,9 +12,10 @@ in the pod cache; the written Job, kept in the Job cache so that its own watch e
 news; and when to look at the Job again: when the plan says, at least every resync while not
 terminal, else never (a terminal Job with nothing released is put at rest). And holding: a
 status that only records routine progress (`ferry.decisions.holding.routine`) is not written
-at once but held in the Job cache for up to `status_hold_seconds` from the first status held,
-then written with whatever the Job has come to by then (one write for Queued → Running →
-Finished when that happens within the time). Must not: decide what to do (`lifecycle.decide`
+at once but held in the Job cache for up to `status_hold_seconds` from the first status held
+(`status_hold_busy_seconds` while the client's rate limit holds calls back), then written
+with whatever the Job has come to by then (one write for Queued → Running → Finished when that
+happens within the time). Must not: decide what to do (`lifecycle.decide`
 does), or read the API.
 """
 
@@ -148,18 +149,26 @@ class Executor:
 
     def _hold(self, key: Key, obj: Obj, job: JobView, plan: Plan) -> float | None:
         """Hold the plan's status instead of writing it, when it is routine progress and the
-        first status held for the Job is younger than `status_hold_seconds`: the seconds left
-        until it must be written; None to write now (or nothing to write)."""
+        first status held for the Job is younger than `status_hold_seconds` (or, while the
+        client's rate limit holds calls back, `status_hold_busy_seconds`): the seconds until
+        it is looked at again; None to write now (or nothing to write)."""
         held = self.jobs.held(key)
         if held is not None and (obj.get("status") or {}) != held.status:
             self.jobs.release(key)  # the Job was read without it: decided afresh from the API
             held = None
         if not plan.changed and held is None:
             return None
-        seconds = self.config.status_hold_seconds
+        hold = self.config.status_hold_seconds
+        if hold <= 0:
+            return None
         written = held.written if held is not None else (obj.get("status") or {})
-        since = held.since if held is not None else self.monotonic()
-        left = since + seconds - self.monotonic()
+        now = self.monotonic()
+        since = held.since if held is not None else now
+        left = since + hold - now
+        if left <= 0 and self.kube.busy():
+            # Every write waits its turn now: the client's rate goes to pods and outcomes,
+            # and whether it is still busy is asked again in `hold` seconds at the most.
+            left = min(since + self.config.status_hold_busy_seconds - now, hold)
         if left <= 0 or not holding.routine(parse.status_of(written), plan):
             return None
         self.jobs.hold(key, plan.status.wire(), written, since)
