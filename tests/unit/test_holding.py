@@ -41,6 +41,8 @@ def _plan(state: State, *actions: Any, attempt: int = 1, **status: Any) -> Plan:
     ("written", "plan", "routine"),
     [
         (JobStatus(), _plan(State.QUEUED, POD), True),
+        # The status the CRD gives a new Job.
+        (JobStatus(state=State.PENDING), _plan(State.QUEUED, POD), True),
         (JobStatus(state=State.QUEUED, attempt=1), _plan(State.RUNNING), True),
         (JobStatus(state=State.QUEUED, attempt=1), _plan(State.STAGING_INPUTS), True),
         (JobStatus(state=State.RUNNING, attempt=1), _plan(State.FINISHED), False),
@@ -106,8 +108,11 @@ async def _pass(rec: Reconciler) -> None:
     await rec.reconcile(KEY)
 
 
-async def test_a_job_that_starts_and_ends_within_the_hold_is_written_once() -> None:
-    kube = FakeKube(_job({}), [])
+@pytest.mark.parametrize("new", [{}, {"state": "Pending"}], ids=["no status", "CRD default"])
+async def test_a_job_that_starts_and_ends_within_the_hold_is_written_once(
+    new: dict[str, Any],
+) -> None:
+    kube = FakeKube(_job(new), [])
     rec, clock = _holding(kube)
     try:
         rec.pod_event("ADDED", _pod("Pending", {"waiting": {"reason": "ContainerCreating"}}))
