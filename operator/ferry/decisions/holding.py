@@ -6,8 +6,9 @@ write it together with the next change (a Job that is created, starts and ends w
 gets one status write instead of three, as the Job controller batches pod updates for a
 second). Routine is a state among Queued, StagingInputs and Running, reached from no state
 (or the CRD's default, Pending) or one of those, within the same attempt and with its records
-unchanged, in a plan that deletes nothing and posts no Event. Everything else — terminal states, failures, retries, blocks,
-waits on parents, suspensions, cancels, outages — is written at once. What a held status says
+unchanged, in a plan that deletes nothing and posts no Event. Everything else — terminal
+states, failures, retries, blocks, waits on parents, suspensions, cancels, outages — is written
+at once. What a held status says
 is never lost for good: a restarted operator decides it again from the API (the run pod of the
 attempt has a deterministic name, is found and adopted as its own). Must not: do I/O or read
 the clock.
