@@ -285,3 +285,20 @@ def test_the_client_is_busy_when_its_rate_limit_held_a_call_back() -> None:
     limiter.acquire()  # waits ~5 ms for a token
     assert limiter.throttled_within(1.0)
     assert not limiter.throttled_within(-1.0)
+
+
+async def test_while_more_jobs_wait_than_there_are_workers_routine_progress_waits_longer() -> None:
+    kube = FakeKube(_job({}), [])
+    rec, clock = _holding(kube)
+    try:
+        rec.pod_event("ADDED", _pod("Pending", {"waiting": {"reason": "ContainerCreating"}}))
+        await _pass(rec)
+        clock.now += 2.5
+        for i in range(rec.config.workers):
+            rec.queue.add((NS, f"other-{i}"))
+        await rec.reconcile(KEY)
+        assert _writes(kube) == [], "held past status_hold_seconds with a backlog"
+        await _pass(rec)  # the backlog is gone
+        assert len(_writes(kube)) == 1, kube.log
+    finally:
+        await rec.stop()

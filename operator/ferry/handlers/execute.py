@@ -13,10 +13,10 @@ news; and when to look at the Job again: when the plan says, at least every resy
 terminal, else never (a terminal Job with nothing released is put at rest). And holding: a
 status that only records routine progress (`ferry.decisions.holding.routine`) is not written
 at once but held in the Job cache for up to `status_hold_seconds` from the first status held
-(`status_hold_busy_seconds` while the client's rate limit holds calls back), then written
-with whatever the Job has come to by then (one write for Queued → Running → Finished when that
-happens within the time). Must not: decide what to do (`lifecycle.decide`
-does), or read the API.
+(`status_hold_busy_seconds` while busy: the client's rate limit holds calls back, or more Jobs
+wait in the queue than there are workers), then written with whatever the Job has come to by
+then (one write for Queued → Running → Finished when that happens within the time). Must not:
+decide what to do (`lifecycle.decide` does), or read the API.
 """
 
 from __future__ import annotations
@@ -65,9 +65,12 @@ class Executor:
         threads: ApiThreads,
         metrics: Metrics,
         monotonic: Callable[[], float] = time.monotonic,
+        backlog: Callable[[], int] = lambda: 0,
     ) -> None:
         self.kube = kube
         self.monotonic = monotonic
+        #: How many Jobs wait in the work queue.
+        self.backlog = backlog
         self.config = config
         self.jobs = jobs
         self.pods = pods
@@ -165,9 +168,10 @@ class Executor:
         now = self.monotonic()
         since = held.since if held is not None else now
         left = since + hold - now
-        if left <= 0 and self.kube.busy():
-            # Every write waits its turn now: the client's rate goes to pods and outcomes,
-            # and whether it is still busy is asked again in `hold` seconds at the most.
+        if left <= 0 and (self.kube.busy() or self.backlog() >= self.config.workers):
+            # Busy (the client's rate limit holds calls back, or more Jobs wait than there are
+            # workers): the client's rate goes to pods and outcomes, and whether it is still
+            # busy is asked again in `hold` seconds at the most.
             left = min(since + self.config.status_hold_busy_seconds - now, hold)
         if left <= 0 or not holding.routine(parse.status_of(written), plan):
             return None
