@@ -60,6 +60,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--update-docs", action="store_true", help="write the results into docs/benchmarks.md"
     )
+    p.add_argument(
+        "--operator-setting",
+        action="append",
+        default=[],
+        metavar="FERRY_NAME=VALUE",
+        help="an operator setting for Ferry's bursts, e.g. FERRY_STATUS_HOLD_SECONDS=0 "
+        "(repeatable; the report names them)",
+    )
     p.add_argument("--keep-cluster", action="store_true", help="leave the cluster running")
     p.add_argument(
         "--keep-namespaces",
@@ -73,6 +81,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="count the writes of a finished run (its results JSON, its --root) again",
     )
     args = p.parse_args(argv)
+    for setting in args.operator_setting:
+        if not setting.startswith("FERRY_") or "=" not in setting:
+            p.error(f"--operator-setting {setting!r}: not FERRY_NAME=VALUE")
     if args.timeout is None:
         args.timeout = 300 + args.jobs
     if args.plot is None:

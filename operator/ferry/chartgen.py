@@ -44,6 +44,8 @@ CHART_FIELDS: tuple[str, ...] = (
     "qps",
     "burst",
     "resync_seconds",
+    "status_hold_seconds",
+    "status_hold_busy_seconds",
     "pod_start_grace_seconds",
     "archive_tries",
     "outage_deadline_seconds",

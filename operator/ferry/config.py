@@ -72,6 +72,19 @@ class OperatorConfig(BaseModel):
     resync_seconds: Annotated[float, Field(gt=0)] = Field(
         default=60.0, description="Every non-terminal Job is reconciled at least this often."
     )
+    status_hold_seconds: Annotated[float, Field(ge=0, le=30)] = Field(
+        default=2.0,
+        description="A status that only records routine progress (Queued, StagingInputs, "
+        "Running) is written this long after the first such change at the latest, together "
+        "with what the Job has come to by then; terminal states, failures and anything with "
+        "an Event are written at once. 0 writes every change at once.",
+    )
+    status_hold_busy_seconds: Annotated[float, Field(ge=0, le=60)] = Field(
+        default=10.0,
+        description="While the client's rate limit holds calls back (a burst: every write "
+        "waits its turn), routine progress may wait up to this long instead of "
+        "status_hold_seconds, so that the client's rate goes to pods and outcomes.",
+    )
     pod_start_grace_seconds: Annotated[float, Field(gt=0)] = Field(
         default=60.0,
         description="A scheduled pod none of whose containers has run after this long is "

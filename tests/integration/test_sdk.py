@@ -414,14 +414,22 @@ def test_cli_get_watch_stops_on_ctrl_c(
 ) -> None:
     """`--watch` streams changes from a watch; Ctrl+C ends it with 130."""
     sdk.submit("sim", name="w-1", annotations=sim(duration="2s"))
-    import _thread
+    import signal
 
-    timer = threading.Timer(8, _thread.interrupt_main)
+    # A real SIGINT to the main thread, as a terminal's Ctrl+C: it interrupts the blocked read
+    # of the watch (`_thread.interrupt_main` only sets a flag, seen when the next event comes,
+    # and the watch has none once the Job has ended). Python's own handler is put in place for
+    # it: a run started in the background inherits SIGINT ignored.
+    main = threading.main_thread().ident
+    assert main is not None
+    timer = threading.Timer(8, signal.pthread_kill, (main, signal.SIGINT))
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer.start()
     try:
         code, out, err = ferry(capsys, "get", "w-1", "-n", sdk.namespace, "--watch")
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert code == 130
     assert err.strip() == "ferry: interrupted"  # (after click's newline closing the ^C line)
     assert "Finished" in out

@@ -69,6 +69,11 @@ class FakeKube:
         self.workloads: list[Obj] | None = []
         self.log: list[tuple[str, str]] = []
         self.calls = Counts()
+        #: What `busy` answers (the rate limit holding calls back).
+        self.throttled = False
+
+    def busy(self) -> bool:
+        return self.throttled
 
     # ---------------------------------------------------------------- reads
 

@@ -103,3 +103,36 @@ def test_record_writes_counts_the_controller_and_all_but_the_bench() -> None:
     record_writes(result, counts)
     assert (result.writes_per_job, result.controller_writes_per_job) == (5.0, 3.0)
     assert result.writes_per_actor == {"bench": 10, "operator": 30, "kwok": 20}
+
+
+def test_the_goals_are_issue_twenty_s_and_judged_on_the_figures() -> None:
+    from ferrydev.bench.results import goals
+
+    summary: dict[str, dict[str, float | None]] = {
+        "ferry": {
+            "completions_per_second": 13.0,
+            "controller_writes_per_job": 3.4,
+            "writes_per_job": 7.4,
+            "operator_cpu_seconds": 20.0,
+            "p99_pod_to_job": 0.5,
+        },
+        "batch": {
+            "completions_per_second": 10.0,
+            "controller_writes_per_job": 5.4,
+            "writes_per_job": 9.4,
+            "controller_manager_cpu_seconds": 16.0,
+            "p99_pod_to_job": 3.0,
+        },
+    }
+    pop = {"jobs": 50000, "rss_bytes_settled": 250e6, "peak_rss_bytes": 280e6,
+           "seconds_to_resume": 31.0}  # fmt: skip
+    said = {line.split(":")[0]: line.split(":")[1].split("—")[0].strip() for line in
+            goals(summary, pop)}  # fmt: skip
+    assert said == {
+        "goal throughput ratio >= 1.3": "pass",
+        "goal operator API writes per Job <= 3.5": "pass",
+        "goal controller CPU seconds (operator / kube-controller-manager) <= 1": "short of goal",
+        "goal p99 pod terminal -> Job terminal <= 1 s": "pass",
+        "goal RSS <= 300 MB with 50000 Jobs": "pass",
+        "goal ready with 50000 Jobs (all counted) <= 30 s": "short of goal",
+    }

@@ -94,6 +94,8 @@ def test_the_section_as_generated() -> None:
         "qps",
         "burst",
         "resyncSeconds",
+        "statusHoldSeconds",
+        "statusHoldBusySeconds",
         "podStartGraceSeconds",
         "archiveTries",
         "outageDeadlineSeconds",

@@ -26,7 +26,9 @@ pytestmark = pytest.mark.unit
 
 NS = "ns"
 KEY = (NS, "j")
-CONFIG = OperatorConfig()
+#: Every change written at once: these tests follow the status writes themselves (holding
+#: routine progress is tests/unit/test_holding.py's).
+CONFIG = OperatorConfig(status_hold_seconds=0)
 
 
 def _job(state: str | None = "Queued") -> dict[str, Any]:

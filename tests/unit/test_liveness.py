@@ -60,7 +60,7 @@ def _app() -> Obj:
 async def _written(kube: FakeKube) -> tuple[Reconciler, list[float]]:
     """A reconciler that wrote Job j's status once (its watch event not delivered yet), and
     the clock of its watch check."""
-    rec = Reconciler(kube, OperatorConfig(), clock=lambda: NOW)
+    rec = Reconciler(kube, OperatorConfig(status_hold_seconds=0), clock=lambda: NOW)
     clock = [0.0]
     rec.metrics.watch.clock = lambda: clock[0]
     rec.apps[("ns", "solver")] = _app()

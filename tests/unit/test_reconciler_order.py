@@ -51,8 +51,13 @@ def _pod(phase: str, state: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+#: Every change written at once: these tests follow the status writes themselves (holding
+#: routine progress is tests/unit/test_holding.py's).
+AT_ONCE = OperatorConfig(status_hold_seconds=0)
+
+
 def _reconciler(kube: FakeKube) -> Reconciler:
-    rec = Reconciler(kube, OperatorConfig(), clock=lambda: NOW)
+    rec = Reconciler(kube, AT_ONCE, clock=lambda: NOW)
     rec.apps[(NS, "solver")] = {
         "metadata": {"name": "solver", "namespace": NS},
         "spec": app_dict(),

@@ -127,6 +127,7 @@ class Bench:
                 args.workers,
                 Path(args.root) / f"operator-{ns}.log",
                 self.code,
+                settings=dict(x.split("=", 1) for x in getattr(args, "operator_setting", [])),
             )
 
             def app_ready() -> bool:

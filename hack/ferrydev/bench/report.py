@@ -54,7 +54,9 @@ def markdown(
         f"sources sha256 `{meta['operator_digest']}`), {meta['cpus']} CPUs "
         f"(shared with other work), `--jobs {args.jobs} --rounds {args.rounds} --qps {args.qps:g}"
         f"{f' --rate {args.rate:g}' if args.rate else ''}"
-        f"{f' --workers {args.workers}' if args.workers else ''}`, kwok run time "
+        f"{f' --workers {args.workers}' if args.workers else ''}"
+        f"{''.join(f' --operator-setting {x}' for x in getattr(args, 'operator_setting', []))}"
+        "`, kwok run time "
         f"{args.duration}; Ferry Jobs' archive setting: `{meta['archive']}`."
         + (
             f" Writes counted again on {meta['recounted']} from every audit log file "

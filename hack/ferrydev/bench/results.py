@@ -19,9 +19,12 @@ from ferrydev.bench.audit import AuditCounts
 from ferrydev.bench.watch import FERRY
 
 # Goals (issue text); measured values are compared with these, never assumed.
-GOAL_THROUGHPUT_RATIO = 1.0
+GOAL_THROUGHPUT_RATIO = 1.3
+GOAL_OPERATOR_WRITES_PER_JOB = 3.5
+GOAL_CPU_RATIO = 1.0
 GOAL_P99_POD_TO_JOB_S = 1.0
-GOAL_RSS_MB = 200.0
+GOAL_RSS_MB = 300.0
+GOAL_RESUME_S = 30.0
 
 
 @dataclass
@@ -134,11 +137,18 @@ def goals(summary: dict[str, dict[str, float | None]], pop: dict[str, Any] | Non
     )
     fw, bw = f.get("controller_writes_per_job"), b.get("controller_writes_per_job")
     line(
-        "API writes per Job <= the Job controller's",
-        None if fw is None or bw is None else fw <= bw,
+        f"operator API writes per Job <= {GOAL_OPERATOR_WRITES_PER_JOB:g}",
+        None if fw is None else fw <= GOAL_OPERATOR_WRITES_PER_JOB,
         f"operator {fmt(fw)} vs kube-controller-manager {fmt(bw)} writes/Job "
         f"(all components: Ferry {fmt(f.get('writes_per_job'))} vs batch "
         f"{fmt(b.get('writes_per_job'))})",
+    )
+    cpu = ratio(f.get("operator_cpu_seconds"), b.get("controller_manager_cpu_seconds"))
+    line(
+        f"controller CPU seconds (operator / kube-controller-manager) <= {GOAL_CPU_RATIO:g}",
+        None if cpu is None else cpu <= GOAL_CPU_RATIO,
+        f"measured {fmt(cpu)} ({fmt(f.get('operator_cpu_seconds'), 1)} s vs "
+        f"{fmt(b.get('controller_manager_cpu_seconds'), 1)} s)",
     )
     p99 = f.get("p99_pod_to_job")
     line(
@@ -152,5 +162,11 @@ def goals(summary: dict[str, dict[str, float | None]], pop: dict[str, Any] | Non
         None if rss is None else rss <= GOAL_RSS_MB,
         f"measured {fmt(rss, 0)} MB settled "
         f"(peak {fmt(pop['peak_rss_bytes'] / 1e6 if pop else None, 0)} MB)",
+    )
+    resume = pop["seconds_to_resume"] if pop else None
+    line(
+        f"ready with {pop['jobs'] if pop else 'N'} Jobs (all counted) <= {GOAL_RESUME_S:g} s",
+        None if resume is None else resume <= GOAL_RESUME_S,
+        f"measured {fmt(resume, 1)} s",
     )
     return lines

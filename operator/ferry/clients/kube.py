@@ -45,6 +45,8 @@ class RateLimiter:
         self.burst = float(burst)
         self.tokens = float(burst)
         self.updated = time.monotonic()
+        #: When a call last had to wait for a token (monotonic seconds).
+        self.throttled_at = -1e9
         self.lock = threading.Lock()
 
     def acquire(self) -> None:
@@ -57,7 +59,12 @@ class RateLimiter:
                     self.tokens -= 1
                     return
                 wait = (1 - self.tokens) / self.qps
+                self.throttled_at = now
             time.sleep(wait)
+
+    def throttled_within(self, seconds: float) -> bool:
+        """Whether a call had to wait for a token within the last `seconds`."""
+        return time.monotonic() - self.throttled_at <= seconds
 
 
 @dataclass
@@ -150,6 +157,10 @@ class KubeClient(MPIJobCalls, KueueCalls):
         self.batch = client.BatchV1Api(api)
         self.limiter = RateLimiter(qps, burst)
         self.calls = WriteCounter({})
+
+    def busy(self) -> bool:
+        """The rate limit held a call back within the last second."""
+        return self.limiter.throttled_within(1.0)
 
     def _call(self, verb: str, resource: str) -> None:
         self.limiter.acquire()

@@ -91,6 +91,11 @@ class KubeAPI(Protocol):
     @property
     def calls(self) -> CallCounts: ...
 
+    def busy(self) -> bool:
+        """Whether the client's rate limit held a call back within the last second (its
+        writes wait their turn: routine progress may wait longer, `handlers.execute`)."""
+        ...
+
     # ---------------------------------------------------------------- reads
 
     def get_job(self, namespace: str, name: str) -> Obj:

@@ -73,6 +73,14 @@ def job_view(obj: Mapping[str, Any]) -> JobView:
     )
 
 
+def status_of(wire: Mapping[str, Any]) -> JobStatus:
+    """A Job's status as written (an unreadable one as none: nothing is held over it)."""
+    try:
+        return JobStatus.model_validate(wire)
+    except ValidationError:
+        return JobStatus()
+
+
 def app_spec_hash(spec: Mapping[str, Any]) -> str:
     """A stable short hash of an App's spec as stored."""
     text = json.dumps(spec, sort_keys=True, separators=(",", ":"))

@@ -10,18 +10,26 @@ rested on (a finished run pod) is never gone before the decision is recorded. A 
 ends the pass after the creates before it. Also: the pods created and deleted, as expectations
 in the pod cache; the written Job, kept in the Job cache so that its own watch event is no
 news; and when to look at the Job again: when the plan says, at least every resync while not
-terminal, else never (a terminal Job with nothing released is put at rest). Must not: decide
-what to do (`lifecycle.decide` does), or read the API.
+terminal, else never (a terminal Job with nothing released is put at rest). And holding: a
+status that only records routine progress (`ferry.decisions.holding.routine`) is not written
+at once but held in the Job cache for up to `status_hold_seconds` from the first status held
+(`status_hold_busy_seconds` while busy: the client's rate limit holds calls back, or more Jobs
+wait in the queue than there are workers), then written with whatever the Job has come to by
+then (one write for Queued → Running → Finished when that happens within the time). Must not:
+decide what to do (`lifecycle.decide` does), or read the API.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import Literal
 
 from ferry.api import names
 from ferry.clients.protocol import KubeAPI, NotFoundError, RefusedError
 from ferry.config import OperatorConfig
+from ferry.decisions import holding, parse
 from ferry.decisions.lifecycle import CreateObject, DeleteJob, DeleteObject, Event, Plan
 from ferry.decisions.observation import JobView
 from ferry.handlers.jobcache import JobCache, Key, Obj, resource_version
@@ -56,8 +64,13 @@ class Executor:
         pods: PodCache,
         threads: ApiThreads,
         metrics: Metrics,
+        monotonic: Callable[[], float] = time.monotonic,
+        backlog: Callable[[], int] = lambda: 0,
     ) -> None:
         self.kube = kube
+        self.monotonic = monotonic
+        #: How many Jobs wait in the work queue.
+        self.backlog = backlog
         self.config = config
         self.jobs = jobs
         self.pods = pods
@@ -74,19 +87,26 @@ class Executor:
             # A name this plan needed is held by another object: nothing is recorded, and the
             # next pass decides with that known (Blocked/NameTaken).
             return MIN_REQUEUE_SECONDS
+        hold_for = self._hold(key, obj, job, plan)
         try:
-            written = await self._record(key, obj, job, plan) if plan.changed else None
+            written = None
+            if hold_for is None and (plan.changed or self.jobs.held(key) is not None):
+                written = await self._record(key, obj, job, plan)
         except NotFoundError:
             # The Job is gone (its DELETED event not seen yet, or lost in a watch gap): it is
             # deleted for this process too, and never worked on again.
             log.info("Job %s/%s: gone when its status was written: deleted", *key)
             self.jobs.delete(key, obj)
             return None
+        if plan.changed and (written is not None or hold_for is not None):
+            self._decided(key, job, plan)
         await self._delete(key, job, plan)
         if written is not None:
             await self._tell(written, plan.events)
         await self._tell(obj, plan.notices)
         delay = look_again_in(plan, self.config.resync_seconds)
+        if hold_for is not None:
+            delay = max(min(delay or hold_for, hold_for), MIN_REQUEUE_SECONDS)
         if delay is None and not any(isinstance(a, DeleteObject) for a in plan.actions):
             # Terminal, no TTL due, nothing released now (a release's pod events bring one
             # more pass, which finds nothing to do): at rest until the Job changes.
@@ -130,6 +150,34 @@ class Executor:
                 return "deleted"
         return "done"
 
+    def _hold(self, key: Key, obj: Obj, job: JobView, plan: Plan) -> float | None:
+        """Hold the plan's status instead of writing it, when it is routine progress and the
+        first status held for the Job is younger than `status_hold_seconds` (or, while the
+        client's rate limit holds calls back, `status_hold_busy_seconds`): the seconds until
+        it is looked at again; None to write now (or nothing to write)."""
+        held = self.jobs.held(key)
+        if held is not None and (obj.get("status") or {}) != held.status:
+            self.jobs.release(key)  # the Job was read without it: decided afresh from the API
+            held = None
+        if not plan.changed and held is None:
+            return None
+        hold = self.config.status_hold_seconds
+        if hold <= 0:
+            return None
+        written = held.written if held is not None else (obj.get("status") or {})
+        now = self.monotonic()
+        since = held.since if held is not None else now
+        left = since + hold - now
+        if left <= 0 and (self.kube.busy() or self.backlog() >= self.config.workers):
+            # Busy (the client's rate limit holds calls back, or more Jobs wait than there are
+            # workers): the client's rate goes to pods and outcomes, and whether it is still
+            # busy is asked again in `hold` seconds at the most.
+            left = min(since + self.config.status_hold_busy_seconds - now, hold)
+        if left <= 0 or not holding.routine(parse.status_of(written), plan):
+            return None
+        self.jobs.hold(key, plan.status.wire(), written, since)
+        return left
+
     async def _ours(self, key: Key, job: JobView, kind: str, name: str) -> bool:
         """Whether the object that already had this name is the Job's own (made by an earlier
         pass); one made by anything else is never adopted."""
@@ -153,7 +201,12 @@ class Executor:
         # The watch must deliver this version (the liveness probe checks that it does).
         self.metrics.watch.learned(key, resource_version(written))
         # Kept as the newest version, so that this write's own watch event is no news.
+        self.jobs.release(key)
         self.jobs.put(key, written)
+        return written
+
+    def _decided(self, key: Key, job: JobView, plan: Plan) -> None:
+        """A status change recorded (written, or held): its metrics and log line, once."""
         self.metrics.observe_status(job.status, plan.status)
         if plan.status.state != job.status.state:
             state = plan.status.state.value if plan.status.state else ""
@@ -166,7 +219,6 @@ class Executor:
                 plan.status.reason,
                 plan.status.message,
             )
-        return written
 
     async def _delete(self, key: Key, job: JobView, plan: Plan) -> None:
         ns, name = key

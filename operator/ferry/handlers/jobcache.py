@@ -10,7 +10,11 @@ watching 10,000 finished Jobs holds kilobytes per Job. A Job at rest that needs 
 read afresh by the reconciler. Deletions are final: the UID of a Job seen deleted (by its
 DELETED event, or by its absence from a listing: a tombstone) is remembered for
 `TOMBSTONE_SECONDS`, and no later write, listing or stale event of that UID brings it back.
-Must not: decide anything, or talk to the API.
+Also the statuses the executor holds (`Held`: routine progress not written yet,
+`ferry.decisions.holding`): the Job is kept with the held status in place of the written one,
+and a newer version from the watch whose status is still the one written gets it too (a label
+added meanwhile does not undo it); one whose status is another's drops it. Must not: decide
+anything, or talk to the API.
 """
 
 from __future__ import annotations
@@ -32,6 +36,16 @@ LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 #: apiserver (a LIST, a status write) that began before the deletion can take to arrive.
 TOMBSTONE_SECONDS = 600.0
 TERMINAL = frozenset({"Finished", "Failed", "TimedOut", "Cancelled"})
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A status decided and not written yet: `status` over `written` (as in the API), since
+    `since` (monotonic seconds)."""
+
+    status: Obj
+    written: Obj
+    since: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +145,7 @@ class JobCache:
         self._whole: dict[Key, Obj] = {}
         self._rested: dict[Key, Rested] = {}
         self.deleted = Tombstones(monotonic=monotonic)
+        self._held: dict[Key, Held] = {}
 
     def __len__(self) -> int:
         return len(self._whole) + len(self._rested)
@@ -161,8 +176,30 @@ class JobCache:
         if rv < known or (rv == known and not refresh):
             return False
         self._rested.pop(key, None)
+        held = self._held.get(key)
+        if held is not None:
+            if (obj.get("status") or {}) == held.written:
+                obj = {**obj, "status": held.status}
+            else:
+                del self._held[key]  # written meanwhile, by another: what it says stands
         self._whole[key] = slim(obj)
         return rv > known
+
+    def hold(self, key: Key, status: Obj, written: Obj, since: float) -> None:
+        """Keep the whole Job with `status` in place of `written` (its status in the API)."""
+        whole = self._whole.get(key)
+        if whole is None:
+            return
+        self._held[key] = Held(status, written, since)
+        self._whole[key] = {**whole, "status": status}
+
+    def held(self, key: Key) -> Held | None:
+        """The status held for the Job, if any."""
+        return self._held.get(key)
+
+    def release(self, key: Key) -> None:
+        """The held status is written (or given up): the Job is kept as the API has it."""
+        self._held.pop(key, None)
 
     def rest(self, key: Key) -> bool:
         """Keep the (terminal) Job at rest from now on; False when it is not whole or not
@@ -187,6 +224,7 @@ class JobCache:
         UID never kept again. Returns the whole Job as it was known, if it was."""
         whole = self._whole.pop(key, None)
         rested = self._rested.pop(key, None)
+        self._held.pop(key, None)
         for uid in (uid_of(obj), uid_of(whole), rested.uid if rested else ""):
             self.deleted.add(uid)
         return whole

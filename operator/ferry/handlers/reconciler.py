@@ -98,7 +98,15 @@ class Reconciler:
             self.metrics,
             self.departed,
         )
-        self.executor = Executor(kube, config, self.jobs, self.pods, self.threads, self.metrics)
+        self.executor = Executor(
+            kube,
+            config,
+            self.jobs,
+            self.pods,
+            self.threads,
+            self.metrics,
+            backlog=lambda: len(self.queue),
+        )
         #: The informers feeding the caches (`watch`), and whether each resource was listed.
         self.watches: list[Watch] = []
         self.synced = {"jobs": asyncio.Event(), "pods": asyncio.Event()}

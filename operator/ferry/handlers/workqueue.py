@@ -122,6 +122,11 @@ class WorkQueue(Generic[K]):
         """The keys waiting, each with whether it is urgent."""
         return {k: lane == URGENT for k, lane in self._queued.items()}
 
+    def due_in(self, key: K) -> float | None:
+        """Seconds until the delayed add of `key` fires; None when none is pending."""
+        timer = self._timers.get(key)
+        return None if timer is None else timer[0] - asyncio.get_running_loop().time()
+
     def clear(self) -> None:
         """Forget every waiting key (not the active ones, not the delayed adds)."""
         for lane in self._lanes:
