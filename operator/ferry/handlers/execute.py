@@ -175,7 +175,8 @@ class Executor:
             left = min(since + self.config.status_hold_busy_seconds - now, hold)
         if left <= 0 or not holding.routine(parse.status_of(written), plan):
             return None
-        self.jobs.hold(key, plan.status.wire(), written, since)
+        if not self.jobs.hold(key, plan.status.wire(), written, since):
+            return None  # not kept whole: written now rather than neither held nor written
         return left
 
     async def _ours(self, key: Key, job: JobView, kind: str, name: str) -> bool:

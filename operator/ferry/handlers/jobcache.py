@@ -185,13 +185,15 @@ class JobCache:
         self._whole[key] = slim(obj)
         return rv > known
 
-    def hold(self, key: Key, status: Obj, written: Obj, since: float) -> None:
-        """Keep the whole Job with `status` in place of `written` (its status in the API)."""
+    def hold(self, key: Key, status: Obj, written: Obj, since: float) -> bool:
+        """Keep the whole Job with `status` in place of `written` (its status in the API);
+        False when the Job is not kept whole (nothing is held then)."""
         whole = self._whole.get(key)
         if whole is None:
-            return
+            return False
         self._held[key] = Held(status, written, since)
         self._whole[key] = {**whole, "status": status}
+        return True
 
     def held(self, key: Key) -> Held | None:
         """The status held for the Job, if any."""
