@@ -36,9 +36,15 @@ REFUSALS = frozenset({400, 403, 413, 422})
 
 Obj = dict[str, Any]
 
+#: Calls served first while calls wait for the rate limit: status writes (a Job's outcome,
+#: what `kubectl wait` and the pipelines wait for) go before new pods, reads and Events.
+URGENT_CALLS = frozenset({("update", "jobs/status")})
+
 
 class RateLimiter:
-    """A token bucket: at most `qps` calls per second on average, bursts up to `burst`."""
+    """A token bucket: at most `qps` calls per second on average, bursts up to `burst`; while
+    calls wait, an urgent one takes the next token before any routine one (a Job's outcome is
+    not queued behind a burst of new pods)."""
 
     def __init__(self, qps: float, burst: int) -> None:
         self.qps = qps
@@ -47,20 +53,30 @@ class RateLimiter:
         self.updated = time.monotonic()
         #: When a call last had to wait for a token (monotonic seconds).
         self.throttled_at = -1e9
-        self.lock = threading.Lock()
+        #: Urgent calls waiting for a token.
+        self.urgent_waiting = 0
+        self.ready = threading.Condition(threading.Lock())
 
-    def acquire(self) -> None:
-        while True:
-            with self.lock:
-                now = time.monotonic()
-                self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.qps)
-                self.updated = now
-                if self.tokens >= 1:
-                    self.tokens -= 1
-                    return
-                wait = (1 - self.tokens) / self.qps
-                self.throttled_at = now
-            time.sleep(wait)
+    def acquire(self, urgent: bool = False) -> None:
+        with self.ready:
+            if urgent:
+                self.urgent_waiting += 1
+            try:
+                while True:
+                    now = time.monotonic()
+                    self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.qps)
+                    self.updated = now
+                    if self.tokens >= 1 and (urgent or not self.urgent_waiting):
+                        self.tokens -= 1
+                        return
+                    self.throttled_at = now
+                    # Until a token is due (a routine call stepping aside for an urgent one
+                    # looks again a token later, or when the urgent one has taken it).
+                    self.ready.wait((1 - self.tokens if self.tokens < 1 else 1) / self.qps)
+            finally:
+                if urgent:
+                    self.urgent_waiting -= 1
+                    self.ready.notify_all()
 
     def throttled_within(self, seconds: float) -> bool:
         """Whether a call had to wait for a token within the last `seconds`."""
@@ -163,7 +179,7 @@ class KubeClient(MPIJobCalls, KueueCalls):
         return self.limiter.throttled_within(1.0)
 
     def _call(self, verb: str, resource: str) -> None:
-        self.limiter.acquire()
+        self.limiter.acquire(urgent=(verb, resource) in URGENT_CALLS)
         self.calls.add(verb, resource)
 
     # ---------------------------------------------------------------- reads
