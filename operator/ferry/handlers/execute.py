@@ -170,9 +170,10 @@ class Executor:
         left = since + hold - now
         if left <= 0 and (self.kube.busy() or self.backlog() >= self.config.workers):
             # Busy (the client's rate limit holds calls back, or more Jobs wait than there are
-            # workers): the client's rate goes to pods and outcomes, and whether it is still
-            # busy is asked again in `hold` seconds at the most.
-            left = min(since + self.config.status_hold_busy_seconds - now, hold)
+            # workers): the client's rate goes to pods and outcomes. Looked at again when the
+            # longer hold ends (or sooner, on the Job's next change), not in between: a pass
+            # that finds the client still busy would cost CPU and write nothing.
+            left = since + self.config.status_hold_busy_seconds - now
         if left <= 0 or not holding.routine(parse.status_of(written), plan):
             return None
         if not self.jobs.hold(key, plan.status.wire(), written, since):
