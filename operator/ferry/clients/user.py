@@ -88,7 +88,7 @@ def _kubeconfig_path(explicit: str | None) -> str:
 
 
 def _resources(kind: str) -> str:
-    return {"Job": "jobs", "App": "apps"}[kind]
+    return {"Job": "jobs", "App": "apps", "Pod": "pods"}[kind]
 
 
 class UserKube:
@@ -166,7 +166,7 @@ class UserKube:
 
     @staticmethod
     def _path(kind: str, namespace: str | None, name: str = "") -> str:
-        base = f"/apis/{GROUP}/{VERSION}"
+        base = "/api/v1" if kind == "Pod" else f"/apis/{GROUP}/{VERSION}"
         ns = f"/namespaces/{quote(namespace)}" if namespace else ""
         tail = f"/{quote(name)}" if name else ""
         return f"{base}{ns}/{_resources(kind)}{tail}"

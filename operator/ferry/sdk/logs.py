@@ -1,9 +1,10 @@
 """`Client.logs`: the app's output, live while its run pod exists, archived after.
 
-Owns: choosing the source of an attempt's log — the run pod's app container while the pod
-exists (followed to its end with `follow`, then on to the next attempt if the Job retries),
-else `logs/app.log` in the attempt's archive (the operator deletes the run pod when the Job
-ends) — so a reader never sees the same attempt twice. Must not: print.
+Owns: choosing the source of an attempt's log — the run pod's app container (the Job's own,
+followed from when the container starts, not from when the Job's status says Running) while
+the pod exists (followed to its end with `follow`, then on to the next attempt if the Job
+retries), else `logs/app.log` in the attempt's archive (the operator deletes the run pod when
+the Job ends) — so a reader never sees the same attempt twice. Must not: print.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ferry.api import names
 from ferry.sdk import query, watching
-from ferry.sdk.errors import NotFoundError
+from ferry.sdk.errors import NotFoundError, WaitTimeoutError
 from ferry.sdk.outputs import attempt_uri, split_uri
 from ferry.sdk.translate import translated
 
@@ -21,9 +22,6 @@ if TYPE_CHECKING:
     from ferry.sdk.client import Client
 
 Obj = dict[str, Any]
-
-#: States in which the app's container may have output to show.
-_APP_STARTED = {"Running", "Archiving", "Retrying", "Cancelling"}
 
 
 def _app_started(pod: Obj | None) -> bool:
@@ -42,6 +40,41 @@ def _attempt(obj: Obj) -> int | None:
     return int(value) if value else None
 
 
+#: While a Job's status names no attempt yet, its first run pod is looked for this often (the
+#: operator may hold routine progress a few seconds: docs/architecture.md, "Record").
+FIRST_POD_LOOK_SECONDS = 2.0
+
+
+def _ours(pod: Obj | None, job: Obj) -> Obj | None:
+    """The pod, if the Job controls it (a pod someone else made with its name is not read)."""
+    if pod is None:
+        return None
+    uid = job.get("metadata", {}).get("uid")
+    refs = pod.get("metadata", {}).get("ownerReferences") or []
+    return pod if any(r.get("controller") and r.get("uid") == uid for r in refs) else None
+
+
+def _first_attempt(client: Client, namespace: str, name: str, obj: Obj) -> tuple[Obj, int | None]:
+    """The Job and the attempt to read first: from its status, or from attempt 1's run pod
+    while the status does not name it yet; None when the Job ended without running."""
+    kube = client.kube
+    while True:
+        if _attempt(obj) or query.is_terminal(obj):
+            return obj, _attempt(obj)
+        if _ours(kube.pod_exists(namespace, names.run_pod_name(name, 1)), obj) is not None:
+            return obj, 1
+        try:
+            obj = watching.until(
+                kube,
+                namespace,
+                name,
+                lambda o: bool(_attempt(o)) or query.is_terminal(o),
+                FIRST_POD_LOOK_SECONDS,
+            )
+        except WaitTimeoutError:
+            obj = kube.get("Job", namespace, name)
+
+
 def stream(
     client: Client, name: str, namespace: str, follow: bool, attempt: int | None
 ) -> Iterator[str]:
@@ -53,15 +86,12 @@ def stream(
             if not follow:
                 state = query.state_of(obj) or "Pending"
                 raise NotFoundError(f"Job {name} has no log yet: it is {state}")
-            obj = watching.until(
-                kube, namespace, name, lambda o: bool(_attempt(o)) or query.is_terminal(o), None
-            )
-            want = _attempt(obj)
+            obj, want = _first_attempt(client, namespace, name, obj)
             if want is None:
                 raise NotFoundError(f"Job {name} ended {query.state_of(obj)} without running")
         while True:
             pod_name = names.run_pod_name(name, want)
-            pod = kube.pod_exists(namespace, pod_name)
+            pod = _ours(kube.pod_exists(namespace, pod_name), obj)
             live = pod is not None and not (query.is_terminal(obj) and _archived(obj))
             if pod is None and not query.is_terminal(obj) and (_attempt(obj) or 0) <= want:
                 # Between the run pod and the archive (Archiving): the log is on its way.
@@ -82,13 +112,10 @@ def stream(
                     raise NotFoundError(
                         f"Job {name} is {query.state_of(obj)}: its app has not started yet"
                     )
-                obj = watching.until(
-                    kube,
-                    namespace,
-                    name,
-                    lambda o: query.state_of(o) in _APP_STARTED or query.is_terminal(o),
-                    None,
-                )
+                # Followed on the pod itself: the Job's status may say Running a little
+                # later than the container starts (routine progress can be held).
+                watching.pod_until(kube, namespace, pod_name, _app_started, None)
+                obj = kube.get("Job", namespace, name)
                 continue
             if live:
                 yield from kube.pod_log(namespace, pod_name, names.APP_CONTAINER, follow=follow)

@@ -1,8 +1,9 @@
 """Waiting on Jobs with watches: read once, then follow the watch from that resourceVersion
 until a predicate holds, starting over (a fresh read) when the watch ends or expires.
 
-Owns: the watch loop for one Job and for a set of Jobs selected by label, and what a failed
-end means to a waiter. Must not: poll in a sleep loop or decide Job states.
+Owns: the watch loop for one Job, for a set of Jobs selected by label, and for one pod (a
+run pod's app container starting), and what a failed end means to a waiter. Must not: poll
+in a sleep loop or decide Job states.
 """
 
 from __future__ import annotations
@@ -61,6 +62,36 @@ def until(
                     return event
                 if deadline is not None and time.monotonic() >= deadline:
                     break
+        except WatchExpiredError:
+            continue
+
+
+def pod_until(
+    kube: UserKube,
+    namespace: str,
+    name: str,
+    predicate: Callable[[Obj], bool],
+    timeout: float | None,
+) -> Obj | None:
+    """The pod, as soon as predicate(pod) holds; None when it does not exist or is deleted
+    meanwhile, or `timeout` seconds have passed."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        pod = kube.pod_exists(namespace, name)
+        if pod is None or predicate(pod):
+            return pod
+        seconds = _remaining(deadline)
+        if seconds == 0:
+            return None
+        rv = pod["metadata"]["resourceVersion"]
+        try:
+            for kind, event in kube.watch("Pod", namespace, rv, name=name, timeout_seconds=seconds):
+                if kind == "DELETED":
+                    return None
+                if kind in ("ADDED", "MODIFIED") and predicate(event):
+                    return event
+                if deadline is not None and time.monotonic() >= deadline:
+                    return None
         except WatchExpiredError:
             continue
 
