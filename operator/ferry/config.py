@@ -73,12 +73,12 @@ class OperatorConfig(BaseModel):
         default=60.0, description="Every non-terminal Job is reconciled at least this often."
     )
     status_hold_seconds: Annotated[float, Field(ge=0, le=30)] = Field(
-        default=0.0,
+        default=2.0,
         description="A status that only records routine progress (Queued, StagingInputs, "
         "Running) is written this long after the first such change at the latest, together "
-        "with what the Job has come to by then; terminal states, failures and anything with "
-        "an Event are written at once. 0 (the default) writes every change at once; holding "
-        "is opt-in (docs/benchmarks.md, Performance II).",
+        "with what the Job has come to by then (status.history keeps every step at its "
+        "time); terminal states, failures and anything with an Event are written at once. "
+        "0 writes every change at once (docs/benchmarks.md, Performance II).",
     )
     status_hold_busy_seconds: Annotated[float, Field(ge=0, le=60)] = Field(
         default=10.0,
