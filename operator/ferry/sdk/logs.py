@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ferry.api import names
+from ferry.decisions.observation import controller_uid
 from ferry.sdk import query, watching
 from ferry.sdk.errors import NotFoundError, WaitTimeoutError
 from ferry.sdk.outputs import attempt_uri, split_uri
@@ -50,8 +51,7 @@ def _ours(pod: Obj | None, job: Obj) -> Obj | None:
     if pod is None:
         return None
     uid = job.get("metadata", {}).get("uid")
-    refs = pod.get("metadata", {}).get("ownerReferences") or []
-    return pod if any(r.get("controller") and r.get("uid") == uid for r in refs) else None
+    return pod if uid and controller_uid(pod.get("metadata") or {}) == uid else None
 
 
 def _first_attempt(client: Client, namespace: str, name: str, obj: Obj) -> tuple[Obj, int | None]:
