@@ -142,6 +142,28 @@ class Watcher:
     def terminal(self, timeout: float = 90) -> dict[str, Any]:
         return self.state(*TERMINAL, timeout=timeout)
 
+    def app_running(self, timeout: float = 60) -> dict[str, Any]:
+        """The Job's run pod once its app container runs. A test that must act while the app
+        runs waits for this rather than for state Running: the operator holds routine progress
+        (status_hold_seconds), so a short run may end before Running is ever the state."""
+        found: dict[str, Any] = self.kube.wait_for(
+            lambda: next(
+                (p for p in pods(self.kube, self.namespace, self.name, "run") if _runs(p)), None
+            ),
+            timeout=timeout,
+            what=f"the run pod of {self.name} running its app",
+        )
+        return found
+
+
+def _runs(pod: dict[str, Any]) -> bool:
+    st = pod.get("status") or {}
+    return (
+        not pod["metadata"].get("deletionTimestamp")
+        and st.get("phase") == "Running"
+        and any("running" in (c.get("state") or {}) for c in st.get("containerStatuses") or [])
+    )
+
 
 def check_extends(old: list[dict[str, Any]], new: list[dict[str, Any]], name: str) -> None:
     """`new` is `old` plus entries at the end (the oldest may have been dropped): history

@@ -913,6 +913,21 @@ def test_suspend_while_running_deletes_the_pod_and_resume_starts_the_next_attemp
     assert resumed.status.retries is None  # suspension is not a failure
 
 
+def test_suspending_a_run_not_yet_recorded_running_keeps_running_in_the_history() -> None:
+    # The pod's start and the suspend are seen in one pass (Running was held, or the pod's
+    # progress not yet looked at): the history still says the app ran, at its start time.
+    plans = run_steps(started(), [{"pods": [running()], "spec": job_spec(suspend=True)}])
+    history = plans[-1].status.history
+    assert [h.state for h in history][-2:] == [State.RUNNING, State.SUSPENDED]
+    assert history[-2].time == NOW
+    assert names(plans[-1], DeleteObject) == [f"{JOB}-1"]
+
+
+def test_suspending_before_the_app_started_records_no_running() -> None:
+    plans = run_steps(started(), [{"pods": [staging()], "spec": job_spec(suspend=True)}])
+    assert State.RUNNING not in [h.state for h in plans[-1].status.history]
+
+
 def test_resume_waits_for_the_old_pod_to_stop() -> None:
     plans = run_steps(
         started(),

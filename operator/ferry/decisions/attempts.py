@@ -38,6 +38,13 @@ def suspend(ctx: Ctx) -> Draft:
     """spec.suspend before the run ended: stop the current attempt's run, if it stands."""
     n = ctx.attempt
     draft = Draft(State.SUSPENDED, Reason.SUSPENDED, "spec.suspend is true")
+    view = ctx.runner.view(ctx, n) if n > 0 else None
+    if view is not None and records.ran_unrecorded(ctx.status):
+        # The app had started, unrecorded (its Running held, or not yet looked at): the
+        # history says it ran before it was suspended.
+        entry = records.running_entry(view, ctx.runner.noun, ctx.status)
+        if entry is not None:
+            draft.passed.append(entry)
     standing = ctx.runner.live(ctx, n)
     if standing:
         draft.message = f"spec.suspend is true; stopping {', '.join(standing)}"
