@@ -38,7 +38,8 @@ def suspend(ctx: Ctx) -> Draft:
     """spec.suspend before the run ended: stop the current attempt's run, if it stands."""
     n = ctx.attempt
     draft = Draft(State.SUSPENDED, Reason.SUSPENDED, "spec.suspend is true")
-    view = ctx.runner.view(ctx, n) if n > 0 else None
+    before_run = ctx.status.state in (State.QUEUED, State.STAGING_INPUTS)
+    view = ctx.runner.view(ctx, n) if n > 0 and before_run else None
     if view is not None and records.ran_unrecorded(ctx.status):
         # The app had started, unrecorded (its Running held, or not yet looked at): the
         # history says it ran before it was suspended.
