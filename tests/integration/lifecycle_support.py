@@ -225,6 +225,21 @@ def events(kube: Kube, namespace: str, name: str) -> list[dict[str, Any]]:
     return kube.list("events", namespace, "--field-selector", f"involvedObject.name={name}")
 
 
+def events_with(
+    kube: Kube, namespace: str, name: str, reason: str, timeout: float = 15
+) -> list[dict[str, Any]]:
+    """The Events about `name` once one has `reason`: the operator posts a pass's Events after
+    the pass (`handlers/tell.py`), so they may follow the status they belong to."""
+    found: list[dict[str, Any]] = kube.wait_for(
+        lambda: (lambda evs: evs if any(e["reason"] == reason for e in evs) else None)(
+            events(kube, namespace, name)
+        ),
+        timeout=timeout,
+        what=f"an Event {reason} about {name}",
+    )
+    return found
+
+
 def kubectl_argv(kube: Kube) -> list[str]:
     return [kubectl_binary(), "--kubeconfig", kube.kubeconfig]
 

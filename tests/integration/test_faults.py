@@ -11,7 +11,14 @@ import json
 import pytest
 
 from tests.conftest import Kube, OperatorProcess
-from tests.integration.lifecycle_support import app_manifest, get_job, job_manifest, sim, status
+from tests.integration.lifecycle_support import (
+    app_manifest,
+    events_with,
+    get_job,
+    job_manifest,
+    sim,
+    status,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +49,8 @@ def test_a_refused_create_is_blocked_with_the_apiservers_words_then_recovers(
     assert st["state"] == "Blocked"
     assert "exceeded quota" in st["message"]
     assert "capped-1" in st["message"]
-    events = kube.list("events", namespace, "--field-selector", "involvedObject.name=capped")
+    # The pass's Event follows its status write (posted after the pass).
+    events = events_with(kube, namespace, "capped", "CreateRefused")
     assert any(e["reason"] == "CreateRefused" and e["type"] == "Warning" for e in events)
 
     kube.run("delete", "resourcequota", "no-pods", "-n", namespace)

@@ -22,7 +22,7 @@ from tests.integration.lifecycle_support import (
     app_manifest,
     check_order,
     conditions,
-    events,
+    events_with,
     get_job,
     job_manifest,
     parse_time,
@@ -137,7 +137,7 @@ def test_hello_job_runs_to_finished(kube: Kube, namespace: str, operator: Operat
     app_obj = kube.get("fapp", "sim", namespace)
     assert app_obj["status"]["specHash"] == snap["specHash"]
 
-    reasons = [e["reason"] for e in events(kube, namespace, "hello")]
+    reasons = [e["reason"] for e in events_with(kube, namespace, "hello", "Succeeded")]
     assert "Succeeded" in reasons, reasons
     for routine in ("PodCreated", "AppRunning"):
         assert routine not in reasons, "routine steps are history, not Events"

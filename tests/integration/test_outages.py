@@ -23,6 +23,7 @@ from tests.integration.lifecycle_support import (
     Watcher,
     app_manifest,
     events,
+    events_with,
     job_manifest,
     pods,
     pvcs,
@@ -128,7 +129,8 @@ def test_past_the_outage_deadline_archive_failed_says_since_when(
     assert (st["state"], st["reason"]) == ("Failed", "ArchiveFailed")
     assert "was unreachable since" in st["message"]
     assert "past FERRY_OUTAGE_DEADLINE_SECONDS (6s)" in st["message"]
-    warnings = [e for e in events(kube, namespace, "gone") if e["reason"] == "ArchiveFailed"]
+    said = events_with(kube, namespace, "gone", "ArchiveFailed")
+    warnings = [e for e in said if e["reason"] == "ArchiveFailed"]
     assert warnings
     assert warnings[0]["type"] == "Warning"
 

@@ -18,6 +18,7 @@ from ferry.handlers.execute import Executor, look_again_in
 from ferry.handlers.jobcache import JobCache
 from ferry.handlers.metrics import Metrics
 from ferry.handlers.podcache import PodCache
+from ferry.handlers.tell import Teller
 from ferry.handlers.threads import ApiThreads
 from tests.unit.factories import job_dict
 from tests.unit.fakes import FakeKube
@@ -69,12 +70,19 @@ class Bed:
         self.jobs = JobCache()
         self.jobs.put(KEY, obj)
         self.pods = PodCache()
-        self.executor = Executor(self.kube, CONFIG, self.jobs, self.pods, threads, Metrics())
+        self.teller = Teller(self.kube, threads)
+        self.executor = Executor(
+            self.kube, CONFIG, self.jobs, self.pods, threads, Metrics(), teller=self.teller
+        )
 
-    async def run(self, plan: Plan) -> float | None:
+    async def run(self, plan: Plan, drain: bool = True) -> float | None:
+        """One pass; with `drain`, returns once the Events it handed over are posted."""
         obj = self.jobs.get(KEY)
         assert obj is not None
-        return await self.executor.execute(KEY, copy.deepcopy(obj), parse.job_view(obj), plan)
+        delay = await self.executor.execute(KEY, copy.deepcopy(obj), parse.job_view(obj), plan)
+        if drain:
+            await self.teller.drain()
+        return delay
 
 
 @pytest.fixture
@@ -171,6 +179,7 @@ async def test_a_lost_lock_leaves_the_deletes_and_events_undone(threads: ApiThre
     )
     with pytest.raises(ConflictError):
         await bed.run(plan)
+    await bed.teller.drain()
     assert bed.kube.log == [("create", "j-1-archive-1"), ("status", "conflict")]
 
 

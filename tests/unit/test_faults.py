@@ -85,6 +85,7 @@ async def test_a_notice_is_posted_without_writing_the_status() -> None:
     from ferry.handlers.jobcache import JobCache
     from ferry.handlers.metrics import Metrics
     from ferry.handlers.podcache import PodCache
+    from ferry.handlers.tell import Teller
     from ferry.handlers.threads import ApiThreads
 
     from .fakes import FakeKube, job_object
@@ -95,7 +96,10 @@ async def test_a_notice_is_posted_without_writing_the_status() -> None:
     jobs.put(("ns", "j"), obj)
     threads = ApiThreads(1)
     try:
-        executor = Executor(kube, OperatorConfig(), jobs, PodCache(), threads, Metrics())
+        teller = Teller(kube, threads)
+        executor = Executor(
+            kube, OperatorConfig(), jobs, PodCache(), threads, Metrics(), teller=teller
+        )
         plan = Plan(
             status=JobStatus(state=State.BLOCKED),
             changed=False,
@@ -103,6 +107,7 @@ async def test_a_notice_is_posted_without_writing_the_status() -> None:
         )
         view = parse.job_view(copy.deepcopy(obj))
         await executor.execute(("ns", "j"), copy.deepcopy(obj), view, plan)
+        await teller.drain()
     finally:
         threads.shutdown()
     assert kube.log == [("event", "StatusUnreadable")]
@@ -134,6 +139,7 @@ async def test_a_refused_create_records_nothing_and_backs_off() -> None:
     from ferry.handlers.jobcache import JobCache
     from ferry.handlers.metrics import Metrics
     from ferry.handlers.podcache import PodCache
+    from ferry.handlers.tell import Teller
     from ferry.handlers.threads import ApiThreads
 
     from .fakes import FakeKube, job_object
@@ -161,10 +167,12 @@ async def test_a_refused_create_records_nothing_and_backs_off() -> None:
     )
     threads = ApiThreads(1)
     try:
-        executor = Executor(kube, OperatorConfig(), jobs, pods, threads, Metrics())
+        teller = Teller(kube, threads)
+        executor = Executor(kube, OperatorConfig(), jobs, pods, threads, Metrics(), teller=teller)
         for _ in range(3):
             view = parse.job_view(copy.deepcopy(obj))
             await executor.execute(("ns", "j"), copy.deepcopy(obj), view, plan)
+        await teller.drain()
     finally:
         threads.shutdown()
     assert not [e for e in kube.log if e[0] == "status"]

@@ -22,6 +22,7 @@ from ferry.handlers.execute import Executor
 from ferry.handlers.jobcache import JobCache
 from ferry.handlers.metrics import Metrics
 from ferry.handlers.podcache import PodCache
+from ferry.handlers.tell import Teller
 from ferry.handlers.threads import ApiThreads
 
 from .factories import JOB, archive_pod, decide, exited, job_spec, job_view, observe
@@ -140,7 +141,8 @@ async def threads() -> AsyncIterator[ApiThreads]:
 def _executor(kube: FakeKube, pods: PodCache, threads: ApiThreads) -> Executor:
     jobs = JobCache()
     jobs.put(("ns", "j"), kube.job)
-    return Executor(kube, OperatorConfig(), jobs, pods, threads, Metrics())
+    teller = Teller(kube, threads)
+    return Executor(kube, OperatorConfig(), jobs, pods, threads, Metrics(), teller=teller)
 
 
 async def test_a_create_that_finds_a_users_pvc_records_nothing_and_mounts_nothing(
@@ -169,6 +171,7 @@ async def test_a_create_that_finds_a_users_pvc_records_nothing_and_mounts_nothin
     obj = copy.deepcopy(kube.job)
     executor = _executor(kube, pods, threads)
     delay = await executor.execute(("ns", "j"), obj, parse.job_view(obj), plan)
+    await executor.teller.drain()
     assert delay is not None
     assert delay < 1  # decided again at once, with the name known
     assert ("get PersistentVolumeClaim", "j-1") in kube.log

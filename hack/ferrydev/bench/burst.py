@@ -42,6 +42,9 @@ from ferrydev.bench.workloads import (
 from ferrydev.cluster import ClusterState
 from ferrydev.processes import proc_sample, wait_until
 
+#: How long a burst waits, after its last Job is terminal, for the Events the operator owes.
+EVENTS_WAIT_SECONDS = 180.0
+
 
 @dataclass
 class Bench:
@@ -110,6 +113,18 @@ class Bench:
 
         with ThreadPoolExecutor(max_workers=self.args.create_threads) as pool:
             list(pool.map(one, enumerate(bodies)))
+
+    def wait_for_events(self, operator: Operator, since: float) -> float | None:
+        """Seconds after `since` until the operator owes no Event (it posts them after each
+        pass, so some may still wait when the last Job is terminal): the burst's writes and
+        CPU are counted until then. None when it still owes some after EVENTS_WAIT_SECONDS."""
+        deadline = time.monotonic() + EVENTS_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            if operator.events_pending() == 0:
+                return time.monotonic() - since
+            time.sleep(0.2)
+        log(f"the operator still owes {operator.events_pending()} Event(s)")
+        return None
 
     def burst(self, system: System, round_no: int) -> BurstResult:
         args = self.args
@@ -184,6 +199,8 @@ class Bench:
                 f"round {round_no} {system.name}: only {len(terminal_times)}/{n} terminal "
                 "by the timeout"
             )
+        last = max(terminal_times.values(), default=t_end)
+        drained_after = self.wait_for_events(operator, last) if operator else None
         # A short grace for writes that belong to the burst but land after the last terminal
         # state (e.g. cleanup of the last pods), then the figures.
         time.sleep(args.grace)
@@ -194,7 +211,7 @@ class Bench:
             operator.stop()
         for w in watchers:
             w.stopping.set()
-        wall1 = wall0 + (max(terminal_times.values(), default=t_end) - t0) + args.grace
+        wall1 = wall0 + (last - t0) + (drained_after or 0.0) + args.grace
         self.audit.settle()
         counts = self.audit.writes(audit_start, ns, wall0 - 1.0, wall1)
         with tl.lock:
@@ -234,6 +251,7 @@ class Bench:
             operator_requests=op_requests,
             completions=sorted(t - t0 for t in terminal_times.values()),
             wall_start=wall0,
+            events_drained_after=drained_after,
         )
         record_writes(result, counts)
         if operator and op0 and op1:

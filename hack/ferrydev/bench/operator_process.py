@@ -124,6 +124,15 @@ class Operator:
         m = re.search(r'^ferry_jobs\{state="' + state + r'"\} ([0-9.e+]+)$', text, re.M)
         return int(float(m.group(1))) if m else None
 
+    def events_pending(self) -> int | None:
+        """ferry_events_pending: the Events the operator owes and has not posted yet."""
+        try:
+            text = self.metrics()
+        except OSError:
+            return None
+        m = re.search(r"^ferry_events_pending ([0-9.e+]+)$", text, re.M)
+        return int(float(m.group(1))) if m else None
+
     def api_requests(self) -> dict[str, int]:
         """ferry_api_requests_total by "verb resource" (the operator's own count, reads too)."""
         try:

@@ -92,6 +92,18 @@ def markdown(
             f"| {fmt(s['operator_cpu_seconds'], 1)} | {fmt(s['operator_peak_rss_mb'], 0)} "
             f"| {fmt(s['controller_manager_cpu_seconds'], 1)} |"
         )
+    drains = [
+        f"round {b.round}: {fmt(b.events_drained_after, 1)} s"
+        for b in bursts
+        if b.system == "ferry" and b.events_drained_after is not None
+    ]
+    if drains:
+        out.append(
+            "\nThe operator posts Events after each pass; the last were posted this long after "
+            "the last Job was terminal, and its writes and CPU are counted until then: "
+            + ", ".join(drains)
+            + "."
+        )
     ferry_sum, batch_sum = summary.get("ferry", {}), summary.get("batch", {})
     out.append("")
     out.append("Ferry / baseline (medians):\n")

@@ -57,6 +57,9 @@ class BurstResult:
     operator_requests: dict[str, int] = field(default_factory=dict)
     completions: list[float] = field(default_factory=list)  # seconds since the first create
     wall_start: float | None = None  # time.time() of the first create
+    # Seconds from the last Job terminal until the operator owed no Event (posted after the
+    # pass); its writes are counted until then.
+    events_drained_after: float | None = None
 
 
 def record_writes(result: BurstResult, counts: AuditCounts) -> None:

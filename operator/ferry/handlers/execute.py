@@ -3,20 +3,21 @@
 Owns: applying a plan to the API. First the creates (idempotent: deterministic names,
 AlreadyExists is fine), then one status write with optimistic locking (on the resourceVersion
 the observation was made of; a conflict propagates, and the pass is repeated from a fresh
-read), then the deletes (NotFound is fine), then the plan's Events, only once the write
-succeeded. Creating before recording and deleting after recording is what keeps a killed
-operator right: a child is never recorded before it exists, and the evidence a decision
-rested on (a finished run pod) is never gone before the decision is recorded. A `DeleteJob`
-ends the pass after the creates before it. Also: the pods created and deleted, as expectations
-in the pod cache; the written Job, kept in the Job cache so that its own watch event is no
-news; and when to look at the Job again: when the plan says, at least every resync while not
-terminal, else never (a terminal Job with nothing released is put at rest). And holding: a
-status that only records routine progress (`ferry.decisions.holding.routine`) is not written
-at once but held in the Job cache for up to `status_hold_seconds` from the first status held
-(`status_hold_busy_seconds` while busy: the client's rate limit holds calls back, or more Jobs
-wait in the queue than there are workers), then written with whatever the Job has come to by
-then (one write for Queued → Running → Finished when that happens within the time). Must not:
-decide what to do (`lifecycle.decide` does), or read the API.
+read), then the deletes (NotFound is fine), then the plan's Events, handed to the `Teller` only
+once the write succeeded (posted after the pass: a worker never waits for an Event's turn in
+the client's rate limit). Creating before recording and deleting after recording is what keeps
+a killed operator right: a child is never recorded before it exists, and the evidence a
+decision rested on (a finished run pod) is never gone before the decision is recorded. A
+`DeleteJob` ends the pass after the creates before it. Also: the pods created and deleted, as
+expectations in the pod cache; the written Job, kept in the Job cache so that its own watch
+event is no news; and when to look at the Job again: when the plan says, at least every resync
+while not terminal, else never (a terminal Job with nothing released is put at rest). And
+holding: a status that only records routine progress (`ferry.decisions.holding.routine`) is not
+written at once but held in the Job cache for up to `status_hold_seconds` from the first status
+held (`status_hold_busy_seconds` while busy: the client's rate limit holds calls back, or more
+Jobs wait in the queue than there are workers), then written with whatever the Job has come to
+by then (one write for Queued → Running → Finished when that happens within the time). Must
+not: decide what to do (`lifecycle.decide` does), or read the API.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-from ferry.api import names
 from ferry.clients.protocol import KubeAPI, NotFoundError, RefusedError
 from ferry.config import OperatorConfig
 from ferry.decisions import holding, parse
@@ -35,6 +35,7 @@ from ferry.decisions.observation import JobView
 from ferry.handlers.jobcache import JobCache, Key, Obj, resource_version
 from ferry.handlers.metrics import Metrics
 from ferry.handlers.podcache import PodCache
+from ferry.handlers.tell import Teller
 from ferry.handlers.threads import ApiThreads
 
 log = logging.getLogger("ferry.reconciler")
@@ -64,10 +65,13 @@ class Executor:
         pods: PodCache,
         threads: ApiThreads,
         metrics: Metrics,
+        teller: Teller,
         monotonic: Callable[[], float] = time.monotonic,
         backlog: Callable[[], int] = lambda: 0,
     ) -> None:
         self.kube = kube
+        #: Posts the plans' Events, off this pass.
+        self.teller = teller
         self.monotonic = monotonic
         #: How many Jobs wait in the work queue.
         self.backlog = backlog
@@ -102,8 +106,8 @@ class Executor:
             self._decided(key, job, plan)
         await self._delete(key, job, plan)
         if written is not None:
-            await self._tell(written, plan.events)
-        await self._tell(obj, plan.notices)
+            self._tell(written, plan.events)
+        self._tell(obj, plan.notices)
         delay = look_again_in(plan, self.config.resync_seconds)
         if hold_for is not None:
             delay = max(min(delay or hold_for, hold_for), MIN_REQUEUE_SECONDS)
@@ -241,14 +245,8 @@ class Executor:
                 if gone:
                     log.info("Job %s/%s: deleted %s %s", ns, name, action.kind, action.name)
 
-    async def _tell(self, about: Obj, events: tuple[Event, ...]) -> None:
-        """Events about the Job (as written, for the plan's events)."""
+    def _tell(self, about: Obj, events: tuple[Event, ...]) -> None:
+        """Events about the Job (as written, for the plan's events), handed to the teller:
+        posted after this pass, in order, without the worker waiting for them."""
         for event in events:
-            await self.threads.run(
-                self.kube.post_event,
-                about,
-                event.type,
-                event.reason,
-                event.message,
-                names.COMPONENT,
-            )
+            self.teller.tell(about, event.type, event.reason, event.message)

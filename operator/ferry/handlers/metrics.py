@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -98,6 +98,18 @@ class Metrics:
             "How long the app ran in each attempt that ended, by outcome",
             ["outcome"],
             buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 43200, 86400),
+            registry=self.registry,
+        )
+        self.events_pending = Gauge(
+            "ferry_events_pending",
+            "Events the reconcile passes owe and the operator has not posted yet (posted off"
+            " the workers, in order, through the client's rate limit)",
+            registry=self.registry,
+        )
+        self.events_dropped = Counter(
+            "ferry_events_dropped",
+            "Events never posted: too many waiting, or still waiting when the operator stopped"
+            " acting (Events are best effort)",
             registry=self.registry,
         )
         self._seen: set[str] = set()

@@ -34,6 +34,9 @@ from ferry.handlers.reconciler import Reconciler
 
 log = logging.getLogger("ferry.operator")
 
+#: On a clean shutdown, how long the Events still owed may take to be posted.
+EVENTS_DRAIN_SECONDS = 5.0
+
 
 class EventsOnlyDiffBase(kopf.AnnotationsDiffBaseStorage):
     """kopf builds a diff base (a deep copy of the object) on every event, for on.create /
@@ -160,7 +163,8 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         await asyncio.gather(task, return_exceptions=True)
     reconciler: Reconciler | None = memo.get("reconciler")
     if reconciler is not None:
-        await reconciler.stop()
+        # Still the leader (the Lease is released below): the Events owed get a moment.
+        await reconciler.stop(drain_seconds=EVENTS_DRAIN_SECONDS)
     elector: Elector | None = memo.get("elector")
     if elector is not None:
         await elector.release()

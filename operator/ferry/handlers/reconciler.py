@@ -45,6 +45,7 @@ from ferry.handlers.jobcache import JobCache, Key, Obj, app_name, resource_versi
 from ferry.handlers.metrics import Metrics
 from ferry.handlers.observe import Later, Observer
 from ferry.handlers.podcache import PodCache
+from ferry.handlers.tell import Teller
 from ferry.handlers.threads import ApiThreads
 from ferry.handlers.workqueue import WorkQueue
 from ferry.runners import RUNNERS
@@ -98,6 +99,9 @@ class Reconciler:
             self.metrics,
             self.departed,
         )
+        #: Posts the Events the passes owe, off the workers.
+        self.teller = Teller(kube, self.threads, on_drop=self.metrics.events_dropped.inc)
+        self.metrics.events_pending.set_function(lambda: len(self.teller))
         self.executor = Executor(
             kube,
             config,
@@ -105,6 +109,7 @@ class Reconciler:
             self.pods,
             self.threads,
             self.metrics,
+            teller=self.teller,
             backlog=lambda: len(self.queue),
         )
         #: The informers feeding the caches (`watch`), and whether each resource was listed.
@@ -207,13 +212,20 @@ class Reconciler:
         for app in list(self.apps.values()):
             await self.reconcile_app(app)
 
-    async def stop(self) -> None:
+    async def stop(self, drain_seconds: float = 0.0) -> None:
+        """Stop acting: the watches, then the workers; the Events still owed are posted for
+        up to `drain_seconds` (a clean shutdown), then dropped (never by a process that lost
+        the Lease: it stops with 0)."""
         self.active = False
         for w in self.watches:
             await asyncio.to_thread(w.stop)
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        if drain_seconds > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.teller.drain(), drain_seconds)
+        await self.teller.stop()
         self.queue.close()
         self.threads.shutdown()
 
