@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from ferry.handlers.workqueue import ROUTINE_EVERY, WorkQueue
+from ferry.handlers.workqueue import ROUTINE_EVERY, WorkQueue, routine_limit_for
 
 pytestmark = pytest.mark.unit
 
@@ -155,3 +155,42 @@ async def test_a_key_requeued_after_its_work_waits_from_the_end_of_that_work() -
     clock.now += 1
     await q.get()
     assert waits == [0.0, 1.0]
+
+
+async def test_workers_beyond_the_routine_limit_are_kept_for_urgent_keys() -> None:
+    q: WorkQueue[str] = WorkQueue(routine_limit=2)
+    for key in ("new-1", "new-2", "new-3"):
+        q.add(key)
+    # Two first passes are worked on (each waiting for its create's turn, say).
+    assert [await q.get(), await q.get()] == ["new-1", "new-2"]
+    # A third worker does not take new-3: it waits, and takes the ended pod's Job at once.
+    third = asyncio.create_task(q.get())
+    await asyncio.sleep(0.01)
+    assert not third.done()
+    q.add("ended", urgent=True)
+    assert await asyncio.wait_for(third, 1) == "ended"
+    q.done("ended")
+    # new-3 waits until a routine key is done.
+    fourth = asyncio.create_task(q.get())
+    await asyncio.sleep(0.01)
+    assert not fourth.done()
+    q.done("new-1")
+    assert await asyncio.wait_for(fourth, 1) == "new-3"
+
+
+async def test_at_the_routine_limit_urgent_keys_are_served_without_a_routine_turn() -> None:
+    q: WorkQueue[str] = WorkQueue(routine_limit=1)
+    q.add("new-1")
+    q.add("new-2")
+    assert await q.get() == "new-1"
+    urgent = [f"progress-{i}" for i in range(ROUTINE_EVERY + 2)]
+    for key in urgent:
+        q.add(key, urgent=True)
+    # While new-1 is worked on, new-2 never takes the routine turn from an urgent key.
+    got = [await q.get() for _ in urgent]
+    assert got == urgent
+
+
+@pytest.mark.parametrize(("workers", "limit"), [(1, 1), (2, 1), (4, 3), (8, 6), (16, 12)])
+def test_the_routine_limit_keeps_a_quarter_of_the_workers(workers: int, limit: int) -> None:
+    assert routine_limit_for(workers) == limit

@@ -47,7 +47,7 @@ from ferry.handlers.observe import Later, Observer
 from ferry.handlers.podcache import PodCache
 from ferry.handlers.tell import Teller
 from ferry.handlers.threads import ApiThreads
-from ferry.handlers.workqueue import WorkQueue
+from ferry.handlers.workqueue import WorkQueue, routine_limit_for
 from ferry.runners import RUNNERS
 
 log = logging.getLogger("ferry.reconciler")
@@ -78,7 +78,7 @@ class Reconciler:
         self.children: dict[Key, set[Key]] = {}
         self.apps: dict[Key, Obj] = {}
         self.pods = PodCache()
-        self.queue: WorkQueue[Key] = WorkQueue()
+        self.queue: WorkQueue[Key] = WorkQueue(routine_limit=routine_limit_for(config.workers))
         self.threads = ApiThreads(config.workers * 2)
         self.tasks: list[asyncio.Task[None]] = []
         #: Acting (workers running, App statuses written): from `start` to `stop`.

@@ -6,10 +6,13 @@ pod moved on, a user's change to a Job Ferry already works on) are served before
 (a new Job's first pass, periodic resyncs), first-in first-out within each priority: in a burst
 of new Jobs, a Job whose pod has ended is recorded as done without waiting behind every first
 pass. So that new Jobs are not starved when progress never stops (a machine running at its
-limit), every `ROUTINE_EVERY`-th key handed out while both wait is a routine one. Delayed adds
-keep the earliest due time per key. Each key handed out reports how long it waited since it
-was queued (`on_wait`, the queue-wait metric); a delayed add waits from when it is due. Must
-not: know what a key means.
+limit), every `ROUTINE_EVERY`-th key handed out while both wait is a routine one. At most
+`routine_limit` routine keys are worked on at once: the other workers are kept for urgent ones,
+so that in a burst, when every first pass waits for its create's turn in the client's rate
+limit, a Job whose pod has ended still finds a worker at once. Delayed adds keep the earliest
+due time per key. Each key handed out reports how long it waited since it was queued
+(`on_wait`, the queue-wait metric); a delayed add waits from when it is due. Must not: know
+what a key means.
 """
 
 from __future__ import annotations
@@ -29,11 +32,23 @@ ROUTINE = 1
 ROUTINE_EVERY = 5
 
 
+def routine_limit_for(workers: int) -> int:
+    """Routine keys worked on at once with `workers` workers: all but a quarter of them (at
+    least one kept for urgent keys, at least one for routine ones)."""
+    return max(1, workers - max(1, workers // 4))
+
+
 class WorkQueue(Generic[K]):
     """Keys to work on. `get` hands out a key and marks it active until `done`."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, routine_limit: int | None = None
+    ) -> None:
         self.clock = clock
+        #: At most this many routine keys worked on at once (None: no limit).
+        self.routine_limit = routine_limit
+        #: The routine keys being worked on.
+        self._routine_active: set[K] = set()
         #: Told the seconds each key handed out waited, and whether it was urgent.
         self.on_wait: Callable[[float, bool], None] | None = None
         #: When each queued key was queued (kept when it is promoted to urgent).
@@ -91,18 +106,24 @@ class WorkQueue(Generic[K]):
         if timer is not None:
             timer[1].cancel()
 
+    def _routine_open(self) -> bool:
+        return self.routine_limit is None or len(self._routine_active) < self.routine_limit
+
     async def get(self) -> K:
         """The next key, urgent ones first; it stays active until `done(key)`."""
-        while not self._queued:
+        urgent, routine = self._lanes
+        while not urgent and not (routine and self._routine_open()):
             self._ready.clear()
             await self._ready.wait()
-        urgent, routine = self._lanes
-        if urgent and (not routine or self._urgent_in_a_row < ROUTINE_EVERY - 1):
+        if urgent and (
+            not routine or not self._routine_open() or self._urgent_in_a_row < ROUTINE_EVERY - 1
+        ):
             self._urgent_in_a_row += 1
             key = urgent.popleft()
         else:
             self._urgent_in_a_row = 0
             key = routine.popleft()
+            self._routine_active.add(key)
         lane = self._queued.pop(key)
         self._active[key] = None
         since = self._since.pop(key, None)
@@ -111,6 +132,9 @@ class WorkQueue(Generic[K]):
         return key
 
     def done(self, key: K) -> None:
+        if key in self._routine_active:
+            self._routine_active.discard(key)
+            self._ready.set()  # a routine key may be handed out again
         again = self._active.pop(key, None)
         if again is not None:
             self.add(key, urgent=again == URGENT)
