@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ferrydev.cluster.dns import _encode_name, query_a
+from ferrydev.cluster.dns import _encode_name, answered_already, query_a
 
 pytestmark = pytest.mark.unit
 
@@ -71,3 +71,16 @@ def test_a_refusal_is_its_rcode_with_no_addresses(responder: tuple[int, list[Rep
     port, replies = responder
     replies.append((5, []))
     assert query_a("127.0.0.1", "example.org", port=port) == (5, [])
+
+
+def test_a_server_already_answering_is_found(responder: tuple[int, list[Reply]]) -> None:
+    port, replies = responder
+    replies.append((2, []))  # SERVFAIL: a stale CoreDNS whose apiserver is gone
+    assert answered_already("127.0.0.1", port) == "rcode 2"
+
+
+def test_nothing_answering_is_nothing() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, never answers
+        assert answered_already("127.0.0.1", port) == ""

@@ -5,8 +5,10 @@ from Services and EndpointSlices, so that `<svc>.<ns>.svc.cluster.local` and a h
 Service's pod names `<hostname>.<svc>.<ns>.svc.cluster.local` resolve; cache; only errors
 and denials logged; health and ready on loopback), its read-only ClusterRole bound to its own
 user (`DNS_USER`, a token of `apiserver.write_credentials`) and kubeconfig, starting it and
-waiting until it is ready and answers the `kubernetes` Service's name with its ClusterIP, and
-`query_a`, a minimal standard-library DNS client (A records over UDP) for that check.
+waiting until it is ready and answers the `kubernetes` Service's name with its ClusterIP (and
+refusing to start when a DNS server already answers on the gateway: a CoreDNS left running by
+an earlier cluster would share the port), and `query_a`, a minimal standard-library DNS client
+(A records over UDP) for those checks.
 
 There is no forward plugin: pods on the local node reach nothing beyond the pod bridge, so a
 name outside the cluster domain is refused at once rather than forwarded where it could not
@@ -25,7 +27,7 @@ import urllib.request
 
 from ferrydev.cluster import apiserver
 from ferrydev.cluster.runner import Runner
-from ferrydev.cluster.state import CLUSTER_DNS, CLUSTER_DOMAIN, DNS_USER, binary
+from ferrydev.cluster.state import CLUSTER_DNS, CLUSTER_DOMAIN, DNS_USER, ClusterError, binary
 from ferrydev.processes import free_port
 
 CLUSTER_ROLE = "ferry:cluster-dns"
@@ -86,6 +88,14 @@ def start(c: Runner) -> None:
     c.kubectl("apply", "-f", "-", stdin=json.dumps(items))
     kubeconfig = c.root / "coredns.kubeconfig"
     apiserver.write_user_kubeconfig(c, kubeconfig, DNS_USER, c.state.dns_token)
+    stale = answered_already(CLUSTER_DNS)
+    if stale:
+        # CoreDNS listens with SO_REUSEPORT: a second one would bind too, and each query would
+        # go to either (the stale one answering SERVFAIL from an apiserver long gone).
+        raise ClusterError(
+            f"a DNS server already answers on {CLUSTER_DNS}:53 ({stale}), left by an earlier "
+            "cluster: stop it (`pkill -f 'coredns -conf'`) and start again"
+        )
     health, ready = free_port(), free_port()
     path = c.root / "Corefile"
     path.write_text(corefile(str(kubeconfig), health, ready))
@@ -102,6 +112,16 @@ def start(c: Runner) -> None:
         return rcode == 0 and (not cluster_ip or cluster_ip in addrs)
 
     c.wait("coredns", answers, timeout=60)
+
+
+def answered_already(server: str, port: int = 53) -> str:
+    """What answers DNS on `server`:`port` before this cluster's CoreDNS starts (its rcode),
+    or "" when nothing does."""
+    try:
+        rcode, _ = query_a(server, f"kubernetes.default.svc.{CLUSTER_DOMAIN}", 0.5, port)
+    except OSError:
+        return ""
+    return f"rcode {rcode}"
 
 
 def _encode_name(name: str) -> bytes:
