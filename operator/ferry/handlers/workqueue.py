@@ -33,9 +33,10 @@ ROUTINE_EVERY = 5
 
 
 def routine_limit_for(workers: int) -> int:
-    """Routine keys worked on at once with `workers` workers: all but a quarter of them (at
-    least one kept for urgent keys, at least one for routine ones)."""
-    return max(1, workers - max(1, workers // 4))
+    """Routine keys worked on at once with `workers` workers: a quarter of them, at least one
+    (a create waits for its token, not for a worker: two workers keep the creates at the
+    client's rate), the rest kept for urgent keys."""
+    return max(1, workers // 4)
 
 
 class WorkQueue(Generic[K]):
