@@ -1,16 +1,16 @@
 """Posting the operator's Events, off the workers that reconcile Jobs.
 
 Owns: the queue of Events owed (about a Job as written, or as observed) and the one task that
-posts them in order, each through the client's rate limit like any routine call. A worker
-hands an Event over and goes on to the next Job at once: in a burst, when every routine call
-waits its turn, a worker no longer waits for an Event's turn while Jobs whose pods have ended
-wait for a worker (the Job controller's event recorder is asynchronous for the same reason).
-Events stay best effort, as Kubernetes' own are: one the apiserver refuses is logged and
-dropped, at most `MAX_PENDING` wait (more are dropped and counted), and those still waiting
-when the operator stops acting (shutdown, leadership lost) are dropped and counted, never posted
-by a process that no longer acts. `ferry_events_pending` says how many wait. Must not: decide
-which Events to post (the plans do) or post one before its Job's status was written (the
-executor hands it over only then).
+posts them in order, each through the client's rate limit like any routine call. A worker hands
+an Event over and goes on to the next Job at once: in a burst, when every routine call waits
+its turn, a worker no longer waits for an Event's turn while Jobs whose pods have ended wait
+for a worker (the Job controller's event recorder is asynchronous for the same reason). Events
+stay best effort, as Kubernetes' own are: one the apiserver refuses is dropped (the client's
+`post_event`), one whose call raises is logged and counted, at most `MAX_PENDING` wait (more
+are dropped and counted), and those still waiting when the operator stops acting (shutdown,
+leadership lost) are dropped and counted, never posted by a process that no longer acts.
+`ferry_events_pending` says how many wait. Must not: decide which Events to post (the plans do)
+or post one before its Job's status was written (the executor hands it over only then).
 """
 
 from __future__ import annotations
