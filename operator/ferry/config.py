@@ -67,7 +67,12 @@ class OperatorConfig(BaseModel):
     )
     watch_client_timeout_seconds: Annotated[int, Field(ge=10)] = Field(default=330)
     list_chunk_size: Annotated[int, Field(ge=10, le=10_000)] = Field(
-        default=500, description="Objects per page of a watch's initial listing."
+        default=500, description="Objects per page of a listing read in pages."
+    )
+    stream_lists: bool = Field(
+        default=True,
+        description="List Jobs and pods as a stream from the apiserver's watch cache (a watch "
+        "with sendInitialEvents, Kubernetes 1.32+) when it can; in pages when off or refused.",
     )
     resync_seconds: Annotated[float, Field(gt=0)] = Field(
         default=60.0, description="Every non-terminal Job is reconciled at least this often."

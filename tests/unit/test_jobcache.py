@@ -89,27 +89,41 @@ def test_drop_forgets_both_forms() -> None:
     assert len(cache) == 0
 
 
-def test_jobs_at_rest_take_a_fraction_of_the_memory_of_whole_jobs() -> None:
-    def finished(i: int) -> dict[str, Any]:
-        job = _job(i + 1, "Finished")
-        job["metadata"]["name"] = f"j{i:05d}"
-        job["status"]["conditions"] = [
-            {"type": t, "status": "True", "reason": "Succeeded", "message": f"m{i}" * 10}
-            for t in ("Accepted", "InputsStaged", "Archived", "Succeeded", "Ready")
-        ]
-        job["status"]["history"] = [
-            {"state": s, "time": f"2026-11-21T00:00:{i % 60:02d}Z", "reason": s}
-            for s in ("Queued", "Running", "Finished")
-        ]
-        return json.loads(json.dumps(job))  # fresh objects, as the watch delivers them
+def _finished(i: int) -> dict[str, Any]:
+    job = _job(i + 1, "Finished", uid=f"uid-{i}")
+    job["metadata"]["name"] = f"j{i:05d}"
+    job["status"]["conditions"] = [
+        {"type": t, "status": "True", "reason": "Succeeded", "message": f"m{i}" * 10}
+        for t in ("Accepted", "InputsStaged", "Archived", "Succeeded", "Ready")
+    ]
+    job["status"]["history"] = [
+        {"state": s, "time": f"2026-11-21T00:00:{i % 60:02d}Z", "reason": s}
+        for s in ("Queued", "Running", "Finished")
+    ]
+    out: dict[str, Any] = json.loads(json.dumps(job))  # fresh objects, as the watch delivers
+    return out
 
+
+def _traced(fill: Any) -> int:
+    """Bytes still allocated after `fill()` (traced)."""
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        fill()
+        gc.collect()
+        return int(tracemalloc.get_traced_memory()[0] - base)
+    finally:
+        tracemalloc.stop()
+
+
+def test_jobs_at_rest_take_a_fraction_of_the_memory_of_whole_jobs() -> None:
     cache = JobCache()
     keys = [("ns", f"j{i:05d}") for i in range(2000)]
     tracemalloc.start()
     try:
         base = tracemalloc.get_traced_memory()[0]
         for i, key in enumerate(keys):
-            cache.put(key, finished(i))
+            cache.put(key, _finished(i))
         gc.collect()
         whole = tracemalloc.get_traced_memory()[0] - base
         for key in keys:
@@ -120,6 +134,86 @@ def test_jobs_at_rest_take_a_fraction_of_the_memory_of_whole_jobs() -> None:
         tracemalloc.stop()
     assert rested * 4 < whole, f"at rest {rested} bytes vs whole {whole} bytes"
     assert cache.states() == {"Finished": 2000}
+
+
+def test_a_listed_terminal_job_is_kept_packed_until_its_pass() -> None:
+    cache = JobCache()
+    listed = _finished(0)
+    key = ("ns", "j00000")
+    assert cache.put(key, listed, listed=True)
+    # A pass is owed (not at rest), and everything but the whole Job is at hand without it.
+    assert not cache.is_rested(key)
+    assert key in cache
+    assert cache.rv(key) == 1
+    assert cache.state(key) == "Finished"
+    assert cache.terminal(key)
+    parent = cache.parent(key)
+    assert parent is not None
+    assert parent.state == State.FINISHED
+    assert cache.states() == {"Finished": 1}
+    assert cache.versions() == {key: 1}
+    assert list(cache.active()) == []
+    # The pass asks for it: whole again, as listed (slimmed).
+    whole = cache.get(key)
+    assert whole == slim(listed)
+    assert cache.get(key) is whole
+    assert cache.rest(key)
+    assert cache.is_rested(key)
+    assert cache.get(key) is None, "once passed, at rest for good"
+
+
+def test_a_packed_job_is_replaced_by_a_newer_version_and_deleted_for_good() -> None:
+    cache = JobCache()
+    key = ("ns", "j00000")
+    cache.put(key, _finished(0), listed=True)
+    assert not cache.put(key, _finished(0), listed=True), "the same version is no news"
+    newer = _finished(0)
+    newer["metadata"]["resourceVersion"] = "9"
+    newer["spec"]["cancel"] = True
+    assert cache.put(key, newer)
+    assert cache.get(key) == newer
+    cache.put(
+        key, {**newer, "metadata": {**newer["metadata"], "resourceVersion": "10"}}, listed=True
+    )
+    assert cache.delete(key) is None, "packed: not kept whole"
+    assert "uid-0" in cache.deleted
+    assert not cache.put(key, _finished(0), listed=True), "a deleted Job never comes back"
+
+
+def test_only_terminal_jobs_from_a_listing_are_packed() -> None:
+    cache = JobCache()
+    running = _job(3, "Running")
+    cache.put(KEY, running, listed=True)
+    assert cache.get(KEY) is not None
+    assert [k for k, _ in cache.active()] == [KEY]
+    watched = JobCache()
+    watched.put(KEY, _job(3, "Finished"))  # a watch event: passed soon, kept whole
+    assert watched.get(KEY) is not None
+    assert watched.rest(KEY)
+
+
+def test_a_held_status_is_never_packed() -> None:
+    cache = JobCache()
+    cache.put(KEY, _job(3, "Running"))
+    written = cache.get(KEY)
+    assert written is not None
+    assert cache.hold(KEY, {"state": "Finished"}, written["status"], since=0.0)
+    # A relisting of the version written: the held status stays, whole.
+    cache.put(KEY, _job(3, "Running"), listed=True, refresh=True)
+    kept = cache.get(KEY)
+    assert kept is not None
+    assert kept["status"] == {"state": "Finished"}
+
+
+def test_listed_finished_jobs_packed_take_a_fraction_of_the_memory_of_whole_ones() -> None:
+    keys = [("ns", f"j{i:05d}") for i in range(2000)]
+    whole_cache, packed_cache = JobCache(), JobCache()
+    whole = _traced(lambda: [whole_cache.put(k, _finished(i)) for i, k in enumerate(keys)])
+    packed = _traced(
+        lambda: [packed_cache.put(k, _finished(i), listed=True) for i, k in enumerate(keys)]
+    )
+    assert packed * 3 < whole, f"packed {packed} bytes vs whole {whole} bytes"
+    assert packed_cache.states() == whole_cache.states() == {"Finished": 2000}
 
 
 def test_slim_drops_managed_fields_and_the_last_applied_copy_only() -> None:

@@ -49,9 +49,12 @@ def compact_etcd(state: ClusterState) -> int:
 class SpareApiserver:
     """A second kube-apiserver on the cluster's etcd, stoppable and restartable."""
 
-    def __init__(self, state: ClusterState, workdir: Path) -> None:
+    def __init__(
+        self, state: ClusterState, workdir: Path, extra_args: tuple[str, ...] = ()
+    ) -> None:
         self.state = state
         self.workdir = workdir
+        self.extra_args = extra_args
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.kubeconfig = workdir / "spare-kubeconfig"
@@ -74,6 +77,7 @@ class SpareApiserver:
             "--profiling=false",
             "--v",
             "1",
+            *self.extra_args,
         ]
 
     def start(self, timeout: float = 120) -> None:

@@ -1,13 +1,17 @@
 """List-then-watch of one resource, informer-style: the operator's Job and pod feeds.
 
-Owns: `Informer`, one thread per (resource, namespace) that lists the objects in pages (one
-consistent snapshot at the list's resourceVersion), then watches from that resourceVersion with
-bookmarks, resuming from the last version seen after a disconnect. When the watch says the
-version has expired (410 Gone, or any ERROR event) or `relist()` asks, it lists again and ends
-the listing with a `Relisted` marker naming every object listed, so that the consumer can drop
-what vanished in the gap (tombstones). Everything is handed to `deliver` in the order the
-apiserver sent it, from this thread. Must not: decide anything, or keep the objects (the
-handlers' caches do).
+Owns: `Informer`, one thread per (resource, namespace) that lists the objects (one consistent
+snapshot at the list's resourceVersion), then watches from that resourceVersion with
+bookmarks, resuming from the last version seen after a disconnect. A listing is streamed when
+the apiserver can (a watch with `sendInitialEvents`, Kubernetes 1.32+ by default: the objects
+come from its watch cache one by one, ended by a bookmark at the listing's version, and the
+same request goes on as the watch), else read in pages from etcd (`limit`/`continue`); an
+apiserver that refuses the streamed form is asked in pages from then on. When the watch says
+the version has expired (410 Gone, or any ERROR event) or `relist()` asks, it lists again and
+ends the listing with a `Relisted` marker naming every object listed, so that the consumer
+can drop what vanished in the gap (tombstones). Listed objects are handed on without a kind
+(as items of a list), everything in the order the apiserver sent it, to `deliver`, from this
+thread. Must not: decide anything, or keep the objects (the handlers' caches do).
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from ferry.api import names
@@ -33,10 +36,27 @@ BACKOFF_FIRST_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 5.0
 #: What each resource is listed and watched with.
 RESOURCES = ("pods", "jobs")
+#: The annotation of the bookmark that ends a streamed listing's objects.
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+#: Answers that mean the apiserver does not stream listings (sendInitialEvents unknown,
+#: disabled, or refused): list in pages instead.
+NO_STREAMING = frozenset({400, 403, 405, 422, 501})
+#: Streamed listings in a row whose watch ended before their end bookmark after which
+#: listings are read in pages.
+UNFINISHED_LIMIT = 2
 
 
 class ExpiredError(Exception):
     """The watch's resourceVersion is gone (410), or the watch reported an error: list again."""
+
+
+class UnfinishedListingError(Exception):
+    """A streamed listing ended before its last object: list again. `ended`: the server ended
+    it (not a close of this process's)."""
+
+    def __init__(self, message: str, *, ended: bool = False) -> None:
+        super().__init__(message)
+        self.ended = ended
 
 
 class Informer:
@@ -52,6 +72,7 @@ class Informer:
         chunk_size: int = 500,
         timeout_seconds: int = 300,
         client_timeout_seconds: int = 330,
+        stream_lists: bool = True,
     ) -> None:
         if resource not in RESOURCES:
             raise ValueError(f"no informer for {resource}")
@@ -62,6 +83,11 @@ class Informer:
         self.chunk_size = chunk_size
         self.timeout_seconds = timeout_seconds
         self.client_timeout_seconds = client_timeout_seconds
+        #: Whether listings are streamed (cleared when the apiserver refuses it).
+        self.stream_lists = stream_lists
+        self._unfinished = 0  # streamed listings in a row that ended before their end
+        self._cause = "start"  # why the next listing is made ("start", "expired", "asked")
+        self._listed_rv: str | None = None  # the version the last streamed listing ended at
         self._stopped = threading.Event()
         self._relist = threading.Event()
         self._response: Any = None
@@ -101,26 +127,57 @@ class Informer:
 
     def _run(self) -> None:
         rv: str | None = None
-        cause = "start"
+        self._cause = "start"
         backoff = BACKOFF_FIRST_SECONDS
         while not self._stopped.is_set():
             try:
                 if rv is None or self._relist.is_set():
                     if self._relist.is_set():
-                        cause = "asked"
+                        self._cause = "asked"
                     self._relist.clear()
-                    rv = self._list(cause)
-                    cause = "expired"
+                    if self.stream_lists:
+                        self._listed_rv = None
+                        rv = self._stream()
+                        backoff = BACKOFF_FIRST_SECONDS
+                        continue
+                    rv = self._list(self._cause)
+                    self._cause = "expired"
                 rv = self._watch(rv)
                 backoff = BACKOFF_FIRST_SECONDS
             except ExpiredError as exc:
                 log.info("%s watch expired (%s): listing again", self.resource, exc)
                 rv = None
+            except UnfinishedListingError as exc:
+                if self._stopped.is_set():
+                    return
+                rv = None
+                self._unfinished += exc.ended
+                if self._unfinished >= UNFINISHED_LIMIT:
+                    # Its objects came and never their end: an apiserver that ignores
+                    # sendInitialEvents (a plain watch). Pages from now on.
+                    self.stream_lists = False
+                log.info("%s listing unfinished (%s): listing again", self.resource, exc)
             except Exception as exc:  # an outage: wait, then resume
                 if self._stopped.is_set():
                     return
+                if rv is None and self._listed_rv is not None:
+                    rv = self._listed_rv  # a streamed listing was over: watch on from it
                 if isinstance(exc, ApiException) and exc.status == 410:
                     rv = None  # a list's continue token expired
+                    continue
+                if (
+                    isinstance(exc, ApiException)
+                    and rv is None
+                    and self.stream_lists
+                    and exc.status in NO_STREAMING
+                ):
+                    log.info(
+                        "%s: the apiserver does not stream listings (%s %s): listing in pages",
+                        self.resource,
+                        exc.status,
+                        exc.reason,
+                    )
+                    self.stream_lists = False
                     continue
                 log.warning(
                     "%s watch failed (%s: %s); again in %.1fs",
@@ -141,10 +198,10 @@ class Informer:
         while True:
             self.kube.limiter.acquire()
             self.kube.calls.add("list", self.resource)
-            kwargs: dict[str, Any] = {"limit": self.chunk_size}
+            query: dict[str, Any] = {"limit": self.chunk_size}
             if token:
-                kwargs["_continue"] = token
-            page = self._read(self._call(**kwargs))
+                query["continue"] = token
+            page = self._read(self._call(query))
             meta = page.get("metadata") or {}
             rv = rv or str(meta.get("resourceVersion", ""))
             items: list[dict[str, Any]] = page.get("items") or []
@@ -163,15 +220,98 @@ class Informer:
         self.deliver([Relisted(int(rv or 0), frozenset(listed), self.namespace, cause)])
         return rv
 
+    def _stream(self) -> str:
+        """A streamed listing: a watch whose first events are every object (handed on as
+        listed, without a kind), then the bookmark at the listing's version (the `Relisted`
+        marker), then changes as any watch; returns the last version seen when the server
+        ends it. Raises `UnfinishedListingError` when it ends before the bookmark."""
+        self.kube.limiter.acquire()
+        self.kube.calls.add("watch", self.resource)
+        resp = self._call(
+            {
+                "watch": "true",
+                "sendInitialEvents": "true",
+                "resourceVersionMatch": "NotOlderThan",
+                "allowWatchBookmarks": "true",
+                "timeoutSeconds": self.timeout_seconds,
+            }
+        )
+        listed: set[tuple[str, str]] | None = set()
+        rv = ""
+        with self._lock:
+            self._response = resp
+        try:
+            if self._relist.is_set() or self._stopped.is_set():
+                raise UnfinishedListingError("closed")
+            for lines in _batches(resp):
+                events: list[WatchEvent | Relisted] = []
+                for line in lines:
+                    event = json.loads(line)
+                    kind = event.get("type")
+                    obj = event.get("object") or {}
+                    meta = obj.get("metadata") or {}
+                    if kind == "ERROR":
+                        if events:
+                            self.deliver(events)
+                        raise ExpiredError(
+                            f"{obj.get('code')} {obj.get('reason')}: {obj.get('message')}"
+                        )
+                    if listed is not None:
+                        if kind == "ADDED":
+                            listed.add((meta.get("namespace", ""), meta.get("name", "")))
+                            events.append(WatchEvent(None, obj))
+                        elif kind == "BOOKMARK" and (
+                            (meta.get("annotations") or {}).get(INITIAL_EVENTS_END) == "true"
+                        ):
+                            rv = str(meta.get("resourceVersion", ""))
+                            events.append(
+                                Relisted(
+                                    int(rv or 0), frozenset(listed), self.namespace, self._cause
+                                )
+                            )
+                            listed = None
+                            self._listed_rv = rv
+                            self._cause = "expired"
+                            self._unfinished = 0
+                        continue
+                    version = meta.get("resourceVersion")
+                    if version:
+                        rv = str(version)
+                    if kind in ("ADDED", "MODIFIED", "DELETED"):
+                        events.append(WatchEvent(kind, obj))
+                if events:
+                    self.deliver(events)
+        except ApiException as exc:
+            if exc.status == 410:
+                raise ExpiredError(f"410 {exc.reason}") from None
+            raise
+        except (ExpiredError, UnfinishedListingError):
+            raise
+        except Exception:
+            if self._relist.is_set() or self._stopped.is_set():
+                if listed is not None:
+                    raise UnfinishedListingError("closed") from None
+                return rv  # closed on purpose
+            raise
+        finally:
+            with self._lock:
+                self._response = None
+            resp.release_conn()
+        if listed is not None:
+            raise UnfinishedListingError(f"{len(listed)} objects, no end bookmark", ended=True)
+        return rv
+
     def _watch(self, rv: str) -> str:
         """Watch from `rv` until the server ends the watch: the last version seen. Raises
         `ExpiredError` when the version is gone."""
         self.kube.calls.add("watch", self.resource)
         resp = self._call(
-            watch=True,
-            resource_version=rv,
-            allow_watch_bookmarks=True,
-            timeout_seconds=self.timeout_seconds,
+            {
+                "watch": "true",
+                "resourceVersion": rv,
+                "allowWatchBookmarks": "true",
+                "timeoutSeconds": self.timeout_seconds,
+            }
         )
         with self._lock:
             self._response = resp
@@ -212,24 +352,24 @@ class Informer:
             resp.release_conn()
         return rv
 
-    def _call(self, **kwargs: Any) -> Any:
-        """The list or watch request, its raw response (never the client's model classes)."""
-        kwargs.update(
+    def _call(self, query: dict[str, Any]) -> Any:
+        """The list or watch request (query parameters as the API spells them), its raw
+        response (never the client's model classes)."""
+        if self.resource == "pods":
+            query["labelSelector"] = f"{names.LABEL_MANAGED_BY}={names.MANAGED_BY}"
+            base = "/api/v1"
+        else:
+            base = f"/apis/{GROUP}/{VERSION}"
+        where = f"/namespaces/{self.namespace}" if self.namespace else ""
+        return self.kube.api.call_api(
+            f"{base}{where}/{self.resource}",
+            "GET",
+            query_params=list(query.items()),
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
             _preload_content=False,
             _request_timeout=(30, self.client_timeout_seconds),
-        )
-        if self.resource == "pods":
-            kwargs["label_selector"] = f"{names.LABEL_MANAGED_BY}={names.MANAGED_BY}"
-            core = client.CoreV1Api(self.kube.api)
-            if self.namespace is None:
-                return core.list_pod_for_all_namespaces(**kwargs)
-            return core.list_namespaced_pod(self.namespace, **kwargs)
-        custom = client.CustomObjectsApi(self.kube.api)
-        if self.namespace is None:
-            return custom.list_cluster_custom_object(GROUP, VERSION, "jobs", **kwargs)
-        return custom.list_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, "jobs", **kwargs
-        )
+        )[0]
 
     @staticmethod
     def _read(resp: Any) -> dict[str, Any]:

@@ -115,6 +115,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             config.namespaces,
             reconciler.feed,
             chunk_size=config.list_chunk_size,
+            stream_lists=config.stream_lists,
             timeout_seconds=config.watch_timeout_seconds,
             client_timeout_seconds=config.watch_client_timeout_seconds,
         )

@@ -268,7 +268,8 @@ class Reconciler:
         # Delivered: a version this process wrote or read is no longer awaited (liveness).
         self.metrics.watch.delivered(key, resource_version(obj))
         known = key in self.jobs
-        if not self.jobs.put(key, obj):
+        # A listed Job (kind None) is kept packed when terminal, until its pass.
+        if not self.jobs.put(key, obj, listed=kind is None):
             return  # nothing new: the version this process wrote, an older one, a deleted one
         self.departed.forget(key)  # a Job of this name (again): the parent from now on
         for parent in parents:
