@@ -221,6 +221,27 @@ def staging_table(rows: list[Row], rounds: int) -> str:
     return "\n".join(lines)
 
 
+def _hash_bound(rows: list[Row], hash_rate: float) -> list[str]:
+    """A paragraph for each stage-in whose baseline outran SHA-256 itself: the ratio no
+    hashing stage-in can pass on this machine."""
+    out = []
+    for row in rows:
+        base = statistics.median(row.baseline)
+        if row.direction.startswith("stage-in") and base > hash_rate:
+            out += [
+                textwrap.fill(
+                    f"The {row.data} stage-in's baseline ({base:.0f} MB/s) outran SHA-256 alone "
+                    f"({hash_rate:.0f} MB/s): a stage-in that hashes every byte cannot pass "
+                    f"{hash_rate / base:.2f} of it here even with the hashing wholly overlapped "
+                    "with the transfer (the stager hashes in a second thread), and the hashing "
+                    f"shares the {os.cpu_count()} CPUs with MinIO and the transfer.",
+                    width=95,
+                ),
+                "",
+            ]
+    return out
+
+
 def staging_section(rows: list[Row], rounds: int, hash_rate: float, load: str) -> str:
     cpu = os.cpu_count()
     when = datetime.now(UTC).strftime("%Y-%m-%d")
@@ -251,6 +272,7 @@ def staging_section(rows: list[Row], rounds: int, hash_rate: float, load: str) -
                 width=95,
             ),
             "",
+            *_hash_bound(rows, hash_rate),
             "Per-round numbers (MB/s, stager / baseline):",
             "",
             *[
