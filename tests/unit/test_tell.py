@@ -130,3 +130,35 @@ async def test_an_event_that_raises_does_not_stop_the_ones_after_it(threads: Api
     assert posted == ["B"]
     assert dropped == [1]
     await teller.stop()
+
+
+async def test_an_owed_event_keeps_a_reference_to_its_object_not_the_object(
+    threads: ApiThreads,
+) -> None:
+    kube = FakeKube(job_object({"state": "Running", "attempt": 1}), [])
+    about: list[Any] = []
+
+    def record(obj: Any, type_: str, reason: str, message: str, component: str) -> None:
+        about.append(obj)
+
+    kube.post_event = record  # type: ignore[method-assign]
+    written = copy.deepcopy(kube.job)
+    written["metadata"].update(uid="u-1", resourceVersion="42", managedFields=[{"m": "x" * 4000}])
+    written["status"]["history"] = [{"state": "Queued", "message": "y" * 4000}]
+    teller = Teller(kube, threads)
+    teller.tell(written, "Normal", "Finished", "m")
+    await asyncio.wait_for(teller.drain(), 5)
+    # What the Event's involvedObject is made of, and nothing else (no status, no managedFields).
+    assert about == [
+        {
+            "apiVersion": written["apiVersion"],
+            "kind": written["kind"],
+            "metadata": {
+                "name": written["metadata"]["name"],
+                "namespace": written["metadata"]["namespace"],
+                "uid": "u-1",
+                "resourceVersion": "42",
+            },
+        }
+    ]
+    await teller.stop()

@@ -36,7 +36,7 @@ MAX_PENDING = 10_000
 
 @dataclass(frozen=True)
 class Owed:
-    """One Event to post about `about` (the object as written or observed)."""
+    """One Event to post about `about` (a reference to the object as written or observed)."""
 
     about: Obj
     type: str
@@ -79,7 +79,7 @@ class Teller:
                 "Event %s about %s dropped: %d already wait", reason, _name(about), len(self)
             )
             return
-        self._owed.append(Owed(about, type_, reason, message))
+        self._owed.append(Owed(reference(about), type_, reason, message))
         self._idle.clear()
         self._ready.set()
         if self._task is None:
@@ -126,6 +126,20 @@ class Teller:
             except Exception as exc:  # best effort: an Event never stops the ones after it
                 self.on_drop(1)
                 log.warning("Event %s about %s not posted: %s", owed.reason, _name(owed.about), exc)
+
+
+def reference(obj: Obj) -> Obj:
+    """What an Event needs of the object it is about (its involvedObject): kept instead of the
+    whole object, which may be a status write's answer with managedFields (kilobytes, times
+    the thousands of Events owed in a burst)."""
+    meta = obj.get("metadata") or {}
+    return {
+        "apiVersion": obj.get("apiVersion"),
+        "kind": obj.get("kind"),
+        "metadata": {
+            k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion") if k in meta
+        },
+    }
 
 
 def _name(obj: Obj) -> str:
