@@ -168,6 +168,27 @@ async def test_a_parents_event_wakes_its_waiting_children_only() -> None:
         await rec.stop()
 
 
+async def test_a_new_job_is_served_before_the_finished_jobs_a_listing_brought() -> None:
+    rec = _reconciler(FakeKube(_job({}), []))
+    try:
+        for i in range(3):
+            listed = _job(_ended("Finished", "Succeeded"))
+            listed["metadata"].update(name=f"old-{i}", uid=f"u-old-{i}")
+            rec.job_event(None, listed)  # a listing: no kind
+        assert rec.jobs.is_packed((NS, "old-0"))
+        new = _job({})
+        new["metadata"].update(name="new", uid="u-new")
+        rec.job_event("ADDED", new)
+        first = await rec.queue.get()
+        assert first == (NS, "new"), "a new Job does not wait behind the listed finished ones"
+        # The listed ones still get their pass: a packed Job is not at rest yet.
+        assert set(rec.queue.queued()) == {(NS, f"old-{i}") for i in range(3)}
+        await rec.reconcile((NS, "old-0"))
+        assert rec.jobs.is_rested((NS, "old-0"))
+    finally:
+        await rec.stop()
+
+
 def test_cached_jobs_drop_managed_fields_and_last_applied() -> None:
     from ferry.handlers import jobcache
     from ferry.handlers.jobcache import LAST_APPLIED

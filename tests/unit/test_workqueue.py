@@ -1,4 +1,4 @@
-"""The reconciler's work queue: deduplication, two priorities, requeue after work, delays."""
+"""The reconciler's work queue: deduplication, three priorities, requeue after work, delays."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from ferry.handlers.workqueue import ROUTINE_EVERY, WorkQueue, routine_limit_for
+from ferry.handlers.workqueue import IDLE_EVERY, ROUTINE_EVERY, WorkQueue, routine_limit_for
 
 pytestmark = pytest.mark.unit
 
@@ -194,3 +194,49 @@ async def test_at_the_routine_limit_urgent_keys_are_served_without_a_routine_tur
 @pytest.mark.parametrize(("workers", "limit"), [(1, 1), (2, 1), (4, 1), (8, 2), (16, 4)])
 def test_routine_keys_get_a_quarter_of_the_workers(workers: int, limit: int) -> None:
     assert routine_limit_for(workers) == limit
+
+
+async def test_idle_keys_come_after_urgent_and_routine_ones() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    for key in ("listed-1", "listed-2"):
+        q.add_idle(key)
+    q.add("new-1")
+    q.add("progress-1", urgent=True)
+    q.add_idle("new-1")  # already queued routine: not demoted
+    assert await _drain(q) == ["progress-1", "new-1", "listed-1", "listed-2"]
+
+
+async def test_an_idle_key_added_again_with_a_higher_priority_is_served_once_there() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    for key in ("listed-1", "listed-2", "listed-3"):
+        q.add_idle(key)
+    q.add("listed-3", urgent=True)  # a pod of it turned up
+    q.add("listed-2")
+    assert q.queued() == {"listed-1": False, "listed-2": False, "listed-3": True}
+    assert await _drain(q) == ["listed-3", "listed-2", "listed-1"]
+    # Served, then queued idle again: served once more, not twice.
+    q.add_idle("listed-3")
+    assert await _drain(q) == ["listed-3"]
+
+
+async def test_idle_keys_are_not_starved_by_a_stream_of_routine_ones() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    q.add_idle("listed-1")
+    for i in range(2 * IDLE_EVERY):
+        q.add(f"new-{i}")
+    order = await _drain(q)
+    assert order.index("listed-1") == IDLE_EVERY - 1
+
+
+async def test_idle_keys_count_against_the_routine_limit() -> None:
+    q: WorkQueue[str] = WorkQueue(routine_limit=1)
+    q.add_idle("listed-1")
+    q.add_idle("listed-2")
+    first = await q.get()
+    assert first == "listed-1"
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(q.get(), 0.05)  # the one routine slot is taken
+    q.add("progress-1", urgent=True)
+    assert await asyncio.wait_for(q.get(), 1) == "progress-1"
+    q.done(first)
+    assert await asyncio.wait_for(q.get(), 1) == "listed-2"

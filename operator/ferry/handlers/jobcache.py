@@ -242,6 +242,11 @@ class JobCache:
         del self._whole[key]
         return True
 
+    def is_packed(self, key: Key) -> bool:
+        """At rest packed: listed terminal, its first pass still owed."""
+        rested = self._rested.get(key)
+        return rested is not None and rested.packed is not None
+
     def is_rested(self, key: Key) -> bool:
         """At rest, with no pass owed (a packed Job is owed one)."""
         rested = self._rested.get(key)

@@ -275,8 +275,11 @@ class Reconciler:
         for parent in parents:
             self.children.setdefault((key[0], parent), set()).add(key)
         # A change to a Job already worked on (a cancel, a suspend) is urgent; a new Job's
-        # first pass waits its turn.
-        self.enqueue(key, urgent=known)
+        # first pass waits its turn; a finished Job a listing brought waits for both.
+        if not known and self.jobs.is_packed(key):
+            self.queue.add_idle(key)
+        else:
+            self.enqueue(key, urgent=known)
         # Children waiting on this Job as a parent look again.
         for child in self._children_of(key):
             self.enqueue(child, urgent=True)

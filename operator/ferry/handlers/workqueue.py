@@ -1,4 +1,4 @@
-"""The reconciler's work queue: deduplicated keys in two priorities, and delayed adds.
+"""The reconciler's work queue: deduplicated keys in three priorities, and delayed adds.
 
 Owns: which Job is worked on next. A key is queued at most once; a key added while it is being
 worked on is queued again when that work ends (never twice at once). Urgent keys (a Job whose
@@ -6,8 +6,13 @@ pod moved on, a user's change to a Job Ferry already works on) are served before
 (a new Job's first pass, periodic resyncs), first-in first-out within each priority: in a burst
 of new Jobs, a Job whose pod has ended is recorded as done without waiting behind every first
 pass. So that new Jobs are not starved when progress never stops (a machine running at its
-limit), every `ROUTINE_EVERY`-th key handed out while both wait is a routine one. At most
-`routine_limit` routine keys are worked on at once: the other workers are kept for urgent ones,
+limit), every `ROUTINE_EVERY`-th key handed out while both wait is a routine one. Idle keys
+(the first pass owed to each finished Job a listing brought: 50,000 of them at a start) come
+after both, so that a new Job does not wait behind them, and every `IDLE_EVERY`-th routine
+hand-out while idle keys wait is an idle one, so that they are not starved either; a key
+queued idle and added again with a higher priority is promoted (its old place is skipped when
+reached). At most `routine_limit` routine or idle keys are worked on at once: the other
+workers are kept for urgent ones,
 so that in a burst, when every first pass waits for its create's turn in the client's rate
 limit, a Job whose pod has ended still finds a worker at once. Delayed adds keep the earliest
 due time per key. Each key handed out reports how long it waited since it was queued
@@ -27,9 +32,12 @@ K = TypeVar("K", bound=Hashable)
 
 URGENT = 0
 ROUTINE = 1
+IDLE = 2
 #: A routine key is handed out after at most this many urgent ones in a row (about the number
 #: of progress passes of one Job: its pod created, scheduled, running, ended).
 ROUTINE_EVERY = 5
+#: An idle key is handed out after at most this many routine ones in a row.
+IDLE_EVERY = 10
 
 
 def routine_limit_for(workers: int) -> int:
@@ -54,7 +62,7 @@ class WorkQueue(Generic[K]):
         self.on_wait: Callable[[float, bool], None] | None = None
         #: When each queued key was queued (kept when it is promoted to urgent).
         self._since: dict[K, float] = {}
-        self._lanes: tuple[deque[K], deque[K]] = (deque(), deque())
+        self._lanes: tuple[deque[K], deque[K], deque[K]] = (deque(), deque(), deque())
         #: Queued keys and the lane they wait in.
         self._queued: dict[K, int] = {}
         #: Keys being worked on, with the lane to requeue them in when added meanwhile.
@@ -62,12 +70,19 @@ class WorkQueue(Generic[K]):
         self._timers: dict[K, tuple[float, asyncio.TimerHandle]] = {}
         self._ready = asyncio.Event()
         self._urgent_in_a_row = 0
+        self._routine_in_a_row = 0
 
     def __len__(self) -> int:
         return len(self._queued)
 
     def add(self, key: K, urgent: bool = False) -> None:
-        lane = URGENT if urgent else ROUTINE
+        self._add(key, URGENT if urgent else ROUTINE)
+
+    def add_idle(self, key: K) -> None:
+        """Queue `key` after every urgent and routine key (unless it waits already)."""
+        self._add(key, IDLE)
+
+    def _add(self, key: K, lane: int) -> None:
         if key in self._active:
             again = self._active[key]
             self._active[key] = lane if again is None else min(again, lane)
@@ -75,9 +90,9 @@ class WorkQueue(Generic[K]):
         queued = self._queued.get(key)
         if queued is not None and queued <= lane:
             return
-        if queued is not None:
+        if queued == ROUTINE:
             self._lanes[queued].remove(key)  # promoted: rare, and the lane is short then
-        else:
+        elif queued is None:
             self._since[key] = self.clock()
         self._queued[key] = lane
         self._lanes[lane].append(key)
@@ -110,20 +125,33 @@ class WorkQueue(Generic[K]):
     def _routine_open(self) -> bool:
         return self.routine_limit is None or len(self._routine_active) < self.routine_limit
 
+    def _skip_promoted(self) -> None:
+        """Drop the idle lane's leading places of keys promoted (or handed out) since."""
+        idle = self._lanes[IDLE]
+        while idle and self._queued.get(idle[0]) != IDLE:
+            idle.popleft()
+
     async def get(self) -> K:
-        """The next key, urgent ones first; it stays active until `done(key)`."""
-        urgent, routine = self._lanes
-        while not urgent and not (routine and self._routine_open()):
+        """The next key, urgent ones first, idle ones last; it stays active until
+        `done(key)`."""
+        urgent, routine, idle = self._lanes
+        self._skip_promoted()
+        while not urgent and not ((routine or idle) and self._routine_open()):
             self._ready.clear()
             await self._ready.wait()
-        if urgent and (
-            not routine or not self._routine_open() or self._urgent_in_a_row < ROUTINE_EVERY - 1
-        ):
+            self._skip_promoted()
+        later = (routine or idle) and self._routine_open()
+        if urgent and (not later or self._urgent_in_a_row < ROUTINE_EVERY - 1):
             self._urgent_in_a_row += 1
             key = urgent.popleft()
         else:
             self._urgent_in_a_row = 0
-            key = routine.popleft()
+            if routine and (not idle or self._routine_in_a_row < IDLE_EVERY - 1):
+                self._routine_in_a_row += 1
+                key = routine.popleft()
+            else:
+                self._routine_in_a_row = 0
+                key = idle.popleft()
             self._routine_active.add(key)
         lane = self._queued.pop(key)
         self._active[key] = None
