@@ -84,6 +84,8 @@ class SAOperator(OperatorProcess):
         self.identity = identity
         self.watched = watched
         self.name = "operator"
+        #: More FERRY_* settings for the next start.
+        self.settings: dict[str, str] = {}
 
     def env(self) -> dict[str, str]:
         env = super().env()
@@ -94,6 +96,7 @@ class SAOperator(OperatorProcess):
             FERRY_LEASE_NAME=self.identity.sa,
             FERRY_LEASE_IDENTITY=f"{self.name}-{self.starts}",
         )
+        env.update(self.settings)
         return env
 
 
