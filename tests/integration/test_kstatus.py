@@ -131,6 +131,9 @@ def test_live_jobs_through_their_lives(
         return states
 
     Watcher(kube, namespace, "stop").state("Running", timeout=60)
+    # Sampled while "stop" runs (its run is 60 s): the samples after the cancel may all come
+    # after it ended (a loaded CI machine once saw only Cancelled and the orphan's Blocked).
+    sample()
     patch(kube, namespace, "stop", {"cancel": True})
     kube.wait_for(
         lambda: all(s in TERMINAL_NAMES for n, s in sample().items() if n != "orphan"),
