@@ -50,6 +50,10 @@ class ExpiredError(Exception):
     """The watch's resourceVersion is gone (410), or the watch reported an error: list again."""
 
 
+class _Closed(Exception):  # noqa: N818 - internal signal, never leaves the informer
+    """The watch was closed on purpose (relist or stop) before it began."""
+
+
 class UnfinishedListingError(Exception):
     """A streamed listing ended before its last object: list again. `ended`: the server ended
     it (not a close of this process's)."""
@@ -137,7 +141,7 @@ class Informer:
                     self._relist.clear()
                     if self.stream_lists:
                         self._listed_rv = None
-                        rv = self._stream()
+                        rv = self._watch(None)
                         backoff = BACKOFF_FIRST_SECONDS
                         continue
                     rv = self._list(self._cause)
@@ -220,29 +224,32 @@ class Informer:
         self.deliver([Relisted(int(rv or 0), frozenset(listed), self.namespace, cause)])
         return rv
 
-    def _stream(self) -> str:
-        """A streamed listing: a watch whose first events are every object (handed on as
+    def _watch(self, rv: str | None) -> str:
+        """Watch until the server ends the watch: the last version seen. From `rv`; or, with
+        None, a streamed listing first: its first events are every object (handed on as
         listed, without a kind), then the bookmark at the listing's version (the `Relisted`
-        marker), then changes as any watch; returns the last version seen when the server
-        ends it. Raises `UnfinishedListingError` when it ends before the bookmark."""
-        self.kube.limiter.acquire()
+        marker), then changes as any watch. Raises `ExpiredError` when the version is gone,
+        `UnfinishedListingError` when a streamed listing ends before its bookmark."""
+        query: dict[str, Any] = {
+            "watch": "true",
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": self.timeout_seconds,
+        }
+        if rv is None:
+            self.kube.limiter.acquire()
+            query.update(sendInitialEvents="true", resourceVersionMatch="NotOlderThan")
+        else:
+            query["resourceVersion"] = rv
         self.kube.calls.add("watch", self.resource)
-        resp = self._call(
-            {
-                "watch": "true",
-                "sendInitialEvents": "true",
-                "resourceVersionMatch": "NotOlderThan",
-                "allowWatchBookmarks": "true",
-                "timeoutSeconds": self.timeout_seconds,
-            }
-        )
-        listed: set[tuple[str, str]] | None = set()
-        rv = ""
+        resp = self._call(query)
+        listed: set[tuple[str, str]] | None = set() if rv is None else None
+        last = rv or ""
         with self._lock:
             self._response = resp
         try:
             if self._relist.is_set() or self._stopped.is_set():
-                raise UnfinishedListingError("closed")
+                raise _Closed
+            # The events that arrived together are handed on together, in order.
             for lines in _batches(resp):
                 events: list[WatchEvent | Relisted] = []
                 for line in lines:
@@ -263,20 +270,20 @@ class Informer:
                         elif kind == "BOOKMARK" and (
                             (meta.get("annotations") or {}).get(INITIAL_EVENTS_END) == "true"
                         ):
-                            rv = str(meta.get("resourceVersion", ""))
+                            last = str(meta.get("resourceVersion", ""))
                             events.append(
                                 Relisted(
-                                    int(rv or 0), frozenset(listed), self.namespace, self._cause
+                                    int(last or 0), frozenset(listed), self.namespace, self._cause
                                 )
                             )
                             listed = None
-                            self._listed_rv = rv
+                            self._listed_rv = last
                             self._cause = "expired"
                             self._unfinished = 0
                         continue
                     version = meta.get("resourceVersion")
                     if version:
-                        rv = str(version)
+                        last = str(version)
                     if kind in ("ADDED", "MODIFIED", "DELETED"):
                         events.append(WatchEvent(kind, obj))
                 if events:
@@ -288,69 +295,19 @@ class Informer:
         except (ExpiredError, UnfinishedListingError):
             raise
         except Exception:
-            if self._relist.is_set() or self._stopped.is_set():
-                if listed is not None:
-                    raise UnfinishedListingError("closed") from None
-                return rv  # closed on purpose
-            raise
+            if not (self._relist.is_set() or self._stopped.is_set()):
+                raise
+            # Closed on purpose: a listing cut short is listed again.
+            if listed is not None:
+                raise UnfinishedListingError("closed") from None
+            return last
         finally:
             with self._lock:
                 self._response = None
             resp.release_conn()
         if listed is not None:
             raise UnfinishedListingError(f"{len(listed)} objects, no end bookmark", ended=True)
-        return rv
-
-    def _watch(self, rv: str) -> str:
-        """Watch from `rv` until the server ends the watch: the last version seen. Raises
-        `ExpiredError` when the version is gone."""
-        self.kube.calls.add("watch", self.resource)
-        resp = self._call(
-            {
-                "watch": "true",
-                "resourceVersion": rv,
-                "allowWatchBookmarks": "true",
-                "timeoutSeconds": self.timeout_seconds,
-            }
-        )
-        with self._lock:
-            self._response = resp
-        try:
-            if self._relist.is_set() or self._stopped.is_set():
-                return rv
-            # The events that arrived together are handed on together, in order.
-            for lines in _batches(resp):
-                events: list[WatchEvent | Relisted] = []
-                for line in lines:
-                    event = json.loads(line)
-                    kind = event.get("type")
-                    obj = event.get("object") or {}
-                    if kind == "ERROR":
-                        if events:
-                            self.deliver(events)
-                        raise ExpiredError(
-                            f"{obj.get('code')} {obj.get('reason')}: {obj.get('message')}"
-                        )
-                    version = (obj.get("metadata") or {}).get("resourceVersion")
-                    if version:
-                        rv = str(version)
-                    if kind in ("ADDED", "MODIFIED", "DELETED"):
-                        events.append(WatchEvent(kind, obj))
-                if events:
-                    self.deliver(events)
-        except ApiException as exc:
-            if exc.status == 410:
-                raise ExpiredError(f"410 {exc.reason}") from None
-            raise
-        except Exception:
-            if self._relist.is_set() or self._stopped.is_set():
-                return rv  # closed on purpose
-            raise
-        finally:
-            with self._lock:
-                self._response = None
-            resp.release_conn()
-        return rv
+        return last
 
     def _call(self, query: dict[str, Any]) -> Any:
         """The list or watch request (query parameters as the API spells them), its raw
