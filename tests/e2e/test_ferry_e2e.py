@@ -185,6 +185,34 @@ def test_hello_example_finishes_and_archives(
     assert_admitted(kube, ns, real_operator)
 
 
+def test_without_archive_the_ended_pod_is_kept_for_kubectl_logs(
+    ferry_kube: Kube, ferry_namespace: str, real_operator: RealNodeOperator
+) -> None:
+    """A Job without inputs or archive runs as one pod, kept when it ends (docs/api.md). The
+    kubelet writes the app's terminated state a moment before the pod's phase; the operator
+    used to end the Job on the first and delete the still-"Running" pod, its logs with it."""
+    kube, ns = ferry_kube, ferry_namespace
+    apply_example(kube, ns, "hello", "app.yaml")
+    kube.apply(
+        {
+            "apiVersion": "ferry.dev/v1alpha1",
+            "kind": "Job",
+            "metadata": {"name": "plain-1"},
+            "spec": {"appRef": {"name": "hello"}, "archive": {"enabled": False}},
+        },
+        "-n",
+        ns,
+    )
+    job = wait_state(kube, ns, "plain-1", {"Finished"}, real_operator)
+    assert conditions(job)["Archived"] == "False"
+    time.sleep(3)  # long enough for a delete to be made and the kubelet to act on it
+    pod = kube.get("pod", "plain-1-1", ns)
+    assert not pod["metadata"].get("deletionTimestamp"), "the ended pod is being deleted"
+    assert pod["status"]["phase"] == "Succeeded"
+    logs = kube.run("logs", "-n", ns, "plain-1-1").stdout
+    assert "hello world from plain-1 attempt 1" in logs
+
+
 def random_walk(steps: int, seed: int, scale: int, every: int) -> tuple[str, dict[str, str], int]:
     """What examples/simulation's shell script computes, in Python."""
     x, pos, lines, frames = seed, 0, [], {}

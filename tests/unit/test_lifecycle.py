@@ -1422,6 +1422,21 @@ def test_without_archive_success_finishes_at_once_and_keeps_the_pod() -> None:
     assert kinds(plan) == []
 
 
+def test_without_archive_a_pod_whose_app_exited_is_kept_while_its_phase_says_running() -> None:
+    """The kubelet writes the app's terminated state before the pod's phase: the Job ends on
+    the first, and the pod, stopped, is kept for `kubectl logs` (it was deleted, one more write
+    and its logs gone, on the real node)."""
+    done = exited(code=0)
+    stopping = dataclasses.replace(done, phase="Running", exited=True)
+    plan = run_steps(no_data(), [{"pods": [running()]}, {"pods": [stopping]}])[-1]
+    assert (plan.state, plan.status.reason) == (State.FINISHED, "Succeeded")
+    assert kinds(plan) == []
+    # A pod still running when its Job ends (cancelled, timed out) is stopped as before.
+    still = dataclasses.replace(done, phase="Running", exited=False)
+    plan = run_steps(no_data(), [{"pods": [running()]}, {"pods": [still]}])[-1]
+    assert ("delete", "Pod", f"{JOB}-1") in kinds(plan)
+
+
 def test_with_archive_a_workspace_and_setup_come_with_the_pod() -> None:
     plan = decide(started())
     assert [k[1] for k in kinds(plan)] == ["PersistentVolumeClaim", "Pod"]

@@ -130,6 +130,27 @@ def test_staging_pod() -> None:
     assert (view.main.state, view.main.reason) == ("waiting", "PodInitializing")
 
 
+def test_a_pod_whose_containers_all_exited_has_exited_while_its_phase_says_running() -> None:
+    """A kubelet writes the app container's terminated state about a second before the
+    pod's phase (seen on the real node): the pod has stopped all the same."""
+    done = [cstatus("app", {"terminated": {"exitCode": 0, "reason": "Completed"}})]
+    raw = pod("Running", inits=DONE_INITS, containers=done)
+    raw["spec"]["restartPolicy"] = "Never"
+    view = pod_view(raw)
+    assert view is not None
+    assert (view.phase, view.exited, view.live) == ("Running", True, False)
+    running = pod("Running", inits=DONE_INITS, containers=[cstatus("app", {"running": {}})])
+    running["spec"]["restartPolicy"] = "Never"
+    assert pod_view(running).live is True  # type: ignore[union-attr]
+    # A container that may restart has not stopped for good.
+    raw["spec"]["restartPolicy"] = "OnFailure"
+    assert pod_view(raw).live is True  # type: ignore[union-attr]
+    # Nor has a pod whose other container still runs.
+    raw["spec"]["restartPolicy"] = "Never"
+    raw["spec"]["containers"].append({"name": "sidecar", "image": "img"})
+    assert pod_view(raw).live is True  # type: ignore[union-attr]
+
+
 def test_running_pod() -> None:
     view = pod_view(
         pod(

@@ -92,10 +92,16 @@ class PodView:
     #: (`ferry.decisions.kueue.admission_words`); never part of the pod itself.
     admission: str = ""
 
+    #: Every container has terminated and none restarts (restartPolicy Never): it has
+    #: stopped, though its phase may still say Running (a kubelet writes the containers'
+    #: states a moment before the phase).
+    exited: bool = False
+
     @property
     def live(self) -> bool:
-        """Not yet ended: it holds, or may still hold, resources."""
-        return self.phase not in ("Succeeded", "Failed")
+        """Not yet ended: it holds, or may still hold, resources. A pod whose containers have
+        all exited for good has ended, whatever its phase says yet."""
+        return self.phase not in ("Succeeded", "Failed") and not self.exited
 
     @property
     def started(self) -> bool:
@@ -334,6 +340,11 @@ def pod_view(pod: Mapping[str, Any]) -> PodView | None:
     gates = {
         str(g.get("name")) for g in spec.get("schedulingGates") or [] if isinstance(g, Mapping)
     }
+    statuses = {c.get("name"): c for c in status.get("containerStatuses") or []}
+    exited = spec.get("restartPolicy") == "Never" and all(
+        "terminated" in ((statuses.get(c.get("name")) or {}).get("state") or {})
+        for c in spec.get("containers") or [{}]
+    )
     stop = conditions.get(names.KUEUE_STOP_CONDITION, {})
     stopped = ""
     if stop.get("status") == "True":
@@ -362,6 +373,7 @@ def pod_view(pod: Mapping[str, Any]) -> PodView | None:
         queue=str(labels.get(names.LABEL_KUEUE_QUEUE) or ""),
         gated=names.KUEUE_ADMISSION_GATE in gates,
         stopped=stopped,
+        exited=exited,
     )
 
 
