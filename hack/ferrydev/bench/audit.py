@@ -2,8 +2,9 @@
 
 Owns: telling the benchmark's own requests, the operator's and each cluster component's
 apart (by user agent: they share the admin token), marks in the log and reading from a mark
-on across the apiserver's rotations, the first create of a burst, and counting the writes in
-one namespace within a time window by component, user, verb and resource.
+on across the apiserver's rotations, waiting for a record to be written, the first create of
+a burst, and counting the writes in one namespace within a time window by component, user,
+verb and resource.
 
 Must not: start or stop anything, or judge the counts (`results` does).
 """
@@ -111,16 +112,17 @@ class AuditLog:
     def size(self) -> int:
         return self.path.stat().st_size if self.path.exists() else 0
 
-    def settle(self, quiet: float = 2.0, limit: float = 20.0) -> None:
-        """Wait until the log stops growing (the apiserver writes it in batches)."""
+    def flushed(self, start: AuditMark, needle: str, limit: float = 90.0) -> bool:
+        """Wait until a record containing `needle` (the name of an object written after the
+        window of interest) is in the log: the apiserver writes its batches in order, so every
+        request before it is there too. A quiet log is not enough: a batch not yet full waits
+        up to --audit-log-batch-max-wait (30 s) before it is written."""
         deadline = time.monotonic() + limit
-        size = -1
         while time.monotonic() < deadline:
-            now = self.size()
-            if now == size:
-                return
-            size = now
-            time.sleep(quiet)
+            if any(True for _ in self.events(start, needle)):
+                return True
+            time.sleep(0.5)
+        return False
 
     def files(self, start: AuditMark) -> list[tuple[Path, int]]:
         """The files holding what was written since `start`, oldest first, each with the

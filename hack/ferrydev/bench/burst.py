@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,18 +27,18 @@ from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
 
 from ferrydev.bench import log
-from ferrydev.bench.audit import AuditLog
+from ferrydev.bench.audit import AuditLog, AuditMark
 from ferrydev.bench.operator_process import Operator
 from ferrydev.bench.results import BurstResult, fmt, percentile, record_writes
 from ferrydev.bench.watch import FERRY, System, watch_namespace
 from ferrydev.bench.workloads import (
     APP_NAME,
     GROUP,
+    KWOK_WORKLOAD,
     VERSION,
-    app_manifest,
+    Workload,
     batch_job,
     create_namespace,
-    ferry_job,
 )
 from ferrydev.cluster import ClusterState
 from ferrydev.processes import proc_sample, wait_until
@@ -56,6 +57,8 @@ class Bench:
     code: Path | None = None
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
     template_job: dict[str, Any] | None = None
+    #: Ferry's App and Jobs; None: the kwok workload of `workloads` (no inputs, no archive).
+    workload: Workload | None = None
 
     def remove(self, ns: str) -> None:
         """Delete a finished burst's namespace and wait until it is gone, so that the next
@@ -77,6 +80,18 @@ class Bench:
 
         wait_until(gone, self.args.timeout, f"namespace {ns} deleted", step=1.0)
         log(f"{ns}: deleted in {time.monotonic() - t:.0f}s")
+
+    def flush_audit(self, start: AuditMark, tag: str) -> None:
+        """Wait until the audit log holds every request made so far: write a mark (a ConfigMap
+        in `default`, outside every counted namespace) and wait for its record."""
+        name = f"audit-mark-{self.run_id}-{tag}"
+        core = k8s.CoreV1Api(self.api)
+        core.create_namespaced_config_map("default", {"metadata": {"name": name}})
+        try:
+            if not self.audit.flushed(start, f'"{name}"'):
+                log(f"the audit log lacks {name} after 90 s: the counts may be short")
+        finally:
+            core.delete_namespaced_config_map(name, "default")
 
     def kcm_cpu(self) -> float | None:
         pid = self.state.pids.get("kube-controller-manager")
@@ -129,12 +144,15 @@ class Bench:
     def burst(self, system: System, round_no: int) -> BurstResult:
         args = self.args
         n = args.jobs
-        ns = f"bench-{self.run_id}-{system.name}-r{round_no}"
+        workload = self.workload or KWOK_WORKLOAD
+        label = workload.name if system is FERRY else system.name
+        ns = f"bench-{self.run_id}-{label}-r{round_no}"
         create_namespace(self.api, ns)
         custom = k8s.CustomObjectsApi(self.api)
         operator: Operator | None = None
         if system is FERRY:
-            custom.create_namespaced_custom_object(GROUP, VERSION, ns, "apps", app_manifest(ns))
+            workload.prepare(ns)
+            custom.create_namespaced_custom_object(GROUP, VERSION, ns, "apps", workload.app(ns))
             operator = Operator(
                 self.state,
                 ns,
@@ -154,7 +172,7 @@ class Bench:
                 return ready and operator.jobs_in_state("Finished") is not None
 
             wait_until(app_ready, 120, "the operator to start and mark the App Ready")
-            bodies = [ferry_job(f"j{i:05d}", args.duration, self.archive) for i in range(n)]
+            bodies = [workload.job(f"j{i:05d}", args.duration, self.archive) for i in range(n)]
 
             def create(body: dict[str, Any]) -> Any:
                 return custom.create_namespaced_custom_object(GROUP, VERSION, ns, "jobs", body)
@@ -212,7 +230,7 @@ class Bench:
         for w in watchers:
             w.stopping.set()
         wall1 = wall0 + (last - t0) + (drained_after or 0.0) + args.grace
-        self.audit.settle()
+        self.flush_audit(audit_start, ns)
         counts = self.audit.writes(audit_start, ns, wall0 - 1.0, wall1)
         with tl.lock:
             create_to_pod = [
@@ -224,6 +242,7 @@ class Bench:
                 if j in tl.pod_terminal
             ]
             succeeded = sum(1 for o in tl.job_outcome.values() if o in ("Finished", "Complete"))
+            paths = Counter(" → ".join(steps) for steps in tl.job_steps.values())
         all_done = len(terminal_times) >= n
         seconds = (max(terminal_times.values()) - t0) if all_done else None
         result = BurstResult(
@@ -252,6 +271,7 @@ class Bench:
             completions=sorted(t - t0 for t in terminal_times.values()),
             wall_start=wall0,
             events_drained_after=drained_after,
+            job_paths=dict(paths.most_common()),
         )
         record_writes(result, counts)
         if operator and op0 and op1:

@@ -154,7 +154,7 @@ def run(bench: Bench) -> dict[str, Any]:
     sample = operator.sample()
     wall1 = time.time()
     operator.stop()
-    bench.audit.settle()
+    bench.flush_audit(audit_start, ns)
     counts = bench.audit.writes(audit_start, ns, wall0 - 1.0, wall1 + 1.0)
     result = {
         "namespace": ns,

@@ -60,6 +60,10 @@ class BurstResult:
     # Seconds from the last Job terminal until the operator owed no Event (posted after the
     # pass); its writes are counted until then.
     events_drained_after: float | None = None
+    # Ferry: how many Jobs went through each sequence of versions (one per write to the Job
+    # seen by a watch: "state (reason)" and the conditions that changed), e.g. the path of
+    # status writes a Job takes.
+    job_paths: dict[str, int] = field(default_factory=dict)
 
 
 def record_writes(result: BurstResult, counts: AuditCounts) -> None:

@@ -107,7 +107,20 @@ class Timeline:
     job_outcome: dict[str, str] = field(default_factory=dict)
     pod_added: dict[str, float] = field(default_factory=dict)
     pod_terminal: dict[str, float] = field(default_factory=dict)
+    #: Ferry Jobs: each version seen, as "state (reason)" and the conditions that changed.
+    job_steps: dict[str, list[str]] = field(default_factory=dict)
+    job_conditions: dict[str, dict[str, str]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def ferry_step(obj: dict[str, Any], before: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """One version of a Ferry Job, as "state (reason)" with the conditions that changed since
+    `before` (type=status); and its conditions."""
+    status = obj.get("status") or {}
+    conds = {str(c.get("type")): str(c.get("status")) for c in status.get("conditions") or []}
+    changed = [f"{t}={v}" for t, v in sorted(conds.items()) if before.get(t) != v]
+    label = f"{status.get('state') or '-'} ({status.get('reason') or '-'})"
+    return (f"{label} [{', '.join(changed)}]" if changed else label), conds
 
 
 def ferry_outcome(obj: dict[str, Any]) -> str | None:
@@ -158,6 +171,10 @@ def watch_namespace(api: k8s.ApiClient, system: System, ns: str) -> tuple[Timeli
         with tl.lock:
             if kind == "ADDED":
                 tl.job_added.setdefault(name, now)
+            if system.name == "ferry" and kind in ("ADDED", "MODIFIED"):
+                step, conds = ferry_step(obj, tl.job_conditions.get(name, {}))
+                tl.job_steps.setdefault(name, []).append(step)
+                tl.job_conditions[name] = conds
             outcome = system.outcome(obj)
             if outcome and name not in tl.job_terminal:
                 tl.job_terminal[name] = now

@@ -2,9 +2,10 @@
 Ferry's run pods, their namespaces, and the API client that creates them.
 
 Owns: the workload's constants (API group, image, requests, the simulated run time
-annotation, the archive setting and whether the installed CRD knows it), the manifests, a
-kubernetes client with the benchmark's own user agent (the audit log tells its requests
-apart by it) and a namespace ready for pods (its default ServiceAccount exists).
+annotation, the archive setting and whether the installed CRD knows it), the manifests,
+`Workload` (what a Ferry burst creates; the kwok one unless a benchmark brings its own), a
+kubernetes client with the benchmark's own user agent (the audit log tells its requests apart
+by it) and a namespace ready for pods (its default ServiceAccount exists).
 
 Must not: measure anything, or start the operator.
 """
@@ -12,6 +13,8 @@ Must not: measure anything, or start the operator.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client as k8s
@@ -134,3 +137,18 @@ def batch_job(name: str, duration: str) -> dict[str, Any]:
             },
         },
     }
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What a Ferry burst creates: whatever its namespace needs first (`prepare`), the App
+    (named APP_NAME) and each Job (name, simulated duration, archive setting)."""
+
+    name: str  # in the burst's namespace name
+    app: Callable[[str], dict[str, Any]]
+    job: Callable[[str, str, dict[str, Any] | None], dict[str, Any]]
+    prepare: Callable[[str], None] = lambda namespace: None
+
+
+#: The lifecycle benchmark's own: the kwok App, Jobs without inputs.
+KWOK_WORKLOAD = Workload(name="ferry", app=app_manifest, job=ferry_job)
