@@ -1501,3 +1501,18 @@ def test_a_run_seen_only_once_it_ended_still_records_its_inputs_as_staged() -> N
     it ran, so its inputs were staged."""
     _, plan = at_state([{"pods": [exited(code=0)], "now": at(10)}])
     assert cond(plan, "InputsStaged") == (T, "Staged")
+
+
+def test_decide_leaves_its_observation_as_it_was() -> None:
+    """The observer reuses a Job's parse while its cached dict is the same
+    (`handlers/observe.py`), so a pass must never edit the observation it was given."""
+    for first in (started(), no_data()):
+        obs, status = first, None
+        for step in ({}, {"pods": [running()]}, {"pods": [exited(code=0)]}):
+            if status is not None:
+                obs = with_status(obs, status, **step)
+            before = (obs.job.status.model_dump(), obs.job.spec, obs.app, obs.pods)
+            plan = decide(obs)
+            assert decide(obs).status == plan.status
+            assert (obs.job.status.model_dump(), obs.job.spec, obs.app, obs.pods) == before
+            status = plan.status

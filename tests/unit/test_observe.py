@@ -204,3 +204,38 @@ async def test_kueues_workload_is_read_only_for_a_gated_run_pod(threads: ApiThre
     observed = await bed.observer.observe(KEY)
     assert isinstance(observed, Observed)
     assert observed.observation.pods[0].admission.startswith("Kueue is not installed")
+
+
+async def test_a_job_and_its_app_are_parsed_again_only_when_their_cached_dict_changes(
+    threads: ApiThreads, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Passes on pod events reuse the last parse (a third of a pass's CPU went into parsing
+    the same Job and App again); a held status, a new version or a new App is seen at once."""
+    from ferry.decisions import parse
+
+    parsed: list[str] = []
+    real_job, real_app = parse.job_view, parse.app_view
+    monkeypatch.setattr(parse, "job_view", lambda o: parsed.append("job") or real_job(o))
+    monkeypatch.setattr(parse, "app_view", lambda o: parsed.append("app") or real_app(o))
+    bed = Bed(threads, _job({"state": "Pending"}))
+    bed.jobs.put(KEY, copy.deepcopy(bed.kube.job))
+    first = await bed.observer.observe(KEY)
+    again = await bed.observer.observe(KEY)
+    assert isinstance(first, Observed)
+    assert isinstance(again, Observed)
+    assert parsed == ["job", "app"]
+    assert again.observation.job is first.observation.job
+    # A held status swaps in a new dict with the same resourceVersion: parsed again.
+    assert bed.jobs.hold(KEY, {"state": "Blocked", "reason": "AppNotFound"}, {}, 0.0)
+    held = await bed.observer.observe(KEY)
+    assert isinstance(held, Observed)
+    assert held.observation.job.status.state is not None
+    assert held.observation.job.status.state.value == "Blocked"
+    assert parsed == ["job", "app", "job"]
+    bed.apps[(NS, "solver")] = _app(image="example.org/solver:2")
+    changed = await bed.observer.observe(KEY)
+    assert isinstance(changed, Observed)
+    assert changed.observation.app is not None
+    assert changed.observation.app.spec is not None
+    assert changed.observation.app.spec.image == "example.org/solver:2"
+    assert parsed == ["job", "app", "job", "app"]

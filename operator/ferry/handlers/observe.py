@@ -18,7 +18,8 @@ shows its ancestors; whether the MPI operator is installed from its CRD (checked
 children (with the UID of each one's launcher batch Job, whose pods are the MPIJob's too); why
 a pod is slow to start from its Warning Events; why a pod held by Kueue's gate, or a queued
 MPIJob held suspended, is not admitted from its Kueue Workload (read on each pass only for
-those). Must not: decide, or write anything to the API.
+those). The last parse of each live Job and App is reused while its cached dict is the
+same. Must not: decide, or write anything to the API.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ from ferry.handlers.threads import ApiThreads
 
 #: How long an answer about the MPI operator's CRD is believed.
 MPI_CHECK_SECONDS = 30.0
+#: Parsed Apps kept at most (one per App in use).
+MAX_APP_VIEWS = 4096
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,12 @@ class Observer:
         self.threads = threads
         self.metrics = metrics
         self.departed = departed if departed is not None else Departed()
+        #: The last parse of each live Job and each App, with the dict it was parsed from.
+        #: The caches swap in a new dict for every change (a watch event, a write's answer, a
+        #: held status), never edit one, so the same dict parses the same: passes on pod
+        #: events reuse it. Terminal Jobs are not kept (they get few passes).
+        self._job_views: dict[Key, tuple[Obj, JobView]] = {}
+        self._app_views: dict[Key, tuple[Obj, AppView]] = {}
         self._mpi_checked = (0.0, False)
 
     async def observe(self, key: Key, confirmed: bool = False) -> Observed | Later | None:
@@ -114,8 +123,9 @@ class Observer:
             return None
         obj = await self._job(key)
         if obj is None:
+            self._job_views.pop(key, None)
             return None
-        view = parse.job_view(obj)
+        view = self._job_view(key, obj)
         terminal = view.status.state is not None and view.status.state.terminal
         stray = self.pods.take_stray(key)
         children = not terminal or stray
@@ -140,7 +150,7 @@ class Observer:
         app_obj = await self._app(ns, view, terminal)
         parents = await self._parents(ns, view)
         cycle = self._cycle(ns, view, obj) if parents else ()
-        app = parse.app_view(app_obj) if app_obj else None
+        app = self._app_view(ns, app_obj) if app_obj else None
         mpi = await self._mpi_available(app)
         mpijobs = await self._mpijobs(key, view, app) if children and mpi else ()
         now = self.clock()
@@ -159,6 +169,28 @@ class Observer:
             cycle=cycle,
         )
         return Observed(obj, observation)
+
+    def _job_view(self, key: Key, obj: Obj) -> JobView:
+        cached = self._job_views.get(key)
+        if cached is not None and cached[0] is obj:
+            return cached[1]
+        view = parse.job_view(obj)
+        if view.status.state is not None and view.status.state.terminal:
+            self._job_views.pop(key, None)
+        else:
+            self._job_views[key] = (obj, view)
+        return view
+
+    def _app_view(self, namespace: str, obj: Obj) -> AppView:
+        key = (namespace, str((obj.get("metadata") or {}).get("name", "")))
+        cached = self._app_views.get(key)
+        if cached is not None and cached[0] is obj:
+            return cached[1]
+        view = parse.app_view(obj)
+        if len(self._app_views) >= MAX_APP_VIEWS and key not in self._app_views:
+            self._app_views.clear()  # Apps deleted over a long life: start again
+        self._app_views[key] = (obj, view)
+        return view
 
     async def _job(self, key: Key) -> Obj | None:
         """The whole Job from the cache, else (unknown yet, or at rest with a pod standing)
