@@ -1,4 +1,5 @@
-"""The benchmarks' parts: bench/lifecycle.py and bench/staging.py are their command lines.
+"""The benchmarks' parts: bench/lifecycle.py, staging.py, staged.py and chaos.py are their
+command lines.
 
 Lifecycle (a burst or a steady stream of Jobs, Ferry's operator against the batch/v1 Job
 controller, on a local cluster with an audit log; then the operator's memory and resume time
@@ -9,7 +10,9 @@ audit log reader: who wrote what), `burst` and `population` (the two measurement
 `plot` and `lifecycle` (one run, start to end; re-counting a finished run).
 
 Staging (the stager's stage-in and archive against a plain minio-client loop): `staging`,
-with its table in `report`.
+with its table in `report`. Writes of a Job with one input and archiving, on the real node
+(bench/staged.py): `staged`, with the lifecycle's `burst` and its own `workloads.Workload`.
+Every run's --root and SIGTERM: `rundir`.
 
 Faults (bench/chaos.py, issue #17): `chaos` (sizes, one run), `chaos_suite` (what the
 scenarios share), `chaos_fates` (Jobs built for a known fate), `chaos_ledger` (every version

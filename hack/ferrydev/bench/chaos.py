@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
-import subprocess
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -29,9 +27,9 @@ from ferrydev.bench.chaos_restarts import kills, stopped
 from ferrydev.bench.chaos_store import REAL_NODE_SETTINGS, store_outage
 from ferrydev.bench.chaos_suite import Result, Suite
 from ferrydev.bench.operator_process import LIVE_OPERATORS, install_crds, snapshot_operator
+from ferrydev.bench.rundir import fresh_root, unwind_on_sigterm
 from ferrydev.bench.workloads import api_client
 from ferrydev.cluster import ClusterState, LocalCluster
-from ferrydev.cluster import stop as stop_cluster
 
 SCENARIOS = ("kills", "stopped", "watch-gap", "api-faults")
 REAL_NODE_SCENARIOS = ("store",)
@@ -86,18 +84,10 @@ def run_scenario(suite: Suite, name: str, sizes: dict[str, Any], seed: int) -> R
     raise ValueError(f"unknown scenario {name!r}; one of {', '.join(SCENARIOS)}")
 
 
-def _interrupted(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def run(args: argparse.Namespace) -> int:
     root = Path(args.root)
-    if root.exists():
-        if any(root.iterdir()) and not (root / "state.json").exists():
-            log(f"{root} exists and is not a cluster directory; choose another --root")
-            return 2
-        stop_cluster(root)
-        subprocess.run(["rm", "-rf", str(root)], check=True)
+    if not fresh_root(root):
+        return 2
     sizes = dict(SMALL if args.small else FULL)
     for key in FULL:
         value = getattr(args, key, None)
@@ -107,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     if args.real_node != all(n in REAL_NODE_SCENARIOS for n in names):
         log(f"--real-node runs {', '.join(REAL_NODE_SCENARIOS)} and nothing else")
         return 2
-    signal.signal(signal.SIGTERM, _interrupted)
+    unwind_on_sigterm()
     cluster: LocalCluster | None = None
     if args.use_cluster:
         # A running cluster (hack/cluster up): used, never stopped; --root holds the run's files.

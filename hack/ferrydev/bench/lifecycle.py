@@ -17,13 +17,10 @@ import argparse
 import json
 import math
 import os
-import signal
-import subprocess
 import time
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from ferrydev import kubectl
 from ferrydev.bench import log, population
@@ -33,10 +30,10 @@ from ferrydev.bench.operator_process import LIVE_OPERATORS, install_crds, snapsh
 from ferrydev.bench.plot import plot
 from ferrydev.bench.report import BENCHMARKS_DOC, git_meta, markdown, update_docs
 from ferrydev.bench.results import BurstResult, fmt, goals, ratio, record_writes, summarize
+from ferrydev.bench.rundir import fresh_root, unwind_on_sigterm
 from ferrydev.bench.watch import BATCH, FERRY
 from ferrydev.bench.workloads import ARCHIVE_SPEC, api_client, archive_supported
 from ferrydev.cluster import LocalCluster
-from ferrydev.cluster import stop as stop_cluster
 
 
 def recount(args: argparse.Namespace) -> int:
@@ -77,21 +74,13 @@ def recount(args: argparse.Namespace) -> int:
     return 0
 
 
-def _interrupted(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def run(args: argparse.Namespace) -> int:
     """One run with the arguments of bench/lifecycle.py (`--recount` included)."""
     if args.recount:
         return recount(args)
     root = Path(args.root)
-    if root.exists():
-        if any(root.iterdir()) and not (root / "state.json").exists():
-            log(f"{root} exists and is not a cluster directory; choose another --root")
-            return 2
-        stop_cluster(root)
-        subprocess.run(["rm", "-rf", str(root)], check=True)
+    if not fresh_root(root):
+        return 2
     pods_per_node = max(1000, math.ceil((args.rounds * args.jobs * 3 + 2000) / args.nodes))
     cluster = LocalCluster(
         root,
@@ -105,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         controller_burst=int(2 * args.qps),
     )
     # SIGTERM (e.g. `timeout`) unwinds like Ctrl-C: operators stopped, cluster torn down.
-    signal.signal(signal.SIGTERM, _interrupted)
+    unwind_on_sigterm()
     log(f"starting the local cluster in {root}")
     state = cluster.up()
     log(f"cluster up in {state.started_seconds}s")

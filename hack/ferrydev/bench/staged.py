@@ -19,8 +19,6 @@ import argparse
 import hashlib
 import io
 import json
-import signal
-import subprocess
 import time
 from collections import Counter, defaultdict
 from dataclasses import asdict
@@ -38,10 +36,10 @@ from ferrydev.bench.burst import Bench
 from ferrydev.bench.operator_process import LIVE_OPERATORS, install_crds, snapshot_operator
 from ferrydev.bench.report import BENCHMARKS_DOC, git_meta
 from ferrydev.bench.results import BurstResult, fmt
+from ferrydev.bench.rundir import fresh_root, unwind_on_sigterm
 from ferrydev.bench.watch import FERRY
 from ferrydev.bench.workloads import APP_NAME, GROUP, VERSION, Workload, api_client
 from ferrydev.cluster import ClusterState, LocalCluster
-from ferrydev.cluster import stop as stop_cluster
 from ferrydev.images.common import BUSYBOX_IMAGE, TOOLS_IMAGE
 
 BUCKET = "ferry"
@@ -209,21 +207,13 @@ def update_docs(text: str, path: Path = BENCHMARKS_DOC) -> None:
     path.write_text(f"{head}{BEGIN}\n{text}{END}{tail}")
 
 
-def _interrupted(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def run(args: argparse.Namespace) -> int:
     root = Path(args.root)
-    if root.exists():
-        if any(root.iterdir()) and not (root / "state.json").exists():
-            log(f"{root} exists and is not a cluster directory; choose another --root")
-            return 2
-        stop_cluster(root)
-        subprocess.run(["rm", "-rf", str(root)], check=True)
+    if not fresh_root(root):
+        return 2
     cluster = LocalCluster(root, real_node=True, audit=True, controller_qps=args.qps,
                            controller_burst=int(2 * args.qps))  # fmt: skip
-    signal.signal(signal.SIGTERM, _interrupted)
+    unwind_on_sigterm()
     log(f"starting the local cluster with a real node in {root}")
     state = cluster.up()
     log(f"cluster up in {state.started_seconds}s")
