@@ -312,14 +312,8 @@ def pod_view(pod: Mapping[str, Any]) -> PodView | None:
         names.ROLE_ARCHIVE: names.ARCHIVE_CONTAINER,
         names.ROLE_WORKER: names.WORKER_CONTAINER,
     }[role]
-    main = next(
-        (
-            _container(c)
-            for c in status.get("containerStatuses") or []
-            if c.get("name") == main_name
-        ),
-        None,
-    )
+    statuses = {c.get("name"): c for c in status.get("containerStatuses") or []}
+    main = _container(statuses[main_name]) if main_name in statuses else None
     init_specs = [c.get("name") for c in (pod.get("spec") or {}).get("initContainers") or []]
     init_statuses = {
         c.get("name"): _container(c) for c in status.get("initContainerStatuses") or []
@@ -340,7 +334,6 @@ def pod_view(pod: Mapping[str, Any]) -> PodView | None:
     gates = {
         str(g.get("name")) for g in spec.get("schedulingGates") or [] if isinstance(g, Mapping)
     }
-    statuses = {c.get("name"): c for c in status.get("containerStatuses") or []}
     exited = spec.get("restartPolicy") == "Never" and all(
         "terminated" in ((statuses.get(c.get("name")) or {}).get("state") or {})
         for c in spec.get("containers") or [{}]
