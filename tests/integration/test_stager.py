@@ -167,7 +167,9 @@ class Site:
                     self.send_header(k, v)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                # X-Cut-At: N sends the first N bytes of the body, then closes the connection.
+                self.wfile.write(body[: int(headers.get("X-Cut-At", len(body)))])
+                self.close_connection = "X-Cut-At" in headers
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -384,6 +386,24 @@ def test_http_server_errors_are_outages_and_are_retried(pod: Pod, site: Site) ->
     site.routes["/gone"] = (410, {}, b"gone")
     res = pod.stage("doc", {"http": {"url": f"{site.base}/gone"}}, FERRY_HTTP_ALLOW_CIDRS=LOCAL)
     assert (res.code, site.hits.count("/gone")) == (1, 1)
+
+
+def test_http_body_cut_short_is_an_outage_not_a_staged_input(pod: Pod, site: Site) -> None:
+    # No checksum to catch it: the declared length is what tells a cut body from a whole one.
+    site.routes["/cut"] = (200, {"X-Cut-At": "50000"}, os.urandom(200_000))
+    res = pod.stage(
+        "doc",
+        {"http": {"url": f"{site.base}/cut"}},
+        FERRY_HTTP_ALLOW_CIDRS=LOCAL,
+        FERRY_STAGE_RETRIES="1",
+    )
+    assert res.code == 75, res.message
+    assert res.message == (
+        f"input 'doc': {site.base}/cut: download interrupted after 50000 of 200000 bytes "
+        "(the connection ended) (gave up after 2 tries)"
+    )
+    assert site.hits.count("/cut") == 2
+    assert not (pod.inputs / "doc").exists()
 
 
 def test_http_server_back_within_the_retries_stages(pod: Pod, site: Site) -> None:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import queue
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,14 +24,13 @@ import urllib3
 from minio import Minio
 from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
 
+from ferry.clients.hashcopy import copy_hashed, raw_body
 from ferry.clients.netguard import AddressRefusedError, Guard, guarded_pool_manager
 
 #: Parts of multipart uploads; a file larger than this is uploaded in parts.
 PART_SIZE = 64 * 1024 * 1024
 #: Parts of one multipart upload sent at the same time.
 PART_PARALLEL = 2
-CHUNK = 1024 * 1024
-
 _T = TypeVar("_T")
 
 _NOT_FOUND = frozenset({"NoSuchKey", "NoSuchBucket", "NoSuchObject", "ResourceNotFound"})
@@ -112,43 +109,16 @@ def parse_endpoint(endpoint: str) -> tuple[str, bool]:
     return parts.netloc, parts.scheme == "https"
 
 
-#: Objects larger than this are hashed in a second thread while the first writes.
-BACKGROUND_HASH = 8 * 1024 * 1024
+class _StoredBody:
+    """A urllib3 response read as stored (no Content-Encoding decoding), as `readinto`."""
 
+    def __init__(self, response: Any) -> None:
+        self.response = response
 
-class _Hasher:
-    def __init__(self) -> None:
-        self.hash = hashlib.sha256()
-
-    def update(self, data: bytes) -> None:
-        self.hash.update(data)
-
-    def hexdigest(self) -> str:
-        return self.hash.hexdigest()
-
-
-class _BackgroundHasher(_Hasher):
-    """SHA-256 in a worker thread (hashlib releases the GIL on large buffers), so hashing
-    overlaps the socket reads and file writes instead of adding to them."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
-        self.thread = threading.Thread(target=self._run, name="sha256", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while (data := self.queue.get()) is not None:
-            self.hash.update(data)
-
-    def update(self, data: bytes) -> None:
-        self.queue.put(data)
-
-    def hexdigest(self) -> str:
-        if self.thread.is_alive():
-            self.queue.put(None)
-            self.thread.join()
-        return self.hash.hexdigest()
+    def readinto(self, buffer: memoryview, /) -> int:
+        data = self.response.read(len(buffer), decode_content=False)
+        buffer[: len(data)] = data
+        return len(data)
 
 
 class _HashingReader:
@@ -211,21 +181,21 @@ class S3Client:
 
         def run() -> Digest:
             response = self._minio.get_object(bucket, key)
-            length = int(response.headers.get("Content-Length") or 0)
-            digest: _Hasher = _BackgroundHasher() if length > BACKGROUND_HASH else _Hasher()
-            count = 0
+            header = response.headers.get("Content-Length") or ""
+            length = int(header) if header.isdigit() else None
             try:
+                # Raw bytes as stored: straight from the socket into reused buffers when
+                # nothing needs decoding, otherwise through urllib3 without decoding.
+                body = raw_body(response) or _StoredBody(response)
                 with open(part, "wb") as out:
-                    # Raw bytes as stored (no Content-Encoding decoding), which also skips
-                    # urllib3's decode buffer.
-                    for data in response.stream(CHUNK, decode_content=False):
-                        digest.update(data)
-                        out.write(data)
-                        count += len(data)
+                    count, sha256 = copy_hashed(body, out, size_hint=length)
             finally:
-                sha256 = digest.hexdigest()
                 response.close()
                 response.release_conn()
+            if length is not None and count != length:
+                raise StoreUnavailableError(
+                    f"{where}: the connection ended after {count} of {length} bytes"
+                )
             os.replace(part, path)
             return Digest(count, sha256)
 

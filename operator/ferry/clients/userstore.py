@@ -13,7 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from ferry.clients.s3 import CHUNK, Digest, S3Client
+from ferry.clients.hashcopy import CHUNK
+from ferry.clients.s3 import Digest, S3Client
 
 #: Called with the number of bytes just transferred.
 OnBytes = Callable[[int], None]

@@ -15,7 +15,6 @@ only so tests can serve inputs from 127.0.0.x; a deployment must not set it.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import ipaddress
 import os
@@ -27,12 +26,12 @@ from pathlib import Path
 from urllib.parse import SplitResult, urljoin, urlsplit
 
 from ferry import __version__
+from ferry.clients.hashcopy import copy_hashed
 from ferry.clients.s3 import Digest
 from ferry.stager.addresses import METADATA_NAMES, IPAddress, classify
 from ferry.stager.settings import HttpLimits, IPNetwork
 
 MAX_REDIRECTS = 5
-CHUNK = 1024 * 1024
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
@@ -267,36 +266,42 @@ def _human(size: int) -> str:
 def _save(
     response: http.client.HTTPResponse, target: Target, dest: Path, limits: HttpLimits
 ) -> Digest:
-    length = response.getheader("Content-Length")
-    if length is not None and length.isdigit() and int(length) > limits.max_bytes:
+    header = response.getheader("Content-Length") or ""
+    length = int(header) if header.isdigit() else None
+    if length is not None and length > limits.max_bytes:
         raise FetchError(
-            f"{display(target.url)} is {_human(int(length))}, over the "
+            f"{display(target.url)} is {_human(length)}, over the "
             f"{_human(limits.max_bytes)} limit (FERRY_HTTP_MAX_BYTES)"
         )
-    digest = hashlib.sha256()
-    count = 0
+    read = [0]
+
+    def within_limit(count: int) -> None:
+        read[0] = count
+        if count > limits.max_bytes:
+            raise FetchError(
+                f"{display(target.url)} is larger than the "
+                f"{_human(limits.max_bytes)} limit (FERRY_HTTP_MAX_BYTES)"
+            )
+
     try:
         with open(dest, "wb") as out:
-            while True:
-                data = response.read(CHUNK)
-                if not data:
-                    break
-                count += len(data)
-                if count > limits.max_bytes:
-                    raise FetchError(
-                        f"{display(target.url)} is larger than the "
-                        f"{_human(limits.max_bytes)} limit (FERRY_HTTP_MAX_BYTES)"
-                    )
-                digest.update(data)
-                out.write(data)
+            count, sha256 = copy_hashed(response, out, size_hint=length, check=within_limit)
     except (OSError, http.client.HTTPException) as exc:
         if isinstance(exc, OSError) and exc.filename:
             raise FetchError(f"cannot write {exc.filename}: {exc.strerror}") from None
         raise FetchError(
-            f"{display(target.url)}: download interrupted after {count} bytes ({_reason(exc)})",
+            f"{display(target.url)}: download interrupted after {read[0]} bytes ({_reason(exc)})",
             unavailable=True,
         ) from None
-    return Digest(count, digest.hexdigest())
+    if length is not None and count != length:
+        # http.client ends a body the server cut short without a word: the declared length
+        # is what tells it from a whole one (there may be no checksum to catch it).
+        raise FetchError(
+            f"{display(target.url)}: download interrupted after {count} of {length} bytes "
+            "(the connection ended)",
+            unavailable=True,
+        )
+    return Digest(count, sha256)
 
 
 def fetch(url: str, dest: Path, limits: HttpLimits, sha256: str | None = None) -> Digest:

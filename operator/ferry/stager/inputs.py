@@ -38,14 +38,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from ferry.api.job import JobInput, S3Source
+from ferry.clients.hashcopy import copy_hashed
 from ferry.clients.s3 import Digest, S3Client, StoreError
 from ferry.stager import http
 from ferry.stager.errors import OutageError, StagerError
 from ferry.stager.settings import Settings
 from ferry.stager.store import BACKOFF_CAP_SECONDS, client_from_env, failure, with_retries
 from ferry.stager.workspace import UnsafePathError, inside, open_inside, select
-
-CHUNK = 1024 * 1024
 
 
 @dataclass
@@ -130,14 +129,9 @@ def _relative_key(key: str, prefix: str, where: str) -> str | None:
 
 
 def _copy(fd: int, dest: Path) -> Digest:
-    digest = hashlib.sha256()
-    count = 0
     with os.fdopen(fd, "rb") as src, open(dest, "wb") as out:
-        while data := src.read(CHUNK):
-            digest.update(data)
-            out.write(data)
-            count += len(data)
-    return Digest(count, digest.hexdigest())
+        count, sha256 = copy_hashed(src, out, size_hint=os.fstat(src.fileno()).st_size)
+    return Digest(count, sha256)
 
 
 class Stager:
