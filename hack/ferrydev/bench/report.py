@@ -211,13 +211,21 @@ def git_meta() -> dict[str, str]:
 
 def staging_table(rows: list[Row], rounds: int) -> str:
     lines = [
-        "| data | direction | stager MB/s | baseline MB/s | ratio stager/baseline |",
-        "|---|---|---:|---:|---:|",
+        "| data | direction | stager MB/s | baseline MB/s | ratio stager/baseline "
+        "| client CPU s, stager / baseline |",
+        "|---|---|---:|---:|---:|---:|",
     ]
     for row in rows:
         s = statistics.median(row.stager)
         b = statistics.median(row.baseline)
-        lines.append(f"| {row.data} | {row.direction} | {s:.1f} | {b:.1f} | **{s / b:.2f}** |")
+        cpu = (
+            f"{statistics.median(row.stager_cpu):.2f} / {statistics.median(row.baseline_cpu):.2f}"
+            if row.stager_cpu and row.baseline_cpu
+            else "n/a"
+        )
+        lines.append(
+            f"| {row.data} | {row.direction} | {s:.1f} | {b:.1f} | **{s / b:.2f}** | {cpu} |"
+        )
     return "\n".join(lines)
 
 

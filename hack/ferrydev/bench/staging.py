@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from minio import Minio
@@ -54,6 +55,9 @@ class Row:
     direction: str
     stager: list[float]
     baseline: list[float]
+    #: This process's CPU seconds per run (the transfer and the hashing; not MinIO's).
+    stager_cpu: list[float] = field(default_factory=list)
+    baseline_cpu: list[float] = field(default_factory=list)
 
 
 def _write_files(directory: Path, files: int, size: int) -> None:
@@ -80,6 +84,12 @@ def _timed(fn: Callable[[], None]) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
+
+
+def _cpu() -> float:
+    """This process's CPU seconds so far, every thread's."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _drop_dir(path: Path) -> None:
@@ -226,12 +236,15 @@ def _compare(
             for d in scratch:
                 _drop_dir(d)
             os.sync()  # start each run with no dirty pages left by the previous one
+            cpu = _cpu()
             seconds = _timed(fn)
+            cpu = _cpu() - cpu
             speed = ds.total / seconds / 1e6
             (row.stager if label == "stager" else row.baseline).append(speed)
+            (row.stager_cpu if label == "stager" else row.baseline_cpu).append(cpu)
             print(
                 f"  {ds.name:>16} {direction:<20} round {r + 1} {label:<8} "
-                f"{seconds:7.2f} s {speed:8.1f} MB/s",
+                f"{seconds:7.2f} s {speed:8.1f} MB/s {cpu:6.2f} s CPU",
                 flush=True,
             )
             if after is not None:
