@@ -105,11 +105,10 @@ class Observer:
         self.threads = threads
         self.metrics = metrics
         self.departed = departed if departed is not None else Departed()
-        #: The last parse of each live Job and each App, with the dict it was parsed from.
-        #: The caches swap in a new dict for every change (a watch event, a write's answer, a
-        #: held status), never edit one, so the same dict parses the same: passes on pod
-        #: events reuse it. Terminal Jobs are not kept (they get few passes).
-        self._job_views: dict[Key, tuple[Obj, JobView]] = {}
+        #: The last parse of each App, with the dict it was parsed from. The cache swaps in a
+        #: new dict for every change, never edits one, so the same dict parses the same. (Not
+        #: kept for Jobs: at 5,000 live Jobs their parses cost 130 MB and saved no CPU that a
+        #: benchmark could tell; docs/benchmarks.md, "Parse reuse and memory".)
         self._app_views: dict[Key, tuple[Obj, AppView]] = {}
         self._mpi_checked = (0.0, False)
 
@@ -123,9 +122,8 @@ class Observer:
             return None
         obj = await self._job(key)
         if obj is None:
-            self._job_views.pop(key, None)
             return None
-        view = self._job_view(key, obj)
+        view = parse.job_view(obj)
         terminal = view.status.state is not None and view.status.state.terminal
         stray = self.pods.take_stray(key)
         children = not terminal or stray
@@ -169,17 +167,6 @@ class Observer:
             cycle=cycle,
         )
         return Observed(obj, observation)
-
-    def _job_view(self, key: Key, obj: Obj) -> JobView:
-        cached = self._job_views.get(key)
-        if cached is not None and cached[0] is obj:
-            return cached[1]
-        view = parse.job_view(obj)
-        if view.status.state is not None and view.status.state.terminal:
-            self._job_views.pop(key, None)
-        else:
-            self._job_views[key] = (obj, view)
-        return view
 
     def _app_view(self, namespace: str, obj: Obj) -> AppView:
         key = (namespace, str((obj.get("metadata") or {}).get("name", "")))
