@@ -8,6 +8,7 @@ tests start a MinIO of their own (ferrydev.minio), never touching the shared one
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.server
 import json
@@ -59,6 +60,7 @@ class Pod:
 
     root: Path
     env: dict[str, str]
+    disk: Path | None = None
 
     @property
     def inputs(self) -> Path:
@@ -88,9 +90,16 @@ class Pod:
         return json.loads((self.records / "inputs" / f"{name}.json").read_text())
 
     def run(self, *args: str, timeout: float = 120, **env: str) -> Result:
+        """Run the stager; with `disk` set (a file system image), the inputs dir is that file
+        system, mounted in a mount namespace of the stager's own (gone when it ends)."""
+        disk = self.disk
         termination = self.root / f"termination-{uuid.uuid4().hex[:6]}"
+        command = [sys.executable, "-m", "ferry.stager", *args]
+        if disk is not None:
+            self.inputs.mkdir(parents=True, exist_ok=True)
+            command = [*in_namespace_with(disk, self.inputs), *command]
         proc = subprocess.run(
-            [sys.executable, "-m", "ferry.stager", *args],
+            command,
             env={**self.env, "FERRY_TERMINATION_LOG": str(termination), **env},
             capture_output=True,
             text=True,
@@ -105,6 +114,24 @@ class Pod:
 
     def archive(self, plan: dict[str, Any], **env: str) -> Result:
         return self.run("archive", FERRY_ARCHIVE=json.dumps(plan), **env)
+
+
+def in_namespace_with(image: Path, mountpoint: Path) -> list[str]:
+    """The command prefix that mounts the file system `image` at `mountpoint` in a new mount
+    namespace, then runs the rest: nothing is mounted on the machine itself."""
+    script = 'mount -o loop "$1" "$2" && shift 2 && exec "$@"'
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
+            str(image), str(mountpoint)]  # fmt: skip
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Path:
+    """A 16 MiB ext4 file system, as an image file (mounted by `in_namespace_with`)."""
+    image = tmp_path / "small-disk.img"
+    with open(image, "wb") as out:
+        out.truncate(16 * 1024 * 1024)
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True, timeout=60)
+    return image
 
 
 def _base_env(root: Path, endpoint: str, access: str, secret: str) -> dict[str, str]:
@@ -404,6 +431,56 @@ def test_http_body_cut_short_is_an_outage_not_a_staged_input(pod: Pod, site: Sit
     )
     assert site.hits.count("/cut") == 2
     assert not (pod.inputs / "doc").exists()
+
+
+def test_a_full_disk_fails_an_http_input_at_once_and_names_the_file(
+    pod: Pod, site: Site, small_disk: Path
+) -> None:
+    # A full disk is not an outage: trying again cannot help, and each try would fetch the
+    # whole body again. The space is reserved before the body is read, so it fails at once.
+    site.routes["/big"] = (200, {}, os.urandom(32 * 1024 * 1024))
+    pod.disk = small_disk
+    res = pod.stage(
+        "big",
+        {"http": {"url": f"{site.base}/big"}},
+        FERRY_HTTP_ALLOW_CIDRS=LOCAL,
+        FERRY_STAGE_RETRIES="3",
+    )
+    assert res.code == 1, res.message
+    assert res.message == (
+        f"input 'big': cannot write {pod.inputs}/.staging-big: No space left on device"
+    )
+    assert site.hits == ["/big"]
+
+
+def test_a_refused_reservation_leaves_no_space_taken(small_disk: Path, tmp_path: Path) -> None:
+    # ext4 keeps the blocks it allocated before it ran out; the reservation gives them back.
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    probe = (
+        "import errno, json, os, sys\n"
+        "from ferry.clients.hashcopy import reserve\n"
+        "path = os.path.join(sys.argv[1], 'f')\n"
+        "with open(path, 'wb') as out:\n"
+        "    try:\n"
+        "        reserve(out, 64 * 1024 * 1024)\n"
+        "        raised = None\n"
+        "    except OSError as exc:\n"
+        "        raised = [exc.errno, exc.filename]\n"
+        "print(json.dumps({'raised': raised, 'taken': os.stat(path).st_blocks * 512,\n"
+        "    'path': path}))\n"
+    )
+    proc = subprocess.run(
+        [*in_namespace_with(small_disk, mountpoint), sys.executable, "-c", probe, str(mountpoint)],
+        env={**os.environ, "PYTHONPATH": str(ROOT / "operator")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    got = json.loads(proc.stdout)
+    assert got["raised"] == [errno.ENOSPC, got["path"]]
+    assert got["taken"] == 0
 
 
 def test_http_server_back_within_the_retries_stages(pod: Pod, site: Site) -> None:

@@ -5,8 +5,12 @@ source straight into a few reused buffers (`readinto`: no new bytes object per c
 copy beyond the kernel's), write each to the file, and hash it. A copy larger than
 `BACKGROUND_HASH` is hashed in a second thread (hashlib releases the GIL on large buffers)
 while the first reads and writes the next buffer; a buffer goes back to the reader only once
-it is hashed. `raw_body` finds the http.client body under a urllib3 response when reading it
-directly is safe.
+it is hashed. When the size is known the file's space is reserved first (`reserve`:
+fallocate, its size unchanged), so a full disk fails before a byte is fetched and the file
+system allocates once instead of per page; a shorter copy gives the unused space back. An
+error writing the file carries the file's name, so a caller can tell it from a failed read.
+`raw_body` finds the http.client body under a urllib3 response when reading it directly is
+safe.
 
 Must not: decide what a short copy means (the caller compares the count with what it
 expected and raises its own error), retry, or keep the source or the file open.
@@ -14,8 +18,11 @@ expected and raises its own error), retry, or keep the source or the file open.
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import hashlib
 import http.client
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -27,6 +34,23 @@ CHUNK = 1024 * 1024
 BACKGROUND_HASH = 8 * 1024 * 1024
 #: Buffers of a background copy: one being read into, the others written or being hashed.
 BUFFERS = 4
+#: fallocate(2) mode: allocate the blocks, leave the file's size alone.
+FALLOC_FL_KEEP_SIZE = 1
+#: fallocate errors that mean "there is no room", not "this file system cannot reserve".
+NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def _load_fallocate() -> Callable[[int, int, int, int], int] | None:
+    try:
+        function = ctypes.CDLL(None, use_errno=True).fallocate
+    except (OSError, AttributeError):  # not Linux, or a libc without it
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    function.restype = ctypes.c_int
+    return function
+
+
+_FALLOCATE = _load_fallocate()
 
 
 class Readable(Protocol):
@@ -42,20 +66,64 @@ def copy_hashed(
 ) -> tuple[int, str]:
     """Copy `source` to its end into `out`; return (bytes copied, SHA-256 hex).
 
-    `size_hint` (the expected size, when known) picks the background hash for large copies;
-    `check`, when given, sees the running count after every buffer and may raise to stop."""
+    `size_hint` (the expected size, when known) reserves the file's space and picks the
+    background hash for large copies; `check`, when given, sees the running count after every
+    buffer and may raise to stop. An OSError writing `out` names it (`filename`)."""
+    reserved = reserve(out, size_hint)
     if size_hint is not None and size_hint > BACKGROUND_HASH:
-        return _copy_background(source, out, check)
-    digest = hashlib.sha256()
-    view = memoryview(bytearray(CHUNK))
-    count = 0
-    while n := source.readinto(view):
-        count += n
-        if check is not None:
-            check(count)
-        digest.update(view[:n])
-        out.write(view[:n])
-    return count, digest.hexdigest()
+        count, sha256 = _copy_background(source, out, check)
+    else:
+        digest = hashlib.sha256()
+        view = memoryview(bytearray(CHUNK))
+        count = 0
+        while n := source.readinto(view):
+            count += n
+            if check is not None:
+                check(count)
+            digest.update(view[:n])
+            _write(out, view[:n])
+        sha256 = digest.hexdigest()
+    if reserved and size_hint is not None and count < size_hint:
+        _give_back(out)
+    return count, sha256
+
+
+def reserve(out: BinaryIO, size: int | None) -> bool:
+    """Reserve `size` bytes of disk for `out` before writing (its size stays as it is).
+
+    True when reserved. Raises OSError (naming the file) when the file system has no room;
+    False when the size is unknown or the file system cannot reserve (the writes allocate as
+    they go, as without it)."""
+    if not size or size < 0 or _FALLOCATE is None:
+        return False
+    try:
+        fd = out.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file (io.UnsupportedOperation)
+        return False
+    if _FALLOCATE(fd, FALLOC_FL_KEEP_SIZE, 0, size) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in NO_ROOM:
+        # ext4 keeps what it managed to allocate before running out: give it back, or a
+        # refused reservation would leave the disk as full as it said it was.
+        _give_back(out)
+        raise OSError(code, os.strerror(code), getattr(out, "name", None))
+    return False
+
+
+def _give_back(out: BinaryIO) -> None:
+    """Free what was reserved past the end of a copy that came out short."""
+    out.flush()
+    os.ftruncate(out.fileno(), out.tell())
+
+
+def _write(out: BinaryIO, data: memoryview) -> None:
+    try:
+        out.write(data)
+    except OSError as exc:
+        if exc.filename is None:
+            raise OSError(exc.errno, exc.strerror, getattr(out, "name", None)) from None
+        raise
 
 
 def _copy_background(
@@ -85,7 +153,7 @@ def _copy_background(
             count += n
             if check is not None:
                 check(count)
-            out.write(view[:n])
+            _write(out, view[:n])
             hashing.put((view, n))
     finally:
         hashing.put(None)
