@@ -2,7 +2,9 @@
 
 Starts a MinIO server of its own (the binary hack/build-tools.sh builds) on a free loopback
 port, writes the data sets to a temp dir under /tmp, and for each data set runs, side by side
-and alternating (an untimed run of each first, then 3 rounds each, order swapped every round):
+and alternating (an untimed run of each first, then 3 rounds each, order swapped every round;
+each timed run starts once a VM that reports freed memory to its host has stopped reporting,
+so the runs meet the same memory: see docs/benchmarks.md, "Staging throughput"):
 
 - stage-in: the stager's code path (ferry.stager.inputs.Stager: s3 key / prefix → a local dir,
   hashing every byte and writing the staging record) vs a loop of `fget_object` calls;

@@ -263,7 +263,8 @@ def staging_section(rows: list[Row], rounds: int, hash_rate: float, load: str) -
                 "on the same disk), the stager's own code paths (`Stager` for stage-in, `Archiver` "
                 "for archive, in-process) side by side with a plain loop over the minio client's "
                 "`fget_object` / `fput_object`; one untimed run of each first, then alternating, "
-                "order swapped each round, "
+                "order swapped each round, each timed run started once the VM (if it reports "
+                "freed memory to its host) has stopped reporting, "
                 f"{rounds} rounds, medians. MB/s = 10^6 bytes/s. Goal: ratio >= 0.9. The stager "
                 "also hashes every byte (SHA-256) and writes its records and manifest; the "
                 "baseline does neither.",
