@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ferry.api import names
-from ferry.clients.s3 import PART_PARALLEL, PART_SIZE, S3Client, StoreError
+from ferry.clients.s3 import PART_PARALLEL, S3Client, StoreError, part_size
 from ferry.stager import manifest
 from ferry.stager.errors import StagerError
 from ferry.stager.settings import Settings
@@ -105,7 +105,8 @@ class MemoryBudget:
     def weight(self, size: int) -> int:
         # A single-part upload holds the whole file; a multipart one up to PART_PARALLEL parts
         # in flight plus the one being read.
-        held = size if size <= PART_SIZE else PART_SIZE * (PART_PARALLEL + 1)
+        part = part_size(size)
+        held = size if size <= part else part * (PART_PARALLEL + 1)
         return max(1, min(self.total, held))
 
     @contextmanager
