@@ -53,3 +53,33 @@ def test_staged_and_archived_bytes_and_seconds() -> None:
     assert value(m, "ferry_data_seconds_total", "in") == 0.5
     assert value(m, "ferry_data_bytes_total", "out") == 50
     assert value(m, "ferry_data_seconds_total", "out") == 1.25
+
+
+def test_jobs_by_state_are_counted_at_most_once_per_recount_interval() -> None:
+    # Counting walks every Job; a scrape storm must not make the operator walk 50,000 Jobs
+    # ten times a second. Scrapes within RECOUNT_SECONDS get the last count.
+    from ferry.handlers.metrics import RECOUNT_SECONDS, JobStates
+
+    now = [100.0]
+    counted: list[int] = []
+    finished = [3]
+
+    def states() -> dict[str, int]:
+        counted.append(1)
+        return {"Finished": finished[0], "": 1}
+
+    collector = JobStates(states, clock=lambda: now[0])
+
+    def scrape() -> dict[str, float]:
+        (family,) = collector.collect()
+        return {s.labels["state"]: s.value for s in family.samples}
+
+    assert scrape()["Finished"] == 3
+    assert scrape()["Pending"] == 1  # no state yet counts as Pending
+    finished[0] = 4
+    now[0] += RECOUNT_SECONDS / 2
+    assert scrape()["Finished"] == 3  # the last count, half an interval old
+    assert len(counted) == 1
+    now[0] += RECOUNT_SECONDS / 2
+    assert scrape()["Finished"] == 4  # counted again
+    assert len(counted) == 2

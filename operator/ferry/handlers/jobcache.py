@@ -302,8 +302,10 @@ class JobCache:
 
     def states(self) -> Counter[str]:
         """How many Jobs are in each state ("" for no status yet)."""
-        counts: Counter[str] = Counter(state_of(o) for o in list(self._whole.values()))
-        counts.update(r.state for r in list(self._rested.values()))
+        counts: Counter[str] = Counter(map(state_of, list(self._whole.values())))
+        # Counted by the enum member, named once per state: most Jobs are at rest.
+        for state, n in Counter(r.parent.state for r in list(self._rested.values())).items():
+            counts[state.value if state else ""] += n
         return counts
 
     def versions(self) -> dict[Key, int]:
