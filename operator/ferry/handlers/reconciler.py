@@ -41,7 +41,6 @@ from ferry.decisions.observation import prompt_change
 from ferry.handlers.appstatus import record_app_status
 from ferry.handlers.departed import Departed
 from ferry.handlers.execute import Executor
-from ferry.handlers.handoff import Handoff
 from ferry.handlers.jobcache import JobCache, Key, Obj, app_name, resource_version
 from ferry.handlers.metrics import Metrics
 from ferry.handlers.observe import Later, Observer
@@ -122,18 +121,28 @@ class Reconciler:
 
     def feed(self, resource: str) -> Deliver:
         """Where the informer of `resource` ("jobs" or "pods") hands its items, from its own
-        thread: onto the event loop, in order, in batches (`handoff.Handoff`: a listing of
-        50,000 Jobs is held a few hundred at a time, and wakes the loop once per batch)."""
+        thread: onto the event loop, in order, waiting until they are taken in (so that a
+        listing of 10,000 Jobs is held one page at a time, never all at once)."""
         loop = asyncio.get_running_loop()
         receive = self.job_items if resource == "jobs" else self.pod_items
-        handoff: Handoff[WatchEvent | Relisted] = Handoff(loop, receive)
         owner = threading.get_ident()
 
         def deliver(items: Sequence[WatchEvent | Relisted]) -> None:
             if threading.get_ident() == owner:
                 receive(items)  # on the loop's own thread already
                 return
-            handoff.deliver(items)
+            taken = threading.Event()
+
+            def take() -> None:
+                try:
+                    receive(items)
+                finally:
+                    taken.set()
+
+            loop.call_soon_threadsafe(take)
+            while not taken.wait(1.0):
+                if loop.is_closed() or not loop.is_running():
+                    return
 
         return deliver
 
