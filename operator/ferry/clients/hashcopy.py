@@ -9,11 +9,8 @@ it is hashed. When the size is known the file's space is reserved first (`reserv
 fallocate, its size unchanged), so a full disk fails before a byte is fetched and the file
 system allocates once instead of per page; a shorter copy gives the unused space back. An
 error writing the file carries the file's name, so a caller can tell it from a failed read.
-`raw_body` finds the http.client body under a urllib3 response when reading it directly is
-safe.
-
-Must not: decide what a short copy means (the caller compares the count with what it
-expected and raises its own error), retry, or keep the source or the file open.
+`declared_length` reads the length a response declares; `raw_body` finds the http.client
+body under a urllib3 response when reading it directly is safe.
 """
 
 from __future__ import annotations
@@ -159,6 +156,13 @@ def _copy_background(
         hashing.put(None)
         worker.join()
     return count, digest.hexdigest()
+
+
+def declared_length(header: str | None) -> int | None:
+    """A response's Content-Length as a number, or None when absent or not one (a copy then
+    cannot tell a body cut short from a whole one by its length)."""
+    header = header or ""
+    return int(header) if header.isdigit() else None
 
 
 def raw_body(response: Any) -> http.client.HTTPResponse | None:

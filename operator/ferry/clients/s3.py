@@ -24,7 +24,7 @@ import urllib3
 from minio import Minio
 from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
 
-from ferry.clients.hashcopy import copy_hashed, raw_body
+from ferry.clients.hashcopy import copy_hashed, declared_length, raw_body
 from ferry.clients.netguard import AddressRefusedError, Guard, guarded_pool_manager
 
 #: The smallest part of a multipart upload; a file larger than its part size goes in parts.
@@ -196,8 +196,7 @@ class S3Client:
 
         def run() -> Digest:
             response = self._minio.get_object(bucket, key)
-            header = response.headers.get("Content-Length") or ""
-            length = int(header) if header.isdigit() else None
+            length = declared_length(response.headers.get("Content-Length"))
             try:
                 # Raw bytes as stored: straight from the socket into reused buffers when
                 # nothing needs decoding, otherwise through urllib3 without decoding.

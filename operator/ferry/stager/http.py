@@ -26,7 +26,7 @@ from pathlib import Path
 from urllib.parse import SplitResult, urljoin, urlsplit
 
 from ferry import __version__
-from ferry.clients.hashcopy import copy_hashed
+from ferry.clients.hashcopy import copy_hashed, declared_length
 from ferry.clients.s3 import Digest
 from ferry.stager.addresses import METADATA_NAMES, IPAddress, classify
 from ferry.stager.settings import HttpLimits, IPNetwork
@@ -266,8 +266,7 @@ def _human(size: int) -> str:
 def _save(
     response: http.client.HTTPResponse, target: Target, dest: Path, limits: HttpLimits
 ) -> Digest:
-    header = response.getheader("Content-Length") or ""
-    length = int(header) if header.isdigit() else None
+    length = declared_length(response.getheader("Content-Length"))
     if length is not None and length > limits.max_bytes:
         raise FetchError(
             f"{display(target.url)} is {_human(length)}, over the "
