@@ -86,10 +86,10 @@ def _timed(fn: Callable[[], None]) -> float:
     return time.perf_counter() - start
 
 
-def _cpu() -> float:
-    """This process's CPU seconds so far, every thread's."""
+def _cpu() -> tuple[float, float]:
+    """This process's CPU seconds so far, every thread's: (all, of it in the kernel)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    return usage.ru_utime + usage.ru_stime, usage.ru_stime
 
 
 #: On a VM with free page reporting (virtio-balloon), the KiB of freed memory the guest has
@@ -122,10 +122,6 @@ def settle(quiet: float = 1.5, limit: float = 30.0) -> None:
         now = reported_mib()
         if now != last:
             last, since = now, time.monotonic()
-
-
-def _kernel_cpu() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_stime
 
 
 def _drop_dir(path: Path) -> None:
@@ -273,9 +269,10 @@ def _compare(
                 _drop_dir(d)
             os.sync()  # start each run with no dirty pages left by the previous one
             settle()
-            cpu, kernel, reported = _cpu(), _kernel_cpu(), reported_mib()
+            (cpu, kernel), reported = _cpu(), reported_mib()
             seconds = _timed(fn)
-            cpu, kernel = _cpu() - cpu, _kernel_cpu() - kernel
+            end, end_kernel = _cpu()
+            cpu, kernel = end - cpu, end_kernel - kernel
             reported = reported_mib() - reported
             speed = ds.total / seconds / 1e6
             (row.stager if label == "stager" else row.baseline).append(speed)
