@@ -67,7 +67,9 @@ class OperatorConfig(BaseModel):
     )
     watch_client_timeout_seconds: Annotated[int, Field(ge=10)] = Field(default=330)
     list_chunk_size: Annotated[int, Field(ge=10, le=10_000)] = Field(
-        default=500, description="Objects per page of a listing read in pages."
+        default=500,
+        description="Objects per page of a listing read in pages, and per hand-off to the "
+        "caches of a streamed one.",
     )
     stream_lists: bool = Field(
         default=True,

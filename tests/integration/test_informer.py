@@ -29,11 +29,14 @@ class Feed:
 
     def __init__(self) -> None:
         self.items: list[WatchEvent | Relisted] = []
+        #: How many items each hand-off brought.
+        self.sizes: list[int] = []
         self.lock = threading.Lock()
 
     def __call__(self, items: Sequence[WatchEvent | Relisted]) -> None:
         with self.lock:
             self.items.extend(items)
+            self.sizes.append(len(items))
 
     def snapshot(self) -> list[WatchEvent | Relisted]:
         with self.lock:
@@ -43,8 +46,11 @@ class Feed:
 def _make_jobs(kube: Kube, namespace: str) -> set[tuple[str, str]]:
     kube.apply(app_manifest(), "-n", namespace)
     names = {(namespace, f"listed-{i}") for i in range(JOBS)}
+    # Jobs of a real size (a finished one is about 5 kB): the apiserver sends each in a read
+    # of its own, as it does a listing of many (smaller ones share reads).
+    note = {"example.org/note": "x" * 5000}
     for _, name in sorted(names):
-        kube.create(job_manifest(name), "-n", namespace)
+        kube.create(job_manifest(name, annotations=note), "-n", namespace)
     return names
 
 
@@ -102,6 +108,12 @@ def test_a_listing_is_streamed_from_the_watch_cache(kube: Kube, namespace: str) 
         # One watch request did it all: no page was read (12 Jobs in pages of 5 would be 3).
         assert calls == {"watch jobs": 1}, calls
         assert informer.stream_lists
+        # The apiserver sends the listing one object per read; it is handed on as pages of
+        # chunk_size would be (a hand-off per object cost the event loop a wake-up each).
+        with feed.lock:
+            sizes = list(feed.sizes)
+        handoffs = next(i for i, _ in enumerate(sizes) if sum(sizes[: i + 1]) >= JOBS + 1) + 1
+        assert handoffs <= 4, f"{JOBS} Jobs and the marker in hand-offs of {sizes}"
     finally:
         informer.stop()
 
