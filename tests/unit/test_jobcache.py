@@ -5,12 +5,13 @@ from __future__ import annotations
 import gc
 import json
 import tracemalloc
+import zlib
 from typing import Any
 
 import pytest
 
 from ferry.api.job import State
-from ferry.handlers.jobcache import LAST_APPLIED, JobCache, slim
+from ferry.handlers.jobcache import LAST_APPLIED, JobCache, Packer, slim
 
 pytestmark = pytest.mark.unit
 
@@ -214,6 +215,30 @@ def test_listed_finished_jobs_packed_take_a_fraction_of_the_memory_of_whole_ones
     )
     assert packed * 3 < whole, f"packed {packed} bytes vs whole {whole} bytes"
     assert packed_cache.states() == whole_cache.states() == {"Finished": 2000}
+
+
+def test_jobs_are_packed_against_the_first_one_as_a_dictionary() -> None:
+    packer = Packer()
+    jobs = [slim(_finished(i)) for i in range(200)]
+    packed = [packer.pack(job) for job in jobs]
+    assert all(p is not None for p in packed)
+    assert [packer.unpack(p) for p in packed if p is not None] == jobs, "round trip, exactly"
+    # Each packed alone (its own compressor, no dictionary) against packed with the first.
+    alone = sum(len(zlib.compress(json.dumps(j, separators=(",", ":")).encode(), 1)) for j in jobs)
+    shared = sum(len(p) for p in packed if p is not None)
+    assert shared * 3 < alone, f"{shared} bytes packed against {alone} packed alone"
+
+
+def test_a_listed_job_that_is_not_utf8_text_is_kept_whole() -> None:
+    cache = JobCache()
+    cache.put(("ns", "j00000"), _finished(0), listed=True)  # the dictionary
+    odd = _finished(1)
+    odd["status"]["message"] = "half a pair \ud800"
+    key = ("ns", "j00001")
+    assert cache.put(key, odd, listed=True)
+    assert not cache.is_packed(key)
+    assert cache.get(key) == slim(odd)
+    assert cache.states() == {"Finished": 2}
 
 
 def test_slim_drops_managed_fields_and_the_last_applied_copy_only() -> None:
