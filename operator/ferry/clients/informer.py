@@ -11,7 +11,8 @@ the version has expired (410 Gone, or any ERROR event) or `relist()` asks, it li
 ends the listing with a `Relisted` marker naming every object listed, so that the consumer
 can drop what vanished in the gap (tombstones). Listed objects are handed on without a kind
 (as items of a list), everything in the order the apiserver sent it, to `deliver`, from this
-thread: a listing's objects `chunk_size` at a time, changes as they arrive. Must not: decide anything, or keep the objects (the handlers' caches do).
+thread: a listing's objects `chunk_size` at a time, changes as they arrive. Must not: decide
+anything, or keep the objects (the handlers' caches do).
 """
 
 from __future__ import annotations
