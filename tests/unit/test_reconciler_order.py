@@ -6,7 +6,9 @@ recorded); a terminal Job with a pod still standing is looked at again to releas
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import itertools
 from datetime import timedelta
 from typing import Any
 
@@ -185,6 +187,42 @@ async def test_a_new_job_is_served_before_the_finished_jobs_a_listing_brought() 
         assert set(rec.queue.queued()) == {(NS, f"old-{i}") for i in range(3)}
         await rec.reconcile((NS, "old-0"))
         assert rec.jobs.is_rested((NS, "old-0"))
+    finally:
+        await rec.stop()
+
+
+async def test_passes_that_call_no_api_leave_the_loop_to_watch_events_between_them() -> None:
+    """A pass that needs no API call never suspends by itself: the workers must hand the loop
+    back between passes, or a listing's 50,000 first passes keep every watch event (a new
+    Job's ADDED), Event and Lease renewal waiting until the last of them."""
+    kube = FakeKube(_job(_ended("Finished", "Succeeded")), [])
+    rec = _reconciler(kube)
+    keys = [(NS, f"old-{i}") for i in range(100)]
+    try:
+        # A finished Job's status as Ferry wrote it: its pass finds nothing to write.
+        await rec.reconcile((NS, "j"))
+        settled = kube.job["status"]
+        for key in keys:
+            listed = _job(settled)
+            listed["metadata"].update(name=key[1], uid=f"u-{key[1]}")
+            rec.job_event(None, listed)
+        rec.apps[(NS, "solver")]["metadata"]["resourceVersion"] = "1"  # start() records it
+        writes = len(kube.log)
+        # Stands for the informer's hand-offs of watch events: a task that looks at every
+        # turn of the loop how many passes are done.
+        done: list[int] = []
+
+        async def look() -> None:
+            while not done or done[-1] < len(keys):
+                done.append(sum(rec.jobs.is_rested(k) for k in keys))
+                await asyncio.sleep(0)
+
+        looking = asyncio.create_task(look())
+        await rec.start()
+        await asyncio.wait_for(looking, 10)
+        assert kube.log[writes:] == [("status", "None")], "only the App's status was written"
+        between = max(b - a for a, b in itertools.pairwise(done))
+        assert between <= rec.config.workers, f"{between} passes in one turn of the loop"
     finally:
         await rec.stop()
 

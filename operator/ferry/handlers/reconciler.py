@@ -254,6 +254,11 @@ class Reconciler:
             finally:
                 self.metrics.reconcile_seconds.observe(time.monotonic() - started)
                 self.queue.done(key)
+            # A pass that calls no API (a listed finished Job's) never suspends, nor does
+            # `get` while keys are queued: without this, one worker ran a listing's 50,000
+            # first passes in one turn of the loop, and watch events (a new Job), Events and
+            # the Lease's renewal waited for the last of them.
+            await asyncio.sleep(0)
 
     # ---------------------------------------------------------------- watch events
 
