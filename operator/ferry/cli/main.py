@@ -10,6 +10,7 @@ every failure into one line on stderr with a distinct exit code: 1 error, 2 usag
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import sys
@@ -21,6 +22,13 @@ from ferry.cli import data as _data  # noqa: F401 - registers the verbs
 from ferry.cli import jobs as _jobs  # noqa: F401 - registers the verbs
 from ferry.cli.base import cli
 from ferry.sdk.errors import FerryError
+
+#: The operator's collector thresholds (Python's are 700, 10, 10). A Job as JSON parses into
+#: a hundred-odd dicts and lists, so with 700 the young generation is collected every few
+#: Jobs a listing brings and the whole heap dozens of times per 50,000 Jobs (a third of the
+#: informer's CPU, bench/lifecycle.py --population; docs/benchmarks.md). Reference counting
+#: frees nearly all of it anyway: the collector is only for cycles.
+GC_THRESHOLDS = (50_000, 20, 20)
 
 
 def run_operator(namespaces: list[str], verbose: bool) -> int:
@@ -43,6 +51,10 @@ def run_operator(namespaces: list[str], verbose: bool) -> int:
         kwargs["namespaces"] = watched
     if config.health_port:
         kwargs["liveness_endpoint"] = f"http://0.0.0.0:{config.health_port}/healthz"
+    # What is imported by now (kopf, the client, the models) lives as long as the process:
+    # kept out of every collection, and fewer collections.
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
     asyncio.run(kopf.operator(standalone=True, **kwargs))
     return 0
 
