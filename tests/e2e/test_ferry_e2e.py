@@ -388,8 +388,8 @@ def test_timeout_example_ends_timed_out(
     apply_example(kube, ns, "timeout")
     # The limit counts from the pod's start, staging included, and routine progress is held
     # up to 2 s before it is written: on a busy node the Job can pass through Running between
-    # two polls (a CI rehearsal, 2026-12-04: staging took 2.9 s, Running was written 0.2 s
-    # before Archiving). The history has each step's time: the test reads them there.
+    # two polls (a CI rehearsal, 2026-12-04: staging took 2.9 s, which left Running 2.2 s,
+    # about the hold). The history has each step's time: the test reads them there.
     job = wait_state(kube, ns, "sleeper-1", {"TimedOut"}, real_operator, timeout=120)
     st = job["status"]
     steps = {h["state"]: datetime.fromisoformat(h["time"]) for h in st["history"]}
