@@ -2,12 +2,13 @@
 // copies its stdout and stderr both to the container's streams (for `kubectl logs`) and to a
 // log file in the workspace (archived as logs/app.log), forwards termination signals to the
 // app's process group, and
-// exits with the app's exit code (128+signal when the app was killed by a signal).
+// exits with the app's exit code (128+signal when the app was killed by a signal). With
+// --wait-hosts (an MPI launcher) it first waits for the hosts of the MPI hostfile (hosts.go).
 //
 // It is a static binary with no dependencies so it runs in any image; the run pod's setup
 // init container copies it from Ferry's tools image into a shared emptyDir.
 //
-// Usage: ferry-launch --log PATH -- COMMAND [ARG...]
+// Usage: ferry-launch [--log PATH] [--wait-hosts HOSTFILE] -- COMMAND [ARG...]
 package main
 
 import (
@@ -38,34 +39,50 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-func parseArgs(args []string) (logPath string, command []string, err error) {
+type options struct {
+	logPath  string
+	hostfile string
+	command  []string
+}
+
+func parseArgs(args []string) (options, error) {
+	var opts options
 	for i := 0; i < len(args); i++ {
 		switch args[i] {
-		case "--log":
+		case "--log", "--wait-hosts":
 			if i+1 >= len(args) {
-				return "", nil, errors.New("--log needs a path")
+				return opts, fmt.Errorf("%s needs a path", args[i])
 			}
-			logPath = args[i+1]
+			if args[i] == "--log" {
+				opts.logPath = args[i+1]
+			} else {
+				opts.hostfile = args[i+1]
+			}
 			i++
 		case "--":
-			command = args[i+1:]
-			if len(command) == 0 {
-				return "", nil, errors.New("no command after --")
+			opts.command = args[i+1:]
+			if len(opts.command) == 0 {
+				return opts, errors.New("no command after --")
 			}
-			return logPath, command, nil
+			return opts, nil
 		default:
-			return "", nil, fmt.Errorf("unknown argument %q", args[i])
+			return opts, fmt.Errorf("unknown argument %q", args[i])
 		}
 	}
-	return "", nil, errors.New("usage: ferry-launch --log PATH -- COMMAND [ARG...]")
+	return opts, errors.New("usage: ferry-launch [--log PATH] [--wait-hosts HOSTFILE] -- COMMAND [ARG...]")
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	logPath, command, err := parseArgs(args)
+	return runWith(args, stdout, stderr, defaultHostWait)
+}
+
+func runWith(args []string, stdout, stderr io.Writer, wait hostWait) int {
+	opts, err := parseArgs(args)
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry-launch: %v\n", err)
 		return 2
 	}
+	logPath, command := opts.logPath, opts.command
 	var logFile io.Writer = io.Discard
 	if logPath != "" {
 		if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
@@ -81,10 +98,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		logFile = f
 	}
 	mu := &sync.Mutex{}
+	errOut := lockedWriter{mu, io.MultiWriter(stderr, logFile)}
+	if opts.hostfile != "" {
+		if err := waitHosts(opts.hostfile, wait, errOut); err != nil {
+			// The app still runs: mpirun then says what it cannot reach, in its own words.
+			fmt.Fprintf(errOut, "ferry-launch: %v; starting the app anyway\n", err)
+		}
+	}
 	cmd := exec.Command(command[0], command[1:]...)
 	cmd.Stdin = os.Stdin
 	cmd.Stdout = lockedWriter{mu, io.MultiWriter(stdout, logFile)}
-	cmd.Stderr = lockedWriter{mu, io.MultiWriter(stderr, logFile)}
+	cmd.Stderr = errOut
 	// The app gets its own process group, and termination signals go to the whole group: a
 	// shell script's children (`sh -c "...; sleep 600"`) stop with it instead of keeping the
 	// output pipes open, which would hold the pod until the kubelet's SIGKILL (30 s later).

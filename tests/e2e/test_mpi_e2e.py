@@ -174,3 +174,28 @@ def test_a_deleted_worker_pod_is_retried_as_attempt_2(
     assert retry, st["history"]
     assert fjob(kube, ns, "ring-lost")["status"]["outputs"]["uri"].endswith("/attempt-2/")
     assert_admitted(kube, ns, real_operator)
+
+
+def test_mpirun_waits_for_a_worker_whose_sshd_starts_late(
+    ferry_kube: Kube, ferry_namespace: str, openmpi_image: str, real_operator: RealNodeOperator
+) -> None:
+    """A worker is Ready once its container starts, before sshd listens (and under Kueue the
+    launcher starts with the workers): the launcher waits for every hostfile host first. Here
+    sshd starts 20 s after the worker; without the wait mpirun exits 255 (AppFailed)."""
+    kube, ns = ferry_kube, ferry_namespace
+    app = mpi_app(openmpi_image)
+    app["metadata"]["name"] = "ring"
+    app["spec"]["runtime"]["mpi"]["workerCommand"] = [
+        "sh", "-c", "sleep 20; exec /usr/sbin/sshd -De -f /home/mpiuser/.sshd_config",
+    ]  # fmt: skip
+    kube.create(app, "-n", ns)
+    kube.create(mpi_job("ring-late"), "-n", ns)
+    job = wait_state(kube, ns, "ring-late", {"Finished", "Failed"}, real_operator, timeout=300)
+    transcript(kube, ns, "ring-late ended")
+    st = job["status"]
+    assert (st["state"], st["reason"], st["attempt"]) == ("Finished", "Succeeded", 1), st
+    _manifest, content = verified_archive(kube, job)
+    log = content["logs/app.log"].decode()
+    assert "ferry-launch: waiting for ring-late-1-worker-" in log, log
+    for rank in (0, 1):
+        assert f"rank {rank} of 2 on ring-late-1-worker-" in log, log

@@ -77,9 +77,18 @@ def dig(obj: Any, path: str) -> Any:
         ("spec.mpiReplicaSpecs.Launcher.template.metadata.labels.ferry.dev/role", "run"),
         ("spec.mpiReplicaSpecs.Launcher.template.metadata.labels.ferry.dev/job-uid", UID),
         ("spec.mpiReplicaSpecs.Launcher.template.spec.containers.0.name", "app"),
+        # ... which waits for every host of the MPI hostfile before it runs the app.
         (
             "spec.mpiReplicaSpecs.Launcher.template.spec.containers.0.command",
-            [names.LAUNCHER, "--log", "/ferry/logs/app.log", "--", "solve"],
+            [
+                names.LAUNCHER,
+                "--wait-hosts",
+                "/etc/mpi/hostfile",
+                "--log",
+                "/ferry/logs/app.log",
+                "--",
+                "solve",
+            ],
         ),
         (
             "spec.mpiReplicaSpecs.Launcher.template.spec.containers.0.resources",

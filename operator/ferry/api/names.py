@@ -155,6 +155,8 @@ MPI_SSH_AUTH_MOUNT_PATH: Final = "/home/mpiuser/.ssh"
 #: A worker's default command: sshd as uid 1000 with the images' own configuration (port
 #: 2222, the mounted key as host key), as the MPI Operator's v2beta1 examples run it.
 MPI_WORKER_COMMAND: Final = ("/usr/sbin/sshd", "-De", "-f", "/home/mpiuser/.sshd_config")
+#: The hostfile the MPI Operator mounts in the launcher (its ConfigMap at /etc/mpi).
+MPI_HOSTFILE: Final = "/etc/mpi/hostfile"
 
 # --------------------------------------------------------------------------- child names
 

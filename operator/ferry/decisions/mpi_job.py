@@ -45,8 +45,8 @@ LAUNCHER_RESOURCES: dict[str, Any] = {"requests": {"cpu": "100m", "memory": "128
 #: Worker pods are deleted by the MPI Operator when the launcher ends if still running
 #: (failed ones stay for `kubectl logs` until the Job releases its children).
 CLEAN_POD_POLICY = "Running"
-#: The launcher (with its staging) starts once every worker is Ready, so `mpirun` never
-#: reaches for a worker that is not there yet.
+#: The launcher (with its staging) starts once every worker is Ready, so `mpirun` seldom
+#: waits for a worker (`launcher_template` waits for the rest: sshd still starting, Kueue).
 LAUNCHER_CREATION_POLICY = "WaitForWorkersReady"
 
 
@@ -79,11 +79,18 @@ def _template(pod: Manifest) -> dict[str, Any]:
 
 def launcher_template(pod: Manifest) -> dict[str, Any]:
     """The launcher's pod template: the run pod, the app container first (the MPI Operator
-    adds its hostfile and SSH keys to the first container) with launcher-sized resources."""
+    adds its hostfile and SSH keys to the first container) with launcher-sized resources.
+    Ferry's launcher wrapper waits for every host of the hostfile before it runs the app: a
+    worker is Ready before its sshd listens, and Kueue resumes launcher and workers together."""
     template = _template(copy.deepcopy(pod))
     for container in template["spec"]["containers"]:
         if container["name"] == names.APP_CONTAINER:
             container["resources"] = copy.deepcopy(LAUNCHER_RESOURCES)
+            command = container.get("command", [])
+            if command[:1] == [names.LAUNCHER]:
+                container["command"] = [
+                    names.LAUNCHER, "--wait-hosts", names.MPI_HOSTFILE, *command[1:]
+                ]  # fmt: skip
     return template
 
 
