@@ -60,7 +60,7 @@ func TestTheAppWaitsUntilTheWorkerListens(t *testing.T) {
 	opened := make(chan time.Time, 1)
 	go func() {
 		time.Sleep(600 * time.Millisecond)
-		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", itoa(port)))
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		if err != nil {
 			opened <- time.Time{}
 			return
@@ -86,7 +86,7 @@ func TestTheAppWaitsUntilTheWorkerListens(t *testing.T) {
 	if info.ModTime().Before(listening.Add(-10 * time.Millisecond)) {
 		t.Fatalf("the app started at %s, before the worker listened at %s", info.ModTime(), listening)
 	}
-	if !strings.Contains(errOut.String(), "waiting for 127.0.0.1 (port "+itoa(port)+")") ||
+	if !strings.Contains(errOut.String(), "waiting for 127.0.0.1 (port "+strconv.Itoa(port)+")") ||
 		!strings.Contains(errOut.String(), "127.0.0.1 is up") {
 		t.Fatalf("stderr %q does not say what it waited for", errOut.String())
 	}
@@ -128,4 +128,3 @@ func TestAMissingHostfileIsSaid(t *testing.T) {
 	}
 }
 
-func itoa(n int) string { return strconv.Itoa(n) }

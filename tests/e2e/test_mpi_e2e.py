@@ -184,7 +184,6 @@ def test_mpirun_waits_for_a_worker_whose_sshd_starts_late(
     sshd starts 20 s after the worker; without the wait mpirun exits 255 (AppFailed)."""
     kube, ns = ferry_kube, ferry_namespace
     app = mpi_app(openmpi_image)
-    app["metadata"]["name"] = "ring"
     app["spec"]["runtime"]["mpi"]["workerCommand"] = [
         "sh", "-c", "sleep 20; exec /usr/sbin/sshd -De -f /home/mpiuser/.sshd_config",
     ]  # fmt: skip
