@@ -127,4 +127,3 @@ func TestAMissingHostfileIsSaid(t *testing.T) {
 		t.Fatalf("exit code %d, stderr %q", code, errOut.String())
 	}
 }
-
